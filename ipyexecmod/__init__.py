@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: MIT
+"""Notebook cells as real, importable modules.
+
+The package's core is a faithful pure-Python implementation of CPython's
+module-exec C API (``PyImport_ExecCodeModule*``, ``PyImport_AddModule*``,
+``PyImport_GetMagicNumber``/``GetMagicTag``/``GetModuleDict``) and an
+in-memory :class:`SourceTextLoader`.  Importing it never imports IPython.
+The real C functions, bound with ctypes, are in :mod:`ipyexecmod.capi`.
+"""
+
+from .execmodule import (
+    add_module,
+    add_module_object,
+    add_module_ref,
+    exec_code_module,
+    exec_code_module_ex,
+    exec_code_module_object,
+    exec_code_module_with_pathnames,
+    get_magic_number,
+    get_magic_tag,
+    get_module_dict,
+)
+from .loader import SourceTextLoader
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SourceTextLoader",
+    "add_module",
+    "add_module_object",
+    "add_module_ref",
+    "exec_code_module",
+    "exec_code_module_ex",
+    "exec_code_module_object",
+    "exec_code_module_with_pathnames",
+    "get_magic_number",
+    "get_magic_tag",
+    "get_module_dict",
+]

@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: MIT
+"""A loader for modules whose source text lives in memory rather than in a file."""
+
+from __future__ import annotations
+
+import importlib.abc
+import linecache
+from types import CodeType
+
+__all__ = ["SourceTextLoader"]
+
+
+class SourceTextLoader(importlib.abc.InspectLoader):
+    """Loader of module ``fullname`` from source text held in memory.
+
+    It implements the :class:`importlib.abc.InspectLoader` protocol
+    (``create_module``, ``exec_module``, ``get_code``, ``get_source``,
+    ``is_package``), so once a finder returns it in a spec,
+    :func:`importlib.reload` re-executes the current source and
+    :func:`inspect.getsource` and tracebacks show its lines.
+
+    The source is compiled once, when it is given, as a module under
+    ``filename`` with ``dont_inherit=True``, so the caller's ``__future__``
+    flags do not leak in.  A :class:`SyntaxError` leaves the loader as it was.
+
+    Parameters
+    ----------
+    fullname
+        The module's dotted name; the loader answers for no other.
+    source
+        The module's source text.
+    filename
+        The code's ``co_filename``, under which its lines are registered in
+        :mod:`linecache`; defaults to ``"<fullname>"``.
+    is_package
+        Whether the module is a package (has ``__path__``).
+    code
+        The code object already compiled from ``source`` under ``filename``,
+        to avoid compiling twice.
+    """
+
+    def __init__(
+        self,
+        fullname: str,
+        source: str,
+        filename: str | None = None,
+        *,
+        is_package: bool = False,
+        code: CodeType | None = None,
+    ) -> None:
+        self.name = fullname
+        self.filename = f"<{fullname}>" if filename is None else filename
+        self._is_package = is_package
+        self._source = ""
+        self._code: CodeType | None = None
+        self.set_source(source, code)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} from {self.filename!r}>"
+
+    @property
+    def source(self) -> str:
+        """The current source text."""
+        return self._source
+
+    def set_source(self, source: str, code: CodeType | None = None) -> None:
+        """Make ``source`` the module's source: the next execution or reload runs it.
+
+        Raises :class:`SyntaxError` (and changes nothing) if it does not compile.
+        """
+        if code is None:
+            code = self.source_to_code(source, self.filename)
+        self._source, self._code = source, code
+        # mtime None: linecache.checkcache() keeps entries that have no file behind them.
+        linecache.cache[self.filename] = (
+            len(source),
+            None,
+            source.splitlines(keepends=True),
+            self.filename,
+        )
+
+    def _check_name(self, fullname: str) -> None:
+        if fullname != self.name:
+            msg = f"loader for {self.name!r} cannot handle {fullname!r}"
+            raise ImportError(msg, name=fullname)
+
+    def is_package(self, fullname: str) -> bool:
+        self._check_name(fullname)
+        return self._is_package
+
+    def get_source(self, fullname: str) -> str:
+        self._check_name(fullname)
+        return self._source
+
+    def get_code(self, fullname: str) -> CodeType:
+        self._check_name(fullname)
+        assert self._code is not None  # set by __init__
+        return self._code
+
+    # create_module() (None: default module creation) and exec_module()
+    # (get_code, then exec in the module's dict) are InspectLoader's own.
