@@ -21,7 +21,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from . import execmodule
+from ._arguments import code_object, reject_nul, type_error
 
 __all__ = [
     "add_module",
@@ -84,8 +84,9 @@ def _c_string(value: object, argname: str, *, path: bool) -> bytes | None:
         value = os.fsencode(value) if path else value.encode("utf-8")
     elif not isinstance(value, bytes):
         expected = "a str, bytes or None" if path else "a str or bytes"
-        raise execmodule._type_error(argname, expected, value)
-    return execmodule._c_string(value, argname)  # type: ignore[return-value]
+        raise type_error(argname, expected, value)
+    reject_nul(value, argname)
+    return value
 
 
 def _object_name(name: object) -> object:
@@ -105,14 +106,14 @@ def _nullable(value: object) -> int | None:
 
 def exec_code_module(name: str | bytes, code: Any) -> Any:
     """``PyImport_ExecCodeModule``."""
-    return _ExecCodeModule(_c_string(name, "name", path=False), execmodule._code(code))
+    return _ExecCodeModule(_c_string(name, "name", path=False), code_object(code))
 
 
 def exec_code_module_ex(name: str | bytes, code: Any, pathname: str | bytes | None = None) -> Any:
     """``PyImport_ExecCodeModuleEx``."""
     return _ExecCodeModuleEx(
         _c_string(name, "name", path=False),
-        execmodule._code(code),
+        code_object(code),
         _c_string(pathname, "pathname", path=True),
     )
 
@@ -126,7 +127,7 @@ def exec_code_module_with_pathnames(
     """``PyImport_ExecCodeModuleWithPathnames``."""
     return _ExecCodeModuleWithPathnames(
         _c_string(name, "name", path=False),
-        execmodule._code(code),
+        code_object(code),
         _c_string(pathname, "pathname", path=True),
         _c_string(cpathname, "cpathname", path=True),
     )
@@ -137,7 +138,7 @@ def exec_code_module_object(
 ) -> Any:
     """``PyImport_ExecCodeModuleObject``: any object reaches C as it is, None as NULL."""
     name = _object_name(name)
-    code = execmodule._code(code)
+    code = code_object(code)
     # The ids stay valid: pathname and cpathname are alive until the call returns.
     return _ExecCodeModuleObject(name, code, _nullable(pathname), _nullable(cpathname))
 

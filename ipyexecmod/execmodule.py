@@ -37,6 +37,8 @@ from importlib.machinery import SourceFileLoader, SourcelessFileLoader
 from types import CodeType, FrameType, ModuleType
 from typing import Any
 
+from ._arguments import code_object, name_object, name_string, path_object, path_string
+
 __all__ = [
     "add_module",
     "add_module_object",
@@ -66,65 +68,6 @@ _OWN_GLOBALS = globals()
 
 
 # -- arguments ---------------------------------------------------------------
-
-
-def _type_error(argname: str, expected: str, value: object) -> TypeError:
-    return TypeError(f"{argname} must be {expected}, not {type(value).__name__}")
-
-
-def _c_string(value: str | bytes, argname: str) -> str | bytes:
-    """Refuse what a ``const char *`` cannot carry: C would silently cut it at the NUL."""
-    if ("\0" if isinstance(value, str) else b"\0") in value:
-        msg = f"{argname} must not contain a NUL character: C would truncate {value!r} there"
-        raise ValueError(msg)
-    return value
-
-
-def _name_object(name: object) -> str:
-    """A name for the ``PyObject *`` variants."""
-    if not isinstance(name, str):
-        raise _type_error("name", "a str", name)
-    return name
-
-
-def _name_string(name: object) -> str:
-    """A name for the ``const char *`` variants, decoded like ``PyUnicode_FromString``."""
-    if isinstance(name, bytes):
-        return _c_string(name, "name").decode("utf-8")  # type: ignore[union-attr]
-    if isinstance(name, str):
-        return _c_string(name, "name")  # type: ignore[return-value]
-    raise _type_error("name", "a str or bytes", name)
-
-
-def _path_object(path: object, argname: str) -> str | None:
-    """A pathname or cpathname for ``PyImport_ExecCodeModuleObject``."""
-    if path is None or isinstance(path, str):
-        return path
-    raise _type_error(argname, "a str or None", path)
-
-
-def _path_string(path: object, argname: str) -> str | None:
-    """A path for the ``const char *`` variants, decoded like ``PyUnicode_DecodeFSDefault``."""
-    if path is None:
-        return None
-    if isinstance(path, bytes):
-        return os.fsdecode(_c_string(path, argname))
-    if isinstance(path, str):
-        return _c_string(path, argname)  # type: ignore[return-value]
-    raise _type_error(argname, "a str, bytes or None", path)
-
-
-def _code(code: object) -> CodeType:
-    if not isinstance(code, CodeType):
-        raise _type_error("code", "a code object", code)
-    if code.co_freevars:
-        # PyEval_EvalCode() gives such code no closure: undefined behaviour in C.
-        msg = (
-            f"code must not have free variables (it has {code.co_freevars!r}); "
-            "compile the module's whole source instead of a nested function's code"
-        )
-        raise TypeError(msg)
-    return code
 
 
 def _caller_builtins() -> dict[str, Any]:
@@ -221,7 +164,7 @@ def _exec_code_module(
     builtins_dict: dict[str, Any],
 ) -> Any:
     """``PyImport_ExecCodeModuleObject`` once its arguments are checked and defaulted."""
-    __tracebackhide__ = True  # noqa: F841 (read by IPython and pytest)
+    __tracebackhide__ = True  # read by IPython and pytest: hide this frame
     namespace = _add_module(name).__dict__
     if "__builtins__" not in namespace:
         namespace["__builtins__"] = builtins_dict
@@ -279,10 +222,10 @@ def exec_code_module_object(
         Whatever the code raised; the entry ``sys.modules[name]`` is then
         removed, even when the module existed before the call.
     """
-    name = _name_object(name)
-    code = _code(code)
-    pathname = _path_object(pathname, "pathname")
-    cpathname = _path_object(cpathname, "cpathname")
+    name = name_object(name)
+    code = code_object(code)
+    pathname = path_object(pathname, "pathname")
+    cpathname = path_object(cpathname, "cpathname")
     if pathname is None:
         pathname = code.co_filename
     return _exec_code_module(name, code, pathname, cpathname, _caller_builtins())
@@ -302,10 +245,10 @@ def exec_code_module_with_pathnames(
     path, and used only if that source file exists; otherwise ``__file__`` is
     the bytecode path and the loader a ``SourcelessFileLoader``.
     """
-    name = _name_string(name)
-    code = _code(code)
-    path = _path_string(pathname, "pathname")
-    cpath = _path_string(cpathname, "cpathname")
+    name = name_string(name)
+    code = code_object(code)
+    path = path_string(pathname, "pathname")
+    cpath = path_string(cpathname, "cpathname")
     if path is None and cpath is not None:
         try:
             # None for an empty cpathname: passed on as is, not as NULL, so the fix-up fails.
@@ -343,12 +286,12 @@ def add_module_object(name: str) -> ModuleType:
     ``__loader__`` and ``__spec__``.  Nothing is imported, and no parent
     package is created for a dotted name.
     """
-    return _add_module(_name_object(name))
+    return _add_module(name_object(name))
 
 
 def add_module(name: str | bytes) -> ModuleType:
     """``PyImport_AddModule``: :func:`add_module_object` for a str or UTF-8 bytes name."""
-    return _add_module(_name_string(name))
+    return _add_module(name_string(name))
 
 
 def add_module_ref(name: str | bytes) -> ModuleType:
@@ -357,7 +300,7 @@ def add_module_ref(name: str | bytes) -> ModuleType:
     Python has no borrowed references, so this is :func:`add_module`; it exists
     on every supported version.
     """
-    return _add_module(_name_string(name))
+    return _add_module(name_string(name))
 
 
 def get_magic_number() -> int:

@@ -62,8 +62,12 @@ def describe(value: Any, depth: int = 0) -> Any:
     if value is None or isinstance(value, str | bytes | int | float | bool):
         return value
     if hasattr(value, "get_filename") or hasattr(value, "exec_module"):  # a loader
-        return ("loader", type(value).__name__, getattr(value, "name", None),
-                getattr(value, "path", None))
+        return (
+            "loader",
+            type(value).__name__,
+            getattr(value, "name", None),
+            getattr(value, "path", None),
+        )
     return ("object", type(value).__name__)
 
 

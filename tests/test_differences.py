@@ -39,7 +39,9 @@ def run_python(source: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("api", [ipyexecmod, capi], ids=["core", "capi"])
 @pytest.mark.parametrize("bad", ["x = 1", None, compile_module], ids=["str", "None", "function"])
 def test_non_code_object_refused_before_any_change(api, bad, name):
-    with pytest.raises(TypeError, match=r"^code must be a code object, not (str|NoneType|function)$"):
+    with pytest.raises(
+        TypeError, match=r"^code must be a code object, not (str|NoneType|function)$"
+    ):
         api.exec_code_module_object(name, bad)
     assert name not in sys.modules
 
@@ -94,7 +96,9 @@ def test_add_module_object_non_str_name():
 
 @pytest.mark.skipif(sys.version_info < (3, 13), reason="the abort is a 3.13 bug")
 def test_capi_refuses_gc_tracked_name_that_aborts_313():
-    with pytest.raises(TypeError, match="must be a str on Python 3.13, not frozenset: C would abort"):
+    with pytest.raises(
+        TypeError, match=r"must be a str on Python 3\.13, not frozenset: C would abort"
+    ):
         capi.add_module_object(frozenset({"a", "b"}))
 
 
@@ -116,7 +120,9 @@ def test_object_wrong_path_types(pathname, cpathname, c_error, name):
     assert name in sys.modules  # C went ahead: the module is there, half fixed up or not
     del sys.modules[name]
 
-    with pytest.raises(TypeError, match=r"^c?pathname must be a str or None, not (PurePosixPath|bytes)$"):
+    with pytest.raises(
+        TypeError, match=r"^c?pathname must be a str or None, not (PurePosixPath|bytes)$"
+    ):
         ipyexecmod.exec_code_module_object(name, X, pathname, cpathname)
     assert name not in sys.modules
 
@@ -191,7 +197,7 @@ def test_add_module_ref_on_every_version(name):
     module = ipyexecmod.add_module_ref(name)
     assert sys.modules[name] is module
     if sys.version_info < (3, 13):
-        with pytest.raises(NotImplementedError, match="new in CPython 3.13; use add_module"):
+        with pytest.raises(NotImplementedError, match=r"new in CPython 3\.13; use add_module"):
             capi.add_module_ref(name)
     else:
         assert capi.add_module_ref(name) is module
@@ -199,7 +205,9 @@ def test_add_module_ref_on_every_version(name):
 
 @pytest.mark.parametrize("api", [ipyexecmod, capi], ids=["core", "capi"])
 def test_null_name_refused(api):
-    with pytest.raises(TypeError, match=r"^name must (be a str or bytes, not NoneType|not be None)"):
+    with pytest.raises(
+        TypeError, match=r"^name must (be a str or bytes, not NoneType|not be None)"
+    ):
         api.exec_code_module_object(None, X) if api is capi else api.exec_code_module(None, X)
 
 

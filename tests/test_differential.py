@@ -111,8 +111,11 @@ def exec_error_new_module_removed(api, name, tmp):
     )
     with pytest.raises(ValueError, match="boom") as info:
         api.exec_code_module(name, code)
-    return {"detached": describe(holder.box), "in sys.modules": name in sys.modules,
-            "error": str(info.value)}
+    return {
+        "detached": describe(holder.box),
+        "in sys.modules": name in sys.modules,
+        "error": str(info.value),
+    }
 
 
 @scenario
@@ -256,8 +259,11 @@ def fixup_existing_loader_only(api, name, tmp):
     loader = BareLoader()
     existing(name, __loader__=loader)
     m = api.exec_code_module_ex(name, X, "lo.py")
-    return {"loader kept": m.__loader__ is loader, "spec loader": m.__spec__.loader is loader,
-            "module": describe(m)}
+    return {
+        "loader kept": m.__loader__ is loader,
+        "spec loader": m.__spec__.loader is loader,
+        "module": describe(m),
+    }
 
 
 @scenario
@@ -274,8 +280,11 @@ def fixup_existing_spec_only(api, name, tmp):
     spec = importlib.machinery.ModuleSpec(name, loader, origin="custom-origin")
     existing(name, __spec__=spec)
     m = api.exec_code_module_ex(name, X, "so.py")
-    return {"spec kept": m.__spec__ is spec, "loader from spec": m.__loader__ is loader,
-            "module": describe(m)}
+    return {
+        "spec kept": m.__spec__ is spec,
+        "loader from spec": m.__loader__ is loader,
+        "module": describe(m),
+    }
 
 
 @scenario
@@ -689,7 +698,7 @@ FRESH_KEYS = ["__name__", "__doc__", "__package__", "__loader__", "__spec__"]
 
 
 def module_of(outcome: dict[str, Any], key: str = "module") -> dict[str, Any]:
-    kind, cls, items = outcome[key]
+    kind, _cls, items = outcome[key]
     assert kind == "module"
     return dict(items)
 
@@ -716,7 +725,10 @@ def test_harness_sees_exec_attributes(tmp_path: Path) -> None:
 
 def test_harness_sees_errors_and_removal(tmp_path: Path) -> None:
     outcome = run(exec_code_deletes_own_entry, capi, tmp_path / "r", "_diff_selfdel")
-    assert outcome["raised"] == ("ImportError", "Loaded module '_diff_selfdel' not found in sys.modules")
+    assert outcome["raised"] == (
+        "ImportError",
+        "Loaded module '_diff_selfdel' not found in sys.modules",
+    )
     outcome = run(wp_cpathname_empty_leaves_module, capi, tmp_path / "s", "_diff_empty")
     assert outcome["raised"][0] == "AttributeError"
     assert list(outcome["left in sys.modules"]) == ["_diff_empty"]

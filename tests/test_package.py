@@ -50,7 +50,9 @@ def test_import_leaves_ipython_out():
         "print(json.dumps(sorted(m for m in ('IPython', 'ipykernel', 'traitlets', 'ctypes', "
         "'ipyexecmod.capi') if m in sys.modules)))"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
     assert json.loads(result.stdout) == []
 
 

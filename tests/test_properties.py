@@ -50,8 +50,12 @@ paths = st.sampled_from(
 )
 prior_entries = st.sampled_from(["absent", "module", "none", "int"])
 functions = st.sampled_from(
-    ["exec_code_module", "exec_code_module_ex", "exec_code_module_object",
-     "exec_code_module_with_pathnames"]
+    [
+        "exec_code_module",
+        "exec_code_module_ex",
+        "exec_code_module_object",
+        "exec_code_module_with_pathnames",
+    ]
 )
 
 
