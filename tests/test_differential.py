@@ -324,9 +324,28 @@ def fixup_truthy_non_spec_object(api, name, tmp):
 # -- PyImport_ExecCodeModuleEx: pathname ----------------------------------------
 
 
-@scenario
-def ex_relative_pathname(api, name, tmp):
-    return {"module": describe(api.exec_code_module_ex(name, X, "relmod.py"))}
+# (scenario, pathname): what becomes __file__, spec origin, loader path and package-ness.
+PATHNAMES = [
+    ("relative_pathname", "relmod.py"),
+    ("dot_slash_pathname", "./dotmod.py"),
+    ("dot_dot_pathname_not_normalised", "a/../b/dd.py"),
+    ("pyc_pathname_still_source_loader", "compiled.pyc"),
+    ("init_py_pathname_is_package_without___path__", "pkg/__init__.py"),
+    ("bytes_pathname", "bytes_été.py".encode()),
+    ("undecodable_bytes_pathname", b"bad\xffname.py"),
+    ("empty_pathname", b""),
+]
+
+
+def pathname_scenario(label: str, pathname: str | bytes) -> Scenario:
+    def scenario(api, name, tmp):
+        return {"module": describe(api.exec_code_module_ex(name, X, pathname))}
+
+    scenario.__name__ = f"ex_{label}"
+    return scenario
+
+
+SCENARIOS.extend(pathname_scenario(*case) for case in PATHNAMES)
 
 
 @scenario
@@ -335,49 +354,14 @@ def ex_null_pathname_uses_co_filename(api, name, tmp):
 
 
 @scenario
-def ex_dot_slash_pathname(api, name, tmp):
-    return {"module": describe(api.exec_code_module_ex(name, X, "./dotmod.py"))}
-
-
-@scenario
-def ex_dot_dot_pathname_not_normalised(api, name, tmp):
-    return {"module": describe(api.exec_code_module_ex(name, X, "a/../b/dd.py"))}
-
-
-@scenario
 def ex_absolute_pathname(api, name, tmp):
     return {"module": describe(api.exec_code_module_ex(name, X, str(tmp / "abs.py")))}
-
-
-@scenario
-def ex_pyc_pathname_still_source_loader(api, name, tmp):
-    return {"module": describe(api.exec_code_module_ex(name, X, "compiled.pyc"))}
-
-
-@scenario
-def ex_init_py_pathname_is_package_without___path__(api, name, tmp):
-    return {"module": describe(api.exec_code_module_ex(name, X, "pkg/__init__.py"))}
 
 
 @scenario
 def ex_init_py_pathname_for_name_ending___init__(api, name, tmp):
     m = api.exec_code_module_ex(name + ".__init__", X, "pkg/__init__.py")
     return {"module": describe(m)}
-
-
-@scenario
-def ex_bytes_pathname(api, name, tmp):
-    return {"module": describe(api.exec_code_module_ex(name, X, "bytes_été.py".encode()))}
-
-
-@scenario
-def ex_undecodable_bytes_pathname(api, name, tmp):
-    return {"module": describe(api.exec_code_module_ex(name, X, b"bad\xffname.py"))}
-
-
-@scenario
-def ex_empty_pathname(api, name, tmp):
-    return {"module": describe(api.exec_code_module_ex(name, X, b""))}
 
 
 # -- PyImport_ExecCodeModuleObject: pathname and cpathname ----------------------
@@ -460,27 +444,29 @@ def wp_relative_pep3147_source_exists(api, name, tmp):
     return {"module": describe(api.exec_code_module_with_pathnames(name, X, None, cpath))}
 
 
-@scenario
-def wp_legacy_pyc_source_exists(api, name, tmp):
-    source_file(tmp, "leg.py")
-    return {"module": describe(api.exec_code_module_with_pathnames(name, X, None, "leg.pyc"))}
+# (scenario, source file made first or None, cpathname): the source path derived from it.
+CPATHNAMES = [
+    ("legacy_pyc_source_exists", "leg.py", "leg.pyc"),
+    ("legacy_pyc_source_missing", None, "nosrc.pyc"),
+    ("legacy_pyo_source_exists", "old.py", "old.pyo"),
+    ("uppercase_pyc_extension", "UP.PY", "UP.PYC"),
+    ("cpathname_without_dot", None, "pathname"),
+    ("cpathname_not_py_extension", None, "data.bin"),
+    ("cpathname_dot_py_returned_as_is", "x.py", "x.py"),
+]
 
 
-@scenario
-def wp_legacy_pyc_source_missing(api, name, tmp):
-    return {"module": describe(api.exec_code_module_with_pathnames(name, X, None, "nosrc.pyc"))}
+def cpathname_scenario(label: str, source: str | None, cpathname: str) -> Scenario:
+    def scenario(api, name, tmp):
+        if source is not None:
+            source_file(tmp, source)
+        return {"module": describe(api.exec_code_module_with_pathnames(name, X, None, cpathname))}
+
+    scenario.__name__ = f"wp_{label}"
+    return scenario
 
 
-@scenario
-def wp_legacy_pyo_source_exists(api, name, tmp):
-    source_file(tmp, "old.py")
-    return {"module": describe(api.exec_code_module_with_pathnames(name, X, None, "old.pyo"))}
-
-
-@scenario
-def wp_uppercase_pyc_extension(api, name, tmp):
-    source_file(tmp, "UP.PY")
-    return {"module": describe(api.exec_code_module_with_pathnames(name, X, None, "UP.PYC"))}
+SCENARIOS.extend(cpathname_scenario(*case) for case in CPATHNAMES)
 
 
 @scenario
@@ -488,22 +474,6 @@ def wp_source_path_is_a_directory(api, name, tmp):
     (tmp / "isdir.py").mkdir()
     cpath = importlib.util.cache_from_source(str(tmp / "isdir.py"))
     return {"module": describe(api.exec_code_module_with_pathnames(name, X, None, cpath))}
-
-
-@scenario
-def wp_cpathname_without_dot(api, name, tmp):
-    return {"module": describe(api.exec_code_module_with_pathnames(name, X, None, "pathname"))}
-
-
-@scenario
-def wp_cpathname_not_py_extension(api, name, tmp):
-    return {"module": describe(api.exec_code_module_with_pathnames(name, X, None, "data.bin"))}
-
-
-@scenario
-def wp_cpathname_dot_py_returned_as_is(api, name, tmp):
-    source_file(tmp, "x.py")
-    return {"module": describe(api.exec_code_module_with_pathnames(name, X, None, "x.py"))}
 
 
 @scenario
