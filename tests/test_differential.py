@@ -9,11 +9,13 @@ the exception raised.  Scenario names follow the reference's section names.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.machinery
 import importlib.util
 import sys
 import types
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,17 @@ class BareLoader:
 
     def exec_module(self, module: types.ModuleType) -> None:  # pragma: no cover
         pass
+
+
+@contextlib.contextmanager
+def sys_modules_rebound() -> Iterator[dict[str, Any]]:
+    """Rebind ``sys.modules`` to a copy (unsupported, gh-126038); yield the original."""
+    original = sys.modules
+    sys.modules = dict(original)
+    try:
+        yield original
+    finally:
+        sys.modules = original
 
 
 X = compile_module("x = 1\n")
@@ -212,13 +225,9 @@ def exec_invalid_utf8_name(api, name, tmp):
 
 @scenario
 def exec_sys_modules_rebound(api, name, tmp):
-    original = sys.modules
-    sys.modules = dict(original)
-    try:
+    with sys_modules_rebound() as original:
         m = api.exec_code_module(name, X)
         rebound = name in sys.modules
-    finally:
-        sys.modules = original
     return {"in original": original.get(name) is m, "in rebound": rebound}
 
 
@@ -590,13 +599,9 @@ def add_module_does_not_import(api, name, tmp):
 
 @scenario
 def add_sys_modules_rebound(api, name, tmp):
-    original = sys.modules
-    sys.modules = dict(original)
-    try:
+    with sys_modules_rebound() as original:
         m = api.add_module(name)
         rebound = name in sys.modules
-    finally:
-        sys.modules = original
     return {"in original": original.get(name) is m, "in rebound": rebound}
 
 
@@ -638,12 +643,8 @@ def module_dict_is_sys_modules(api, name, tmp):
 
 @scenario
 def module_dict_after_sys_modules_rebound(api, name, tmp):
-    original = sys.modules
-    sys.modules = dict(original)
-    try:
+    with sys_modules_rebound() as original:
         return {"is original": api.get_module_dict() is original}
-    finally:
-        sys.modules = original
 
 
 # -- the tests --------------------------------------------------------------------
