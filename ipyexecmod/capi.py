@@ -93,9 +93,10 @@ def _object_name(name: object) -> object:
     if name is None:
         msg = "name must not be None: C would dereference NULL"
         raise TypeError(msg)
-    # 3.13 aborts the process when a GC-tracked name lands in a new module's dict.
-    if sys.version_info >= (3, 13) and not isinstance(name, str) and gc.is_tracked(name):
-        msg = f"name must be a str on Python 3.13, not {type(name).__name__}: C would abort"
+    # 3.13 aborts the process when a GC-tracked name lands in a new module's dict:
+    # any container, and instances of str subclasses too (a plain str never is tracked).
+    if sys.version_info >= (3, 13) and gc.is_tracked(name):
+        msg = f"name must be a plain str on Python 3.13, not {type(name).__name__}: C would abort"
         raise TypeError(msg)
     return name
 

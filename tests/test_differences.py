@@ -94,12 +94,24 @@ def test_add_module_object_non_str_name():
     assert 123454321 not in sys.modules
 
 
+class Name(str):
+    """Its instances are GC-tracked, unlike plain str."""
+
+
 @pytest.mark.skipif(sys.version_info < (3, 13), reason="the abort is a 3.13 bug")
-def test_capi_refuses_gc_tracked_name_that_aborts_313():
+@pytest.mark.parametrize("bad", [frozenset({"a", "b"}), Name("_dd_str_subclass")], ids=repr)
+def test_capi_refuses_gc_tracked_name_that_aborts_313(bad):
     with pytest.raises(
-        TypeError, match=r"must be a str on Python 3\.13, not frozenset: C would abort"
+        TypeError, match=r"must be a plain str on Python 3\.13, not (frozenset|Name): C would abort"
     ):
-        capi.add_module_object(frozenset({"a", "b"}))
+        capi.add_module_object(bad)
+    with pytest.raises(TypeError, match="C would abort"):
+        capi.exec_code_module_object(bad, X)
+
+
+def test_core_takes_str_subclass_names(name):
+    module = ipyexecmod.exec_code_module_object(Name(name), X)
+    assert sys.modules[name] is module and module.x == 1
 
 
 @pytest.mark.parametrize(
