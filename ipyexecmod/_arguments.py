@@ -26,11 +26,15 @@ def name_object(name: object) -> str:
 
 
 def name_string(name: object) -> str:
-    """A name for the ``const char *`` variants, decoded like ``PyUnicode_FromString``."""
+    """A name for the ``const char *`` variants, as C receives it: a plain str, valid UTF-8."""
     if not isinstance(name, str | bytes):
         raise type_error("name", "a str or bytes", name)
     reject_nul(name, "name")
-    return name.decode("utf-8") if isinstance(name, bytes) else name
+    if isinstance(name, bytes):
+        return name.decode("utf-8")  # strict, like PyUnicode_FromString
+    if not name.isascii():
+        name.encode("utf-8")  # a lone surrogate cannot reach C: UnicodeEncodeError, as capi
+    return str.__str__(name)
 
 
 def path_object(path: object, argname: str) -> str | None:
@@ -47,12 +51,15 @@ def path_string(path: object, argname: str) -> str | None:
     if not isinstance(path, str | bytes):
         raise type_error(argname, "a str, bytes or None", path)
     reject_nul(path, argname)
-    return os.fsdecode(path)
+    if isinstance(path, str) and not path.isascii():
+        os.fsencode(path)  # what cannot be encoded cannot reach C: UnicodeEncodeError, as capi
+    return str.__str__(os.fsdecode(path))
 
 
 def code_object(code: object) -> CodeType:
     """A module-level code object, which C can run without a closure."""
-    if not isinstance(code, CodeType):
+    # PyCode_Check() is an exact type check; isinstance() would trust a spoofed __class__.
+    if type(code) is not CodeType:
         raise type_error("code", "a code object", code)
     if code.co_freevars:
         msg = (

@@ -64,7 +64,11 @@ _MAGIC_TAG: str = sys.implementation.cache_tag
 _SPEC_CACHED_FROM_CPATHNAME = sys.version_info >= (3, 12)
 
 _SEPARATORS = os.sep + (os.altsep or "")
+
+# PyModule_GetDict(): the module's own dict, whatever a subclass says its __dict__ is.
+_module_dict = ModuleType.__dict__["__dict__"].__get__
 _OWN_GLOBALS = globals()
+_MISSING = object()
 
 
 # -- arguments ---------------------------------------------------------------
@@ -150,7 +154,8 @@ def _fix_up_module(
 def _add_module(name: str) -> ModuleType:
     """``import_add_module``: the module at ``name``, created if absent or not a module."""
     module = _MODULES.get(name)
-    if not isinstance(module, ModuleType):
+    # PyModule_Check() looks at the real type; isinstance() would trust a spoofed __class__.
+    if not issubclass(type(module), ModuleType):
         module = ModuleType(name)
         _MODULES[name] = module
     return module
@@ -165,7 +170,7 @@ def _exec_code_module(
 ) -> Any:
     """``PyImport_ExecCodeModuleObject`` once its arguments are checked and defaulted."""
     __tracebackhide__ = True  # read by IPython and pytest: hide this frame
-    namespace = _add_module(name).__dict__
+    namespace = _module_dict(_add_module(name))
     if "__builtins__" not in namespace:
         namespace["__builtins__"] = builtins_dict
     # C does not call remove_module() when the fix-up fails: the module stays.
@@ -175,11 +180,11 @@ def _exec_code_module(
     except BaseException:
         _MODULES.pop(name, None)
         raise
-    try:
-        return _MODULES[name]
-    except KeyError:
+    module = _MODULES.get(name, _MISSING)
+    if module is _MISSING:
         msg = f"Loaded module {name!r} not found in sys.modules"
-        raise ImportError(msg) from None
+        raise ImportError(msg)
+    return module
 
 
 def exec_code_module_object(
@@ -222,6 +227,7 @@ def exec_code_module_object(
         Whatever the code raised; the entry ``sys.modules[name]`` is then
         removed, even when the module existed before the call.
     """
+    __tracebackhide__ = True
     name = name_object(name)
     code = code_object(code)
     pathname = path_object(pathname, "pathname")
@@ -245,6 +251,7 @@ def exec_code_module_with_pathnames(
     path, and used only if that source file exists; otherwise ``__file__`` is
     the bytecode path and the loader a ``SourcelessFileLoader``.
     """
+    __tracebackhide__ = True
     name = name_string(name)
     code = code_object(code)
     path = path_string(pathname, "pathname")

@@ -46,6 +46,25 @@ def test_non_code_object_refused_before_any_change(api, bad, name):
     assert name not in sys.modules
 
 
+class FakeCode:
+    """Claims to be code through ``__class__``; C's exact type check would not see it."""
+
+    co_freevars = ()
+    co_filename = "fake.py"
+
+    @property
+    def __class__(self):
+        return types.CodeType
+
+
+@pytest.mark.parametrize("api", [ipyexecmod, capi], ids=["core", "capi"])
+def test_spoofed_code_object_refused_before_any_change(api, name):
+    existing = sys.modules[name] = types.ModuleType(name)
+    with pytest.raises(TypeError, match=r"^code must be a code object, not FakeCode$"):
+        api.exec_code_module_ex(name, FakeCode(), "fake.py")
+    assert sys.modules[name] is existing and not hasattr(existing, "__file__")
+
+
 def test_non_code_object_crashes_the_real_c_function():
     result = run_python(
         """

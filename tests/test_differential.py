@@ -330,6 +330,78 @@ def fixup_truthy_non_spec_object(api, name, tmp):
     return {}
 
 
+class Impostor:
+    """Claims to be a module through ``__class__``; PyModule_Check() is not fooled."""
+
+    @property
+    def __class__(self):
+        return types.ModuleType
+
+
+@scenario
+def exec_spoofed_module_entry_replaced(api, name, tmp):
+    sys.modules[name] = Impostor()
+    return {"result": describe(api.exec_code_module(name, X))}
+
+
+@scenario
+def add_spoofed_module_entry_replaced(api, name, tmp):
+    sys.modules[name] = Impostor()
+    return {"result": describe(api.add_module_object(name))}
+
+
+@scenario
+def exec_uses_the_real_module_dict(api, name, tmp):
+    class Hiding(types.ModuleType):
+        @property
+        def __dict__(self):
+            return {}
+
+    module = existing(name, Hiding)
+    api.exec_code_module_ex(name, X, "hid.py")
+    real = types.ModuleType.__dict__["__dict__"].__get__(module)
+    return {"x": real.get("x"), "file": real.get("__file__")}
+
+
+class Name(str):
+    pass
+
+
+@scenario
+def str_subclass_name_reaches_c_as_plain_str(api, name, tmp):
+    m = api.exec_code_module(Name(name), X)
+    key = next(k for k in sys.modules if k == name)
+    return {"types": [type(m.__name__).__name__, type(key).__name__, type(m.__file__).__name__]}
+
+
+@scenario
+def lone_surrogate_name_cannot_reach_c(api, name, tmp):
+    api.add_module(name + "\ud800")
+    return {}
+
+
+@scenario
+def lone_surrogate_path_cannot_reach_c(api, name, tmp):
+    api.exec_code_module_ex(name, X, "p\ud800.py")
+    return {}
+
+
+@scenario
+def surrogateescape_path_reaches_c(api, name, tmp):
+    return {"module": describe(api.exec_code_module_ex(name, X, "p\udcff.py"))}
+
+
+@scenario
+def wp_source_lookup_error_swallowed(api, name, tmp):
+    old, sys.pycache_prefix = sys.pycache_prefix, 5  # makes source_from_cache() raise TypeError
+    try:
+        cpath = f"__pycache__/q.{sys.implementation.cache_tag}.pyc"
+        m = api.exec_code_module_with_pathnames(name, X, None, cpath)
+    finally:
+        sys.pycache_prefix = old
+    return {"module": describe(m)}
+
+
 # -- PyImport_ExecCodeModuleEx: pathname ----------------------------------------
 
 
