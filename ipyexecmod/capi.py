@@ -6,10 +6,10 @@ interpreter's own ``PyImport_*`` functions.  It serves users who want the
 genuine C path, and it is the oracle the tests hold the pure-Python core to.
 
 ``None`` is passed as a real NULL pointer.  Arguments that would make C crash
-(a NULL name, a non-code object, code with free variables, a NUL inside a
-``const char *``, and on 3.13 a GC-tracked non-str name) are refused with an
-exception before the call; everything else reaches C as it is, so errors are
-the ones C raises.
+(a NULL name, a non-code object, code with free variables, and on 3.13 a new
+module named by a GC-tracked object) are refused with an exception before the
+call, and so is a NUL inside a ``const char *``, where C would silently cut
+the string.  Everything else reaches C as it is, so errors are the ones C raises.
 """
 
 from __future__ import annotations
@@ -89,14 +89,26 @@ def _c_string(value: object, argname: str, *, path: bool) -> bytes | None:
     return value
 
 
+def _creates_module(name: object) -> bool:
+    try:
+        entry = sys.modules.get(name)
+    except TypeError:  # unhashable: C raises TypeError itself
+        return False
+    return not issubclass(type(entry), ModuleType)
+
+
 def _object_name(name: object) -> object:
     if name is None:
         msg = "name must not be None: C would dereference NULL"
         raise TypeError(msg)
-    # 3.13 aborts the process when a GC-tracked name lands in a new module's dict:
-    # any container, and instances of str subclasses too (a plain str never is tracked).
-    if sys.version_info >= (3, 13) and gc.is_tracked(name):
-        msg = f"name must be a plain str on Python 3.13, not {type(name).__name__}: C would abort"
+    # 3.13 aborts the process when it creates a module named by a GC-tracked object
+    # (a hashable container, an instance of a str subclass; a plain str never is tracked).
+    # Unhashable names and names of existing modules are safe: C raises or returns.
+    if sys.version_info >= (3, 13) and gc.is_tracked(name) and _creates_module(name):
+        msg = (
+            f"name must be a plain str on Python 3.13, not {type(name).__name__}: "
+            "C would abort creating a module with it"
+        )
         raise TypeError(msg)
     return name
 

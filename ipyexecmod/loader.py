@@ -66,10 +66,21 @@ class SourceTextLoader(importlib.abc.InspectLoader):
     def set_source(self, source: str, code: CodeType | None = None) -> None:
         """Make ``source`` the module's source: the next execution or reload runs it.
 
-        Raises :class:`SyntaxError` (and changes nothing) if it does not compile.
+        Raises :class:`SyntaxError` (and changes nothing) if it does not compile,
+        :class:`TypeError` if ``source`` is not a str, and :class:`ValueError` if
+        ``code`` was compiled under another filename (tracebacks would miss its lines).
         """
+        if not isinstance(source, str):
+            msg = f"source must be a str, not {type(source).__name__}; decode it first"
+            raise TypeError(msg)
         if code is None:
             code = self.source_to_code(source, self.filename)
+        elif code.co_filename != self.filename:
+            msg = (
+                f"code was compiled under {code.co_filename!r}, not this loader's filename "
+                f"{self.filename!r}; compile the source under {self.filename!r}"
+            )
+            raise ValueError(msg)
         self._source, self._code = source, code
         # mtime None: linecache.checkcache() keeps entries that have no file behind them.
         linecache.cache[self.filename] = (

@@ -128,6 +128,18 @@ def test_capi_refuses_gc_tracked_name_that_aborts_313(bad):
         capi.exec_code_module_object(bad, X)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="the abort is a 3.13 bug")
+def test_capi_lets_c_handle_tracked_names_that_do_not_abort():
+    with pytest.raises(TypeError, match=r"^unhashable type: 'list'$"):  # C's own error
+        capi.add_module_object(([],))
+    key = frozenset({"_dd_existing"})
+    sys.modules[key] = module = types.ModuleType("_dd_existing")
+    try:
+        assert capi.add_module_object(key) is module  # no new module: no abort
+    finally:
+        del sys.modules[key]
+
+
 def test_core_takes_str_subclass_names(name):
     module = ipyexecmod.exec_code_module_object(Name(name), X)
     assert sys.modules[name] is module and module.x == 1

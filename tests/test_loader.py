@@ -109,6 +109,19 @@ def test_syntax_error_changes_nothing():
     assert linecache.getline("<cell textmod>", 4) == "VERSION = 1\n"
 
 
+def test_refuses_bytes_source_and_code_for_another_file():
+    loader = SourceTextLoader("textmod", SOURCE, "<cell textmod>")
+    with pytest.raises(TypeError, match=r"^source must be a str, not bytes; decode it first$"):
+        loader.set_source(b"x = 1\n")
+    other = compile("x = 1\n", "<elsewhere>", "exec")
+    with pytest.raises(
+        ValueError, match=r"compiled under '<elsewhere>', not this loader's filename"
+    ):
+        loader.set_source("x = 1\n", other)
+    assert loader.source == SOURCE
+    assert linecache.getline("<cell textmod>", 4) == "VERSION = 1\n"  # cache left intact
+
+
 def test_future_flags_of_the_caller_do_not_leak_in():
     # This test module has no future import but annotations are evaluated eagerly only
     # if compile() did not inherit flags from anywhere.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
@@ -40,8 +41,8 @@ def test_exports_name_every_c_function():
 
 def test_readme_table_maps_every_function():
     text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    for ours, c_name in C_FUNCTIONS.items():
-        assert f"| `{ours}(" in text and f"`{c_name}`" in text, ours
+    rows = dict(re.findall(r"^\| `(\w+)\(.*?\)` \| `(\w+)` \|", text, re.MULTILINE))
+    assert {k: rows.get(k) for k in C_FUNCTIONS} == C_FUNCTIONS
 
 
 def test_import_leaves_ipython_out():
@@ -94,5 +95,28 @@ X = compile_module("x = 1\n")
 def test_wrong_types_raise_before_any_change(call, message):
     before = dict(sys.modules)
     with pytest.raises(TypeError, match=f"^{message}$"):
+        call()
+    assert sys.modules == before
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: capi.add_module(42), "name must be a str or bytes, not int"),
+        (lambda: capi.exec_code_module(None, X), "name must be a str or bytes, not NoneType"),
+        (
+            lambda: capi.exec_code_module_object(None, X),
+            "name must not be None: C would dereference NULL",
+        ),
+        (
+            lambda: capi.exec_code_module_ex("m", X, 5),
+            "pathname must be a str, bytes or None, not int",
+        ),
+        (lambda: capi.exec_code_module_object("m", [1]), "code must be a code object, not list"),
+    ],
+)
+def test_capi_refuses_before_calling_c(call, message):
+    before = dict(sys.modules)
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
         call()
     assert sys.modules == before
