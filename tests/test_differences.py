@@ -265,10 +265,8 @@ def test_module_subclass_result_type_is_kept(name):
 def test_frame_below_module_code(name):
     code = compile_module("import sys\ncaller = sys._getframe(1).f_code.co_name\n")
     scope = {"raw": capi._ExecCodeModule, "core": ipyexecmod, "X": code}
-    exec(
-        f"def user():\n    raw({(name + '_c').encode()!r}, X)\n    core.exec_code_module({name!r}, X)",
-        scope,
-    )
+    c_name = (name + "_c").encode()
+    exec(f"def user():\n    raw({c_name!r}, X)\n    core.exec_code_module({name!r}, X)", scope)
     scope["user"]()
     assert sys.modules[name + "_c"].caller == "user"  # C: the frame that called it
     assert sys.modules[name].caller == "_exec_code_module"  # the core's own frame
