@@ -91,7 +91,7 @@ def _c_string(value: object, argname: str, *, path: bool) -> bytes | None:
 
 def _creates_module(name: object) -> bool:
     try:
-        entry = sys.modules.get(name)
+        entry = sys.modules.get(name)  # type: ignore[call-overload]  # any hashable key
     except TypeError:  # unhashable: C raises TypeError itself
         return False
     return not issubclass(type(entry), ModuleType)

@@ -35,7 +35,7 @@ import stat
 import sys
 from importlib.machinery import SourceFileLoader, SourcelessFileLoader
 from types import CodeType, FrameType, ModuleType
-from typing import Any
+from typing import Any, cast
 
 from ._arguments import code_object, name_object, name_string, path_object, path_string
 
@@ -66,7 +66,7 @@ _SPEC_CACHED_FROM_CPATHNAME = sys.version_info >= (3, 12)
 _SEPARATORS = os.sep + (os.altsep or "")
 
 # PyModule_GetDict(): the module's own dict, whatever a subclass says its __dict__ is.
-_module_dict = ModuleType.__dict__["__dict__"].__get__
+_module_dict = vars(ModuleType)["__dict__"].__get__
 _OWN_GLOBALS = globals()
 _MISSING = object()
 
@@ -155,9 +155,9 @@ def _add_module(name: str) -> ModuleType:
     """``import_add_module``: the module at ``name``, created if absent or not a module."""
     module = _MODULES.get(name)
     # PyModule_Check() looks at the real type; isinstance() would trust a spoofed __class__.
-    if not issubclass(type(module), ModuleType):
-        module = ModuleType(name)
-        _MODULES[name] = module
+    if issubclass(type(module), ModuleType):
+        return cast(ModuleType, module)
+    module = _MODULES[name] = ModuleType(name)
     return module
 
 
