@@ -71,7 +71,7 @@ _OWN_GLOBALS = globals()
 _MISSING = object()
 
 
-# -- arguments ---------------------------------------------------------------
+# -- the caller --------------------------------------------------------------
 
 
 def _caller_builtins() -> dict[str, Any]:
