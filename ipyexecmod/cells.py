@@ -1,0 +1,440 @@
+# SPDX-License-Identifier: MIT
+"""Cell modules: modules whose source is held in memory, defined and redefined safely.
+
+:func:`define` is what ``%%as_module NAME`` runs, usable without IPython::
+
+    import ipyexecmod.cells
+    geo = ipyexecmod.cells.define("geo", "def area(r):\\n    return 3.14159 * r * r\\n")
+
+    import geo                      # from any cell or module
+    importlib.reload(geo)           # re-executes the latest source, same object
+
+The module is made by the exec-code core (:func:`~ipyexecmod.exec_code_module_object`)
+with a :class:`~ipyexecmod.SourceTextLoader` set on it first, so the loader and a real
+spec are in place before its code runs.  The :class:`CellModuleFinder` on
+:data:`sys.meta_path` answers for the names it defined (a dict lookup; every other
+name is a miss), so ``import``, ``importlib.import_module``, ``importlib.util.find_spec``
+and ``importlib.reload`` work as for a module from a file.
+
+Definitions are transactions: a name already used by a module that ipyexecmod did
+not create is refused (unless forced); a :class:`SyntaxError` changes nothing; if
+the code raises, the module as it was before, namespace and all, is put back in
+:data:`sys.modules`, and a first definition that fails leaves no module behind.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import keyword
+import linecache
+import sys
+import unicodedata
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.abc import MetaPathFinder
+from importlib.machinery import ModuleSpec
+from importlib.util import module_from_spec
+from types import CodeType, ModuleType
+from typing import Any
+
+from .execmodule import exec_code_module_object
+from .loader import SourceTextLoader
+
+__all__ = [
+    "CellModule",
+    "CellModuleFinder",
+    "DefinitionError",
+    "check_module_name",
+    "define",
+    "finder",
+]
+
+_MISSING = object()
+
+
+class DefinitionError(ValueError):
+    """A definition refused before any code ran; nothing was changed.
+
+    ``forceable`` is true when ``force=True`` (``--force``) would define it anyway.
+    """
+
+    def __init__(self, message: str, *, forceable: bool = False) -> None:
+        super().__init__(message)
+        self.forceable = forceable
+
+
+def check_module_name(name: str) -> None:
+    """Raise :class:`DefinitionError` naming the bad part unless ``name`` is a dotted module name.
+
+    Each part must be an identifier, not a keyword, and in NFKC form (Python
+    normalizes identifiers, so ``import ﬁle`` imports ``file``).
+    """
+    if not isinstance(name, str):
+        msg = f"a module name must be a str, not {type(name).__name__}"
+        raise TypeError(msg)
+    if not name:
+        msg = "a module name is required"
+        raise DefinitionError(msg)
+    for part in name.split("."):
+        if not part:
+            problem = "has an empty part (a leading, trailing or doubled dot)"
+        elif not part.isidentifier():
+            problem = f"has a part {part!r} that is not a Python identifier"
+        elif keyword.iskeyword(part):
+            problem = f"has a part {part!r} that is a Python keyword"
+        elif (normal := unicodedata.normalize("NFKC", part)) != part:
+            problem = f"has a part {part!r} that Python would import as {normal!r}"
+        else:
+            continue
+        msg = f"{name!r} is not a valid module name: it {problem}"
+        raise DefinitionError(msg)
+
+
+@dataclass(eq=False)
+class CellModule:
+    """What the finder knows of one cell module."""
+
+    name: str
+    loader: SourceTextLoader
+    #: The execution count (``In[N]``) of the cell that defined the current version.
+    defined_in: int | None = None
+    #: Successful definitions after the first one.
+    redefinitions: int = 0
+    #: A parent package created for a dotted name, with no cell of its own.
+    implicit: bool = False
+
+    @property
+    def is_package(self) -> bool:
+        return self.loader.is_package(self.name)
+
+    def spec(self) -> ModuleSpec:
+        return _spec(self.name, self.loader)
+
+
+class CellModuleFinder(MetaPathFinder):
+    """The registry of cell modules, and the :data:`sys.meta_path` finder that serves them."""
+
+    def __init__(self) -> None:
+        self._modules: dict[str, CellModule] = {}
+        self._serial = itertools.count(1)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {len(self._modules)} cell modules>"
+
+    # -- the finder protocol --
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        record = self._modules.get(fullname)
+        return None if record is None else record.spec()
+
+    def invalidate_caches(self) -> None:
+        """Nothing to invalidate: the finder holds no view of the file system."""
+
+    def install(self) -> None:
+        """Put this finder first on :data:`sys.meta_path`, exactly once."""
+        sys.meta_path[:] = [self] + [f for f in sys.meta_path if not _is_cell_finder(f)]
+
+    def uninstall(self) -> None:
+        """Take this finder off :data:`sys.meta_path`; cell modules already imported stay."""
+        sys.meta_path[:] = [f for f in sys.meta_path if not _is_cell_finder(f)]
+
+    # -- the registry --
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules
+
+    def __iter__(self) -> Iterator[CellModule]:
+        return iter(list(self._modules.values()))
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def get(self, name: str) -> CellModule | None:
+        return self._modules.get(name)
+
+    def owns(self, module: object) -> bool:
+        """Whether ``module`` is the current incarnation of a cell module."""
+        record = self._modules.get(getattr(module, "__name__", None))  # type: ignore[arg-type]
+        spec = getattr(module, "__spec__", None)
+        return record is not None and getattr(spec, "loader", None) is record.loader
+
+    # -- definitions --
+
+    def define(
+        self, name: str, source: str, *, force: bool = False, defined_in: int | None = None
+    ) -> ModuleType:
+        """Make ``source`` the code of module ``name`` and execute it; return the module.
+
+        A new module is created, with any missing parent packages; an existing
+        cell module is updated in place (the same object, as a reload does), so
+        every importer sees the new code.
+
+        Raises
+        ------
+        DefinitionError
+            A bad name, a name used or importable by something else (unless
+            ``force``), or a parent that is not a package.  Nothing changed.
+        SyntaxError
+            The source does not compile.  Nothing changed.
+        BaseException
+            Whatever the code raised.  The previous version (same object, same
+            namespace) is back in ``sys.modules``; a first definition leaves no
+            module, and no parent created for it, behind.
+        """
+        __tracebackhide__ = True
+        check_module_name(name)
+        if not isinstance(source, str):
+            msg = f"source must be a str, not {type(source).__name__}"
+            raise TypeError(msg)
+        if not force:
+            self._check_available(name)
+        record = self._modules.get(name)
+        old_loader = None if record is None else record.loader
+        loader = SourceTextLoader(
+            name,
+            source,
+            f"ipyexecmod:{name}@{next(self._serial)}",
+            is_package=old_loader is not None and old_loader.is_package(name),
+        )
+        undo: list[Callable[[], None]] = []
+        try:
+            self._ensure_parents(name, undo)
+            module = self._execute(name, loader, undo)
+        except BaseException:
+            for step in reversed(undo):
+                step()
+            _forget_lines_when_unused(loader)
+            raise
+        if record is None or record.implicit:
+            self._modules[name] = CellModule(name, loader, defined_in)
+        else:
+            record.loader, record.defined_in = loader, defined_in
+            record.redefinitions += 1
+        if old_loader is not None:
+            _forget_lines_when_unused(old_loader)
+        return module
+
+    def reload(self, name: str) -> ModuleType:
+        """Re-execute cell module ``name``'s latest source in the same object, as a transaction."""
+        __tracebackhide__ = True
+        record = self._modules[name]
+        undo: list[Callable[[], None]] = []
+        try:
+            return self._execute(name, record.loader, undo)
+        except BaseException:
+            for step in reversed(undo):
+                step()
+            raise
+
+    def _check_available(self, name: str) -> None:
+        """Refuse a name, or a missing parent, that belongs to something else."""
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:depth])
+            whose = "it" if prefix == name else f"its parent {prefix!r}"
+            module = sys.modules.get(prefix)
+            if module is not None:
+                if prefix == name and not self.owns(module):
+                    msg = (
+                        f"{name!r} is already imported, from {_origin(module)}, and ipyexecmod "
+                        f"did not create it: defining it would replace it for all code in this "
+                        f"process; choose another name"
+                    )
+                    raise DefinitionError(msg, forceable=True)
+                continue
+            if prefix in self._modules:
+                continue  # ours, dropped from sys.modules (by %reset --aggressive, say)
+            parent = sys.modules.get(prefix.rpartition(".")[0])
+            spec = self._foreign_spec(prefix, getattr(parent, "__path__", None))
+            if spec is not None:
+                hint = "choose another name" if prefix == name else f"import {prefix!r} first"
+                msg = (
+                    f"cannot define {name!r}: {whose} can be imported from "
+                    f"{spec.origin or 'elsewhere'} and a cell module would hide it; {hint}"
+                )
+                raise DefinitionError(msg, forceable=True)
+
+    def _foreign_spec(self, name: str, path: Any) -> ModuleSpec | None:
+        """The spec another meta-path finder has for ``name``, found without importing."""
+        for other in sys.meta_path:
+            find_spec = getattr(other, "find_spec", None)
+            if other is self or find_spec is None:
+                continue
+            spec: ModuleSpec | None = find_spec(name, path)
+            if spec is not None:
+                return spec
+        return None
+
+    def _ensure_parents(self, name: str, undo: list[Callable[[], None]]) -> None:
+        """Create the missing parent packages of ``name``; make a cell-module parent a package."""
+        parts = name.split(".")
+        for depth in range(1, len(parts)):
+            prefix = ".".join(parts[:depth])
+            record = self._modules.get(prefix)
+            module = sys.modules.get(prefix)
+            if module is None:
+                if record is None:
+                    self._create_package(prefix, undo)
+                else:  # ours, dropped from sys.modules: import re-creates it
+                    importlib.import_module(prefix)
+            elif record is not None and self.owns(module):
+                if not record.is_package:
+                    self._make_package(record, module, undo)
+            elif not hasattr(module, "__path__"):
+                msg = (
+                    f"cannot define {name!r}: {prefix!r} is a module, not a package, "
+                    f"so it cannot have submodules; choose another name"
+                )
+                raise DefinitionError(msg)
+
+    def _create_package(self, name: str, undo: list[Callable[[], None]]) -> None:
+        loader = SourceTextLoader(
+            name, "", f"ipyexecmod:{name}@{next(self._serial)}", is_package=True
+        )
+        self._modules[name] = CellModule(name, loader, implicit=True)
+        undo.append(lambda: self._modules.pop(name, None))
+        self._execute(name, loader, undo)
+
+    def _make_package(
+        self, record: CellModule, module: ModuleType, undo: list[Callable[[], None]]
+    ) -> None:
+        """Turn a cell module into a package, as a ``.py`` file becomes ``__init__.py``."""
+        old_loader, namespace = record.loader, vars(module)
+        saved = dict(namespace)
+        record.loader = SourceTextLoader(
+            record.name,
+            old_loader.source,
+            old_loader.filename,
+            is_package=True,
+            code=old_loader.get_code(record.name),
+        )
+        undo.append(lambda: _restore(namespace, saved))
+        undo.append(lambda: setattr(record, "loader", old_loader))
+        module.__spec__ = record.spec()
+        module.__loader__ = record.loader
+        module.__path__ = []
+        module.__package__ = record.name
+
+    def _execute(
+        self, name: str, loader: SourceTextLoader, undo: list[Callable[[], None]]
+    ) -> ModuleType:
+        """Run ``loader``'s code as module ``name`` through the exec-code core.
+
+        A cell module's existing object is reused; anything else in its place
+        (a forced name) is replaced by a new module.  ``undo`` gets the steps
+        that put everything back as it was.
+        """
+        __tracebackhide__ = True
+        spec = _spec(name, loader)
+        previous = sys.modules.get(name)
+        parent_name, _, child = name.rpartition(".")
+        parent = sys.modules.get(parent_name) if parent_name else None
+        previous_attribute = getattr(parent, child, _MISSING)
+        undo.append(lambda: _put_back(name, previous, parent, child, previous_attribute))
+        record = self._modules.get(name)
+        if record is not None and self.owns(previous):
+            assert previous is not None
+            namespace = vars(previous)
+            saved = dict(namespace)
+            old_loader = record.loader
+            undo.append(lambda: _restore(namespace, saved))
+            undo.append(lambda: setattr(record, "loader", old_loader))
+            # The loader goes on the module first: the core's fix-up keeps it, and the spec.
+            previous.__spec__, previous.__loader__ = spec, loader
+            record.loader = loader
+        else:
+            sys.modules[name] = module_from_spec(spec)
+        module: ModuleType = exec_code_module_object(name, loader.get_code(name))
+        if parent is not None:
+            setattr(parent, child, module)
+        return module
+
+
+def _spec(name: str, loader: SourceTextLoader) -> ModuleSpec:
+    """A spec like a file's: ``origin`` (and so ``__file__``) is the code's filename."""
+    spec = ModuleSpec(name, loader, origin=loader.filename, is_package=loader.is_package(name))
+    spec.has_location = True
+    return spec
+
+
+def _is_cell_finder(finder: object) -> bool:
+    # By class name and module, so that a finder left by a reloaded ipyexecmod.cells counts too.
+    cls = type(finder)
+    return cls.__name__ == CellModuleFinder.__name__ and cls.__module__ == __name__
+
+
+def _origin(module: ModuleType) -> str:
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None) or getattr(module, "__file__", None)
+    return repr(origin) if origin else "no file"
+
+
+def _restore(namespace: dict[str, Any], saved: dict[str, Any]) -> None:
+    namespace.clear()
+    namespace.update(saved)
+
+
+def _put_back(
+    name: str, previous: object, parent: object, child: str, previous_attribute: object
+) -> None:
+    if previous is None:
+        sys.modules.pop(name, None)
+    else:
+        sys.modules[name] = previous
+    if parent is not None:
+        if previous_attribute is _MISSING:
+            vars(parent).pop(child, None)
+        else:
+            setattr(parent, child, previous_attribute)
+
+
+# -- source lines of replaced versions ---------------------------------------------
+
+# The weak references that keep each replaced version's lines in linecache.
+_line_keepers: dict[str, set[weakref.ref[CodeType]]] = {}
+
+
+def _code_tree(code: CodeType) -> Iterator[CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            yield from _code_tree(const)
+
+
+def _forget_lines_when_unused(loader: SourceTextLoader) -> None:
+    """Drop ``loader``'s lines from linecache once no code compiled from them is alive.
+
+    Functions of a replaced version may live on (in a list, in a traceback)
+    and still need their lines; when the last of them is gone, so are the lines,
+    and redefining a module many times does not pile them up.
+    """
+    filename = loader.filename
+    keepers: set[weakref.ref[CodeType]] = set()
+
+    def release(ref: weakref.ref[CodeType]) -> None:
+        keepers.discard(ref)
+        if not keepers and _line_keepers.get(filename) is keepers:
+            del _line_keepers[filename]
+            linecache.cache.pop(filename, None)
+
+    keepers.update(weakref.ref(code, release) for code in _code_tree(loader.get_code(loader.name)))
+    _line_keepers[filename] = keepers
+
+
+#: The process's cell modules; :func:`define` installs it on :data:`sys.meta_path`.
+finder = CellModuleFinder()
+
+
+def define(
+    name: str, source: str, *, force: bool = False, defined_in: int | None = None
+) -> ModuleType:
+    """Define (or redefine) cell module ``name`` from ``source``: :meth:`CellModuleFinder.define`
+    on the process's :data:`finder`, which is put on :data:`sys.meta_path` if it is not there."""
+    __tracebackhide__ = True
+    if finder not in sys.meta_path:
+        finder.install()
+    return finder.define(name, source, force=force, defined_in=defined_in)
