@@ -6,7 +6,12 @@ module-exec C API (``PyImport_ExecCodeModule*``, ``PyImport_AddModule*``,
 ``PyImport_GetMagicNumber``/``GetMagicTag``/``GetModuleDict``) and an
 in-memory :class:`SourceTextLoader`.  Importing it never imports IPython.
 The real C functions, bound with ctypes, are in :mod:`ipyexecmod.capi`.
+
+``%load_ext ipyexecmod`` loads the magics (:mod:`ipyexecmod.magics`):
+``%%as_module NAME`` makes a cell a real module (:mod:`ipyexecmod.cells`).
 """
+
+from typing import Any
 
 from .execmodule import (
     add_module,
@@ -23,6 +28,21 @@ from .execmodule import (
 from .loader import SourceTextLoader
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext ipyexecmod``: register the magics; only now is IPython imported."""
+    from .magics import load_ipython_extension
+
+    load_ipython_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext ipyexecmod``: remove everything loading added."""
+    from .magics import unload_ipython_extension
+
+    unload_ipython_extension(ipython)
+
 
 __all__ = [
     "SourceTextLoader",

@@ -200,7 +200,7 @@ class CellModuleFinder(MetaPathFinder):
             f"ipyexecmod:{name}@{next(self._serial)}",
             is_package=old_loader is not None and old_loader.is_package(name),
         )
-        undo: list[Callable[[], None]] = []
+        undo: list[Callable[[], object]] = []
         try:
             self._ensure_parents(name, undo)
             module = self._execute(name, loader, undo)
@@ -222,7 +222,7 @@ class CellModuleFinder(MetaPathFinder):
         """Re-execute cell module ``name``'s latest source in the same object, as a transaction."""
         __tracebackhide__ = True
         record = self._modules[name]
-        undo: list[Callable[[], None]] = []
+        undo: list[Callable[[], object]] = []
         try:
             return self._execute(name, record.loader, undo)
         except BaseException:
@@ -269,7 +269,7 @@ class CellModuleFinder(MetaPathFinder):
                 return spec
         return None
 
-    def _ensure_parents(self, name: str, undo: list[Callable[[], None]]) -> None:
+    def _ensure_parents(self, name: str, undo: list[Callable[[], object]]) -> None:
         """Create the missing parent packages of ``name``; make a cell-module parent a package."""
         parts = name.split(".")
         for depth in range(1, len(parts)):
@@ -291,7 +291,7 @@ class CellModuleFinder(MetaPathFinder):
                 )
                 raise DefinitionError(msg)
 
-    def _create_package(self, name: str, undo: list[Callable[[], None]]) -> None:
+    def _create_package(self, name: str, undo: list[Callable[[], object]]) -> None:
         loader = SourceTextLoader(
             name, "", f"ipyexecmod:{name}@{next(self._serial)}", is_package=True
         )
@@ -300,7 +300,7 @@ class CellModuleFinder(MetaPathFinder):
         self._execute(name, loader, undo)
 
     def _make_package(
-        self, record: CellModule, module: ModuleType, undo: list[Callable[[], None]]
+        self, record: CellModule, module: ModuleType, undo: list[Callable[[], object]]
     ) -> None:
         """Turn a cell module into a package, as a ``.py`` file becomes ``__init__.py``."""
         old_loader, namespace = record.loader, vars(module)
@@ -320,7 +320,7 @@ class CellModuleFinder(MetaPathFinder):
         module.__package__ = record.name
 
     def _execute(
-        self, name: str, loader: SourceTextLoader, undo: list[Callable[[], None]]
+        self, name: str, loader: SourceTextLoader, undo: list[Callable[[], object]]
     ) -> ModuleType:
         """Run ``loader``'s code as module ``name`` through the exec-code core.
 
@@ -379,7 +379,11 @@ def _restore(namespace: dict[str, Any], saved: dict[str, Any]) -> None:
 
 
 def _put_back(
-    name: str, previous: object, parent: object, child: str, previous_attribute: object
+    name: str,
+    previous: ModuleType | None,
+    parent: ModuleType | None,
+    child: str,
+    previous_attribute: object,
 ) -> None:
     if previous is None:
         sys.modules.pop(name, None)

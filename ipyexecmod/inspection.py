@@ -1,0 +1,240 @@
+# SPDX-License-Identifier: MIT
+"""What the line magics return: plain values that also display well.
+
+Each result is an ordinary Python value (a list of rows, a dict, an int, a
+str) with a plain-text ``repr`` for terminals and an escaped HTML table
+(``_repr_html_``) for notebooks, in a stable order so that stored notebook
+outputs do not churn.  No IPython here: the magics only call these.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import html
+import importlib.util
+import sys
+from collections.abc import Iterable, Sequence
+from importlib.machinery import (
+    BuiltinImporter,
+    ExtensionFileLoader,
+    FrozenImporter,
+    NamespaceLoader,
+    SourceFileLoader,
+    SourcelessFileLoader,
+)
+from types import ModuleType
+from typing import Any, NamedTuple
+
+from .cells import CellModuleFinder, finder
+from .execmodule import get_magic_number, get_magic_tag
+
+__all__ = [
+    "MagicNumber",
+    "MagicTag",
+    "ModuleInfo",
+    "ModuleList",
+    "ModuleRow",
+    "list_modules",
+    "module_info",
+    "module_kind",
+]
+
+
+def _text_table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _html_table(header: Sequence[str] | None, rows: Iterable[Sequence[object]]) -> str:
+    def cells(tag: str, row: Sequence[object]) -> str:
+        return "".join(f"<{tag}>{html.escape(str(cell))}</{tag}>" for cell in row)
+
+    head = f"<thead><tr>{cells('th', header)}</tr></thead>" if header else ""
+    body = "".join(f"<tr>{cells('td', row)}</tr>" for row in rows)
+    return f"<table>{head}<tbody>{body}</tbody></table>"
+
+
+# -- modules -----------------------------------------------------------------------
+
+
+def _loader_of(module: object) -> Any:
+    spec = getattr(module, "__spec__", None)
+    return getattr(spec, "loader", None) or getattr(module, "__loader__", None)
+
+
+def module_kind(module: object, cells: CellModuleFinder = finder) -> str:
+    """One of cell, source, bytecode, extension, builtin, frozen, namespace, other."""
+    if cells.owns(module):
+        return "cell"
+    loader = _loader_of(module)
+    kinds: tuple[tuple[type, str], ...] = (
+        (SourceFileLoader, "source"),
+        (SourcelessFileLoader, "bytecode"),
+        (ExtensionFileLoader, "extension"),
+        (BuiltinImporter, "builtin"),
+        (FrozenImporter, "frozen"),
+        (NamespaceLoader, "namespace"),
+    )
+    for cls, kind in kinds:
+        # BuiltinImporter and FrozenImporter are their own loaders: classes, not instances.
+        if isinstance(loader, cls) or loader is cls:
+            return kind
+    spec = getattr(module, "__spec__", None)
+    if spec is not None and spec.origin is None and spec.submodule_search_locations is not None:
+        return "namespace"  # 3.11's loader is a private class
+    return "other"
+
+
+def _loader_name(loader: object) -> str:
+    if loader is None:
+        return ""
+    return loader.__name__ if isinstance(loader, type) else type(loader).__name__
+
+
+def _origin(module: object) -> str:
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None) or getattr(module, "__file__", None)
+    return str(origin) if origin else ""
+
+
+class ModuleRow(NamedTuple):
+    """One entry of :data:`sys.modules`."""
+
+    name: str
+    kind: str
+    origin: str
+    loader: str
+
+
+class ModuleList(list[ModuleRow]):
+    """Rows of :func:`list_modules`, sorted by name: a list that displays as a table."""
+
+    def __repr__(self) -> str:
+        if not self:
+            return "no modules match"
+        return _text_table([ModuleRow._fields, *self])
+
+    def _repr_html_(self) -> str:
+        return _html_table(ModuleRow._fields, self)
+
+
+def list_modules(
+    pattern: str = "*", *, cells_only: bool = False, cells: CellModuleFinder = finder
+) -> ModuleList:
+    """The entries of :data:`sys.modules` whose name matches the glob ``pattern``.
+
+    ``cells_only`` keeps only the modules ipyexecmod made.
+    """
+    rows = ModuleList()
+    for name, module in list(sys.modules.items()):
+        if not fnmatch.fnmatchcase(name, pattern):
+            continue
+        kind = module_kind(module, cells)
+        if cells_only and kind != "cell":
+            continue
+        rows.append(ModuleRow(name, kind, _origin(module), _loader_name(_loader_of(module))))
+    rows.sort()
+    return rows
+
+
+class ModuleInfo(dict[str, object]):
+    """The details of one module (:func:`module_info`): a dict that displays as a table."""
+
+    def __repr__(self) -> str:
+        return _text_table([(key, str(value)) for key, value in self.items()])
+
+    def _repr_html_(self) -> str:
+        return _html_table(None, self.items())
+
+
+def module_info(module: ModuleType, cells: CellModuleFinder = finder) -> ModuleInfo:
+    """Spec, loader, ``__file__``, ``__cached__``, package; for a cell module, its history."""
+    spec = getattr(module, "__spec__", None)
+    namespace = getattr(module, "__dict__", {})
+    info = ModuleInfo(
+        name=getattr(module, "__name__", None),
+        kind=module_kind(module, cells),
+        origin=getattr(spec, "origin", None),
+        loader=_loader_of(module),
+        spec=spec,
+        __file__=namespace.get("__file__"),
+        __cached__=namespace.get("__cached__"),
+        __package__=namespace.get("__package__"),
+    )
+    if "__path__" in namespace:
+        info["__path__"] = namespace["__path__"]
+    record = cells.get(info["name"]) if info["kind"] == "cell" else None  # type: ignore[arg-type]
+    if record is not None:
+        info["defined in"] = (
+            "(a parent package, no cell)"
+            if record.implicit
+            else f"In[{record.defined_in}]"
+            if record.defined_in is not None
+            else "(not from a cell)"
+        )
+        info["redefinitions"] = record.redefinitions
+        info["lines"] = len(record.loader.source.splitlines())
+    return info
+
+
+# -- bytecode ----------------------------------------------------------------------
+
+
+def _interpreter() -> str:
+    implementation = {"cpython": "CPython"}.get(sys.implementation.name, sys.implementation.name)
+    return f"{implementation} {sys.version_info.major}.{sys.version_info.minor}"
+
+
+class MagicNumber(int):
+    """:func:`~ipyexecmod.get_magic_number`: an int, shown with the bytes a ``.pyc`` starts with."""
+
+    __str__ = int.__repr__
+
+    @classmethod
+    def current(cls) -> MagicNumber:
+        return cls(get_magic_number())
+
+    @property
+    def header(self) -> bytes:
+        """The 4 bytes every ``.pyc`` of this interpreter starts with."""
+        return self.to_bytes(4, "little")
+
+    @property
+    def bytecode_version(self) -> int:
+        """The number CPython's own history of magic numbers counts in (the low 16 bits)."""
+        return self & 0xFFFF
+
+    def _fields(self) -> list[tuple[str, str]]:
+        fields = [
+            ("magic number", f"{int(self)} (0x{int(self):08x})"),
+            (".pyc header bytes", self.header.hex(" ")),
+            ("bytecode version", str(self.bytecode_version)),
+        ]
+        if self == get_magic_number():
+            fields.append(("interpreter", _interpreter()))
+        return fields
+
+    def __repr__(self) -> str:
+        return "; ".join(f"{key}: {value}" for key, value in self._fields())
+
+    def _repr_html_(self) -> str:
+        return _html_table(None, self._fields())
+
+
+class MagicTag(str):
+    """:func:`~ipyexecmod.get_magic_tag`: a str, shown with the ``.pyc`` path it names."""
+
+    __slots__ = ()
+
+    @classmethod
+    def current(cls) -> MagicTag:
+        return cls(get_magic_tag())
+
+    def _repr_html_(self) -> str:
+        fields = [("magic tag", str(self)), ("interpreter", _interpreter())]
+        if self == sys.implementation.cache_tag:
+            fields.append(("bytecode of spam.py", importlib.util.cache_from_source("spam.py")))
+        return _html_table(None, fields)

@@ -1,0 +1,223 @@
+# SPDX-License-Identifier: MIT
+"""The IPython magics: ``%%as_module`` and the line magics that inspect modules.
+
+Load them with ``%load_ext ipyexecmod``, or in a profile::
+
+    c.InteractiveShellApp.extensions = ["ipyexecmod"]
+    c.ExecModMagics.bind = True        # options: %config ExecModMagics
+
+This is the only module of ipyexecmod that imports IPython.  It is a thin
+layer: definitions are :mod:`ipyexecmod.cells`, the values the line magics
+return are :mod:`ipyexecmod.inspection`; here user mistakes become exactly
+:class:`~IPython.core.error.UsageError` (IPython prints those on one line).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import sys
+from types import ModuleType
+from typing import Any
+
+from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool
+
+from . import cells
+from .inspection import MagicNumber, MagicTag, ModuleInfo, ModuleList, list_modules, module_info
+
+__all__ = ["ExecModMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+# The magics whose argument is a module name, for completion.
+_MODULE_ARGUMENT = re.compile(r"\s*%?(?:reload_module|modinfo|lsmod)\s+(?:-\S+\s+)*[\w.]*$")
+
+
+@magics_class
+class ExecModMagics(Magics):
+    """Notebook cells as real, importable modules."""
+
+    bind = Bool(
+        True,
+        help="Bind a cell module's name in the user namespace as `import NAME` would "
+        "(for a dotted name, its top-level package). `%%as_module --no-bind` skips it "
+        "for one cell.",
+    ).tag(config=True)
+
+    @magic_arguments()
+    @argument("name", help="the module's dotted name, e.g. geometry or shapes.circle")
+    @argument(
+        "--no-bind",
+        action="store_true",
+        help="do not bind the name in the user namespace (see ExecModMagics.bind)",
+    )
+    @argument(
+        "--force",
+        action="store_true",
+        help="define the module even if NAME is a module that ipyexecmod did not create, "
+        "or can be imported from elsewhere; the cell module then hides it",
+    )
+    @cell_magic
+    def as_module(self, line: str, cell: str) -> None:
+        """%%as_module NAME: make the cell a real, importable module named NAME.
+
+        The cell is compiled once, as a module, and executed as module NAME:
+        `import NAME` then works in any cell and any module, and so do
+        `importlib.reload`, `inspect.getsource`, tracebacks and pickling.
+        Running the cell again updates the same module object; if that fails,
+        the previous version is put back.  Missing parent packages of a dotted
+        NAME are created.  The cell must be plain Python: no magics, shell
+        commands or top-level await.
+        """
+        __tracebackhide__ = True
+        args = parse_argstring(self.as_module, line)
+        if not cell.strip():
+            msg = f"the cell is empty: write the code of module {args.name!r} below %%as_module"
+            raise UsageError(msg)
+        try:
+            module = cells.define(
+                args.name, cell, force=args.force, defined_in=self.shell.execution_count
+            )
+        except cells.DefinitionError as exc:
+            hint = ", or use --force to define it anyway" if exc.forceable else ""
+            raise UsageError(f"{exc}{hint}") from None
+        except SyntaxError as exc:
+            reason = _not_python(self.shell, cell, exc)
+            if reason is None:
+                raise
+            raise UsageError(f"{args.name!r} not defined: {reason}") from None
+        if self.bind and not args.no_bind:
+            top = args.name.partition(".")[0]
+            self.shell.push({top: sys.modules.get(top, module)})
+
+    @magic_arguments()
+    @argument("pattern", nargs="?", default="*", help="a glob on module names (default: *)")
+    @argument("--cells", action="store_true", help="only the modules ipyexecmod made")
+    @line_magic
+    def lsmod(self, line: str) -> ModuleList:
+        """%lsmod [PATTERN] [--cells]: the entries of sys.modules, with kind, origin and loader.
+
+        Returns a list of rows (name, kind, origin, loader), sorted by name.
+        """
+        args = parse_argstring(self.lsmod, line)
+        return list_modules(args.pattern, cells_only=args.cells)
+
+    @magic_arguments()
+    @argument("name", help="the module's name in sys.modules")
+    @line_magic
+    def modinfo(self, line: str) -> ModuleInfo:
+        """%modinfo NAME: one module in detail, and for a cell module the cell that defined it."""
+        args = parse_argstring(self.modinfo, line)
+        return module_info(_imported(args.name))
+
+    @magic_arguments()
+    @line_magic
+    def magic_number(self, line: str) -> MagicNumber:
+        """%magic_number: PyImport_GetMagicNumber(), the int every .pyc of this Python starts with."""
+        parse_argstring(self.magic_number, line)
+        return MagicNumber.current()
+
+    @magic_arguments()
+    @line_magic
+    def magic_tag(self, line: str) -> MagicTag:
+        """%magic_tag: PyImport_GetMagicTag(), the tag in the names of this Python's .pyc files."""
+        parse_argstring(self.magic_tag, line)
+        return MagicTag.current()
+
+    @magic_arguments()
+    @argument("name", help="the module's name in sys.modules")
+    @line_magic
+    def reload_module(self, line: str) -> ModuleType:
+        """%reload_module NAME: reload a module; a cell module re-executes its latest source.
+
+        A cell module is reloaded as a transaction: if its code raises, the
+        module is put back as it was.  Returns the module.
+        """
+        __tracebackhide__ = True
+        args = parse_argstring(self.reload_module, line)
+        module = _imported(args.name)
+        if cells.finder.owns(module):
+            return cells.finder.reload(args.name)
+        return importlib.reload(module)
+
+    @context_matcher()  # type: ignore[untyped-decorator]
+    def complete_module_names(self, context: CompletionContext) -> dict[str, Any]:
+        """Complete module names after %reload_module, %modinfo and %lsmod."""
+        if not _MODULE_ARGUMENT.match(context.line_with_cursor):
+            return {"completions": [], "suppress": False}
+        names = sorted(name for name in sys.modules if name.startswith(context.token))
+        return {
+            "completions": [SimpleCompletion(name, type="module") for name in names],
+            "suppress": True,
+        }
+
+
+def _imported(name: str) -> ModuleType:
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    if name in cells.finder:
+        msg = f"cell module {name!r} is not imported now; `import {name}` re-creates it"
+    else:
+        msg = f"no module named {name!r} is imported; check the name with %lsmod"
+    raise UsageError(msg)
+
+
+def _not_python(shell: InteractiveShell, cell: str, error: SyntaxError) -> str | None:
+    """Why a cell that failed to compile is not plain Python, or ``None`` if it is just wrong."""
+    manager = shell.input_transformer_manager
+    lines = (cell if cell.endswith("\n") else cell + "\n").splitlines(keepends=True)
+    transformed = lines
+    for transform in manager.line_transforms:
+        transformed = transform(transformed)
+    transformed = manager.do_token_transforms(transformed)
+    for number, (before, after) in enumerate(zip(lines, transformed, strict=False), 1):
+        if before != after:
+            return (
+                f"line {number} is IPython syntax (a magic, a shell command or a help "
+                f"request), not Python: {before.strip()!r}; a module's code must be plain "
+                f"Python, so run it in an ordinary cell"
+            )
+    try:
+        compile(cell, "<cell>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except SyntaxError:
+        return None
+    text = lines[error.lineno - 1].strip() if error.lineno else ""
+    return (
+        f"line {error.lineno} uses 'await' (or 'async for'/'async with') outside a function, "
+        f"which a module cannot do: {text!r}; put it in an async function of the module and "
+        f"await that from an ordinary cell"
+    )
+
+
+def load_ipython_extension(shell: InteractiveShell) -> None:
+    """Register the magics, the completer and the cell-module finder (``%load_ext``)."""
+    unload_ipython_extension(shell)  # whatever an earlier load left behind
+    magics = ExecModMagics(shell=shell)
+    shell.register_magics(magics)
+    shell.Completer.custom_matchers.append(magics.complete_module_names)
+    cells.finder.install()
+
+
+def unload_ipython_extension(shell: InteractiveShell) -> None:
+    """Remove all that loading added (``%unload_ext``); cell modules already imported stay."""
+    manager = shell.magics_manager
+    magics = manager.registry.pop(ExecModMagics.__name__, None)
+    if magics is not None:
+        for kind, table in magics.magics.items():
+            for name, method in table.items():
+                if manager.magics[kind].get(name) == method:
+                    del manager.magics[kind][name]
+        if magics in shell.configurables:
+            shell.configurables.remove(magics)
+    identifier = ExecModMagics.complete_module_names.matcher_identifier
+    shell.Completer.custom_matchers[:] = [
+        matcher
+        for matcher in shell.Completer.custom_matchers
+        if getattr(matcher, "matcher_identifier", None) != identifier
+    ]
+    cells.finder.uninstall()
