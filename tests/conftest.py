@@ -1,0 +1,49 @@
+"""Fixtures for the magics: a real InteractiveShell with the extension loaded."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def shell():
+    """The process's one InteractiveShell (IPython allows no second), history off."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryAccessor.enabled = False
+    shell = InteractiveShell.instance(config=config)
+    yield shell
+    shell.run_line_magic("unload_ext", "ipyexecmod")
+
+
+@pytest.fixture
+def ip(shell) -> Iterator:
+    """The shell with ``%load_ext ipyexecmod`` done, unloaded again after the test."""
+    shell.run_line_magic("load_ext", "ipyexecmod")
+    yield shell
+    shell.run_line_magic("unload_ext", "ipyexecmod")
+    shell.config.pop("ExecModMagics", None)  # what %config or a test put there
+
+
+@pytest.fixture
+def unique() -> Iterator:
+    """A factory of module names no other test uses; their modules are removed afterwards."""
+    made: list[str] = []
+
+    def make(stem: str = "m") -> str:
+        name = f"_cm{next(_names)}_{stem}"
+        made.append(name)
+        return name
+
+    yield make
+    for name in list(sys.modules):
+        if any(name == top or name.startswith(top + ".") for top in made):
+            del sys.modules[name]
