@@ -48,6 +48,11 @@ class ExecModMagics(Magics):
         "for one cell.",
     ).tag(config=True)
 
+    @property
+    def _shell(self) -> InteractiveShell:
+        assert self.shell is not None  # set by Magics.__init__
+        return self.shell
+
     @magic_arguments()
     @argument("name", help="the module's dotted name, e.g. geometry or shapes.circle")
     @argument(
@@ -80,19 +85,21 @@ class ExecModMagics(Magics):
             raise UsageError(msg)
         try:
             module = cells.define(
-                args.name, cell, force=args.force, defined_in=self.shell.execution_count
+                args.name, cell, force=args.force, defined_in=self._shell.execution_count
             )
         except cells.DefinitionError as exc:
             hint = ", or use --force to define it anyway" if exc.forceable else ""
-            raise UsageError(f"{exc}{hint}") from None
+            msg = f"{exc}{hint}"
+            raise UsageError(msg) from None
         except SyntaxError as exc:
-            reason = _not_python(self.shell, cell, exc)
+            reason = _not_python(self._shell, cell, exc)
             if reason is None:
                 raise
-            raise UsageError(f"{args.name!r} not defined: {reason}") from None
+            msg = f"{args.name!r} not defined: {reason}"
+            raise UsageError(msg) from None
         if self.bind and not args.no_bind:
             top = args.name.partition(".")[0]
-            self.shell.push({top: sys.modules.get(top, module)})
+            self._shell.push({top: sys.modules.get(top, module)})
 
     @magic_arguments()
     @argument("pattern", nargs="?", default="*", help="a glob on module names (default: *)")
@@ -117,7 +124,7 @@ class ExecModMagics(Magics):
     @magic_arguments()
     @line_magic
     def magic_number(self, line: str) -> MagicNumber:
-        """%magic_number: PyImport_GetMagicNumber(), the int every .pyc of this Python starts with."""
+        """%magic_number: PyImport_GetMagicNumber(), the int this Python's .pyc files begin with."""
         parse_argstring(self.magic_number, line)
         return MagicNumber.current()
 
@@ -144,7 +151,7 @@ class ExecModMagics(Magics):
             return cells.finder.reload(args.name)
         return importlib.reload(module)
 
-    @context_matcher()  # type: ignore[untyped-decorator]
+    @context_matcher()
     def complete_module_names(self, context: CompletionContext) -> dict[str, Any]:
         """Complete module names after %reload_module, %modinfo and %lsmod."""
         if not _MODULE_ARGUMENT.match(context.line_with_cursor):

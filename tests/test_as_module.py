@@ -98,7 +98,9 @@ def test_cell_becomes_an_importable_module(ip, unique):
     # import in a later cell, and from another module
     assert ip.run_cell(f"import {name} as again\nresult = again.area(3)").success
     assert ip.user_ns["result"] == 27
-    other = define(ip, unique("user"), f"import {name}\n\ndef twice(r):\n    return 2 * {name}.area(r)\n")
+    other = define(
+        ip, unique("user"), f"import {name}\n\ndef twice(r):\n    return 2 * {name}.area(r)\n"
+    )
     assert other.twice(1) == 6
 
 
@@ -216,7 +218,9 @@ def test_failed_rerun_restores_the_previous_version(ip, unique, capsys):
     name = unique("geo")
     module = define(ip, name, GEO)
     namespace = dict(vars(module))
-    result = ip.run_cell(f"%%as_module {name}\nVERSION = 2\narea = None\nraise ValueError('bad edit')\n")
+    result = ip.run_cell(
+        f"%%as_module {name}\nVERSION = 2\narea = None\nraise ValueError('bad edit')\n"
+    )
     assert isinstance(result.error_in_exec, ValueError)
     shown = plain(capsys.readouterr().out)
     assert "raise ValueError('bad edit')" in shown  # the failing line, from the new source
@@ -311,7 +315,7 @@ def test_parent_package_can_be_given_code_later(ip, unique):
 
 
 def test_child_of_a_plain_module_is_refused(ip):
-    with pytest.raises(UsageError, match="'json.decoder' is a module, not a package"):
+    with pytest.raises(UsageError, match=r"'json\.decoder' is a module, not a package"):
         ip.run_cell_magic("as_module", "json.decoder.extra", "x = 1\n")
     with pytest.raises(UsageError, match="'os' is a module, not a package"):
         ip.run_cell_magic("as_module", "os.extra", "x = 1\n")
@@ -359,7 +363,7 @@ def test_force_defines_over_another_module_and_restores_it_on_failure(ip, unique
 
 def test_ipythons_own_modules_after_unload_are_still_foreign(ip):
     # the extension's own module is never a cell module
-    with pytest.raises(UsageError, match="'ipyexecmod.magics' is already imported"):
+    with pytest.raises(UsageError, match=r"'ipyexecmod\.magics' is already imported"):
         ip.run_cell_magic("as_module", "ipyexecmod.magics", "x = 1\n")
 
 

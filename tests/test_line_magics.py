@@ -311,9 +311,7 @@ def test_options_are_traits_configurable_from_a_profile(shell, unique):
         assert name not in shell.user_ns
         shell.run_line_magic("config", "ExecModMagics.bind = True")
         assert magics.bind is True
-        assert "Bind a cell module's name" in magics.class_get_trait_help(
-            magics.traits()["bind"]
-        )
+        assert "Bind a cell module's name" in magics.class_get_trait_help(magics.traits()["bind"])
     finally:
         shell.run_line_magic("unload_ext", "ipyexecmod")
         shell.config.pop("ExecModMagics", None)

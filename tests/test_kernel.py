@@ -1,0 +1,127 @@
+"""The magics in a real ipykernel, driven through jupyter_client as a notebook drives it."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+jupyter_client = pytest.importorskip("jupyter_client")
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    # A private IPYTHONDIR keeps the developer's own profile and extensions out.
+    env = {**os.environ, "IPYTHONDIR": str(tmp_path_factory.mktemp("ipython"))}
+    manager, client = jupyter_client.manager.start_new_kernel(
+        kernel_name="python3", env=env, startup_timeout=60
+    )
+    try:
+        run(client, "%load_ext ipyexecmod")
+        yield client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def run(client, code: str) -> tuple[dict, list[dict]]:
+    """Execute ``code``; the reply's content and the iopub messages it caused."""
+    messages: list[dict] = []
+    reply = client.execute_interactive(code, output_hook=messages.append, timeout=60)
+    return reply["content"], messages
+
+
+def outputs(messages: list[dict], kind: str) -> list[dict]:
+    return [m["content"] for m in messages if m["msg_type"] == kind]
+
+
+def stdout(messages: list[dict]) -> str:
+    return "".join(c["text"] for c in outputs(messages, "stream") if c["name"] == "stdout")
+
+
+def test_cell_module_is_importable_from_later_cells(kernel):
+    reply, _ = run(kernel, "%%as_module kgeo\ndef area(r):\n    return 3 * r * r\n")
+    assert reply["status"] == "ok"
+    reply, messages = run(
+        kernel, "import inspect, kgeo\nprint(kgeo.area(2))\nprint(inspect.getsource(kgeo.area))"
+    )
+    assert reply["status"] == "ok"
+    assert stdout(messages) == "12\ndef area(r):\n    return 3 * r * r\n\n"
+
+
+def test_lsmod_sends_text_and_html(kernel):
+    run(kernel, "%%as_module kshow\nx = 1\n")
+    reply, messages = run(kernel, "%lsmod ksh* --cells")
+    assert reply["status"] == "ok"
+    (result,) = outputs(messages, "execute_result")
+    data = result["data"]
+    assert data["text/plain"].splitlines()[1].split()[:2] == ["kshow", "cell"]
+    assert "<td>kshow</td><td>cell</td>" in data["text/html"]
+
+
+def test_usage_error_reply(kernel):
+    reply, _ = run(kernel, "%%as_module json\nx = 1\n")
+    assert reply["status"] == "error"
+    assert reply["ename"] == "UsageError"
+    assert "'json' is already imported" in reply["evalue"]
+    assert "--force" in reply["evalue"]
+    reply, _ = run(kernel, "import json; assert not hasattr(json, 'x')")
+    assert reply["status"] == "ok"
+
+
+def test_failed_rerun_shows_the_cells_line_and_keeps_the_old_version(kernel):
+    run(kernel, "%%as_module kfail\nVALUE = 1\n")
+    reply, messages = run(kernel, "%%as_module kfail\nVALUE = 2\nraise ValueError('bad edit')\n")
+    assert reply["status"] == "error" and reply["ename"] == "ValueError"
+    (error,) = outputs(messages, "error")
+    shown = ANSI.sub("", "\n".join(error["traceback"]))
+    assert "raise ValueError('bad edit')" in shown
+    reply, messages = run(
+        kernel, "import kfail, sys\nprint(kfail.VALUE, sys.modules['kfail'] is kfail)"
+    )
+    assert stdout(messages) == "1 True\n"
+
+
+def test_completion_of_module_names(kernel):
+    run(kernel, "%%as_module kcomplete_me\nx = 1\n")
+    for code in ("%reload_module kcomplete_", "%modinfo kcomplete_", "%lsmod kcomplete_"):
+        kernel.complete(code, len(code))
+        reply = kernel.get_shell_msg(timeout=30)
+        assert reply["content"]["matches"] == ["kcomplete_me"]
+    code = "%modinfo json.de"
+    kernel.complete(code, len(code))
+    assert "json.decoder" in kernel.get_shell_msg(timeout=30)["content"]["matches"]
+
+
+def test_alongside_autoreload_and_reset(kernel):
+    reply, _ = run(kernel, "%load_ext autoreload\n%autoreload 2")
+    assert reply["status"] == "ok"
+    run(kernel, "%%as_module kauto\ndef f():\n    return 1\n")
+    run(kernel, "%%as_module kauto\ndef f():\n    return 2\n")
+    reply, messages = run(kernel, "print(kauto.f())")
+    assert stdout(messages) == "2\n"
+    reply, _ = run(kernel, "%reset -f")
+    assert reply["status"] == "ok"
+    reply, messages = run(kernel, "import kauto\nprint(kauto.f())")
+    assert reply["status"] == "ok" and stdout(messages) == "2\n"
+    reply, messages = run(kernel, "%%as_module kauto\ndef f():\n    return 3\n")
+    reply, messages = run(kernel, "print(kauto.f())")
+    assert stdout(messages) == "3\n"
+    assert outputs(messages, "error") == []
+    run(kernel, "%autoreload off")
+
+
+def test_magic_number_result(kernel):
+    _, messages = run(kernel, "%magic_number")
+    (result,) = outputs(messages, "execute_result")
+    assert "magic number" in result["data"]["text/plain"]
+    assert "<table>" in result["data"]["text/html"]
+    _, messages = run(
+        kernel,
+        "import importlib.util\nn = %magic_number\n"
+        "print(n == int.from_bytes(importlib.util.MAGIC_NUMBER, 'little'))",
+    )
+    assert stdout(messages) == "True\n"
