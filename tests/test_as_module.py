@@ -214,6 +214,13 @@ def test_rerun_updates_the_same_object_for_every_importer(ip, unique):
     assert cells.finder.get(name).redefinitions == 1
 
 
+def test_rerun_keeps_names_the_new_code_no_longer_defines_as_reload_does(ip, unique):
+    name = unique()
+    module = define(ip, name, "def old():\n    return 'old'\n\nVALUE = 1\n")
+    define(ip, name, "VALUE = 2\n")
+    assert module.VALUE == 2 and module.old() == "old"
+
+
 def test_failed_rerun_restores_the_previous_version(ip, unique, capsys):
     name = unique("geo")
     module = define(ip, name, GEO)
