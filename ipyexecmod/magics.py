@@ -53,6 +53,15 @@ class ExecModMagics(Magics):
         assert self.shell is not None  # set by Magics.__init__
         return self.shell
 
+    def _cell_number(self) -> int | None:
+        """The ``In[N]`` of the running cell, or ``None`` outside a cell that stores history.
+
+        ``shell.execution_count`` is N until IPython 8 but already N + 1 in IPython 9;
+        the result of the running cell knows N in both.
+        """
+        result = getattr(self._shell.displayhook, "exec_result", None)
+        return getattr(result, "execution_count", None)
+
     @magic_arguments()
     @argument("name", help="the module's dotted name, e.g. geometry or shapes.circle")
     @argument(
@@ -84,9 +93,7 @@ class ExecModMagics(Magics):
             msg = f"the cell is empty: write the code of module {args.name!r} below %%as_module"
             raise UsageError(msg)
         try:
-            module = cells.define(
-                args.name, cell, force=args.force, defined_in=self._shell.execution_count
-            )
+            module = cells.define(args.name, cell, force=args.force, defined_in=self._cell_number())
         except cells.DefinitionError as exc:
             hint = ", or use --force to define it anyway" if exc.forceable else ""
             msg = f"{exc}{hint}"

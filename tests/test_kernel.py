@@ -45,6 +45,9 @@ def stdout(messages: list[dict]) -> str:
 def test_cell_module_is_importable_from_later_cells(kernel):
     reply, _ = run(kernel, "%%as_module kgeo\ndef area(r):\n    return 3 * r * r\n")
     assert reply["status"] == "ok"
+    _, messages = run(kernel, "%modinfo kgeo")
+    (info,) = outputs(messages, "execute_result")
+    assert f"In[{reply['execution_count']}]" in info["data"]["text/plain"]
     reply, messages = run(
         kernel, "import inspect, kgeo\nprint(kgeo.area(2))\nprint(inspect.getsource(kgeo.area))"
     )

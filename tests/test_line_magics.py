@@ -98,13 +98,15 @@ def test_lsmod_displays_as_text_and_escaped_html(ip, unique):
 
 def test_modinfo_of_a_cell_module(ip, unique):
     name = unique("geo")
-    ip.execution_count = 41
-    define(ip, name, "def f():\n    return 1\n")
-    ip.execution_count = 42
-    module = define(ip, name, "def f():\n    return 2\n\n\nX = 3\n")
+    first = ip.run_cell(f"%%as_module {name}\ndef f():\n    return 1\n", store_history=True)
+    second = ip.run_cell(
+        f"%%as_module {name}\ndef f():\n    return 2\n\n\nX = 3\n", store_history=True
+    )
+    assert second.execution_count == first.execution_count + 1
+    module = sys.modules[name]
     info = ip.run_line_magic("modinfo", name)
     assert info["kind"] == "cell"
-    assert info["defined in"] == "In[42]"
+    assert info["defined in"] == f"In[{second.execution_count}]"
     assert info["redefinitions"] == 1
     assert info["lines"] == 5
     assert info["__file__"] == module.__file__ == info["origin"]
@@ -112,7 +114,7 @@ def test_modinfo_of_a_cell_module(ip, unique):
     assert info["loader"] is module.__loader__
     assert info["spec"] is module.__spec__
     text = formats(ip, info)["text/plain"]
-    assert "defined in     In[42]" in text
+    assert f"defined in     In[{second.execution_count}]" in text
     assert "<th>" not in formats(ip, info)["text/html"]
 
 
@@ -129,6 +131,7 @@ def test_modinfo_of_other_modules_and_packages(ip, unique):
     implicit = ip.run_line_magic("modinfo", package)
     assert implicit["defined in"] == "(a parent package, no cell)"
     assert implicit["__path__"] == []
+    assert ip.run_line_magic("modinfo", f"{package}.leaf")["defined in"] == "(not from a cell)"
 
 
 def test_modinfo_of_a_name_not_imported_is_a_usage_error(ip, unique):
