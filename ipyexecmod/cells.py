@@ -147,12 +147,6 @@ class CellModuleFinder(MetaPathFinder):
     def __contains__(self, name: object) -> bool:
         return name in self._modules
 
-    def __iter__(self) -> Iterator[CellModule]:
-        return iter(list(self._modules.values()))
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
     def get(self, name: str) -> CellModule | None:
         return self._modules.get(name)
 
