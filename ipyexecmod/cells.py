@@ -31,7 +31,7 @@ import linecache
 import sys
 import unicodedata
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec
@@ -396,11 +396,14 @@ def _put_back(
 _line_keepers: dict[str, set[weakref.ref[CodeType]]] = {}
 
 
-def _code_tree(code: CodeType) -> Iterator[CodeType]:
-    yield code
-    for const in code.co_consts:
-        if isinstance(const, CodeType):
-            yield from _code_tree(const)
+def _code_tree(code: CodeType) -> list[CodeType]:
+    """``code`` and the code objects nested in it (functions, classes, comprehensions)."""
+    tree, pending = [], [code]
+    while pending:
+        code = pending.pop()
+        tree.append(code)
+        pending.extend(const for const in code.co_consts if type(const) is CodeType)
+    return tree
 
 
 def _forget_lines_when_unused(loader: SourceTextLoader) -> None:
@@ -419,7 +422,9 @@ def _forget_lines_when_unused(loader: SourceTextLoader) -> None:
             del _line_keepers[filename]
             linecache.cache.pop(filename, None)
 
-    keepers.update(weakref.ref(code, release) for code in _code_tree(loader.get_code(loader.name)))
+    keepers.update(
+        [weakref.ref(code, release) for code in _code_tree(loader.get_code(loader.name))]
+    )
     _line_keepers[filename] = keepers
 
 
