@@ -226,31 +226,38 @@ class CellModuleFinder(MetaPathFinder):
 
     def _check_available(self, name: str) -> None:
         """Refuse a name, or a missing parent, that belongs to something else."""
+        module = sys.modules.get(name)
+        if module is not None:
+            if self.owns(module):
+                return
+            msg = (
+                f"{name!r} is already imported, from {_origin(module)}, and ipyexecmod "
+                f"did not create it: defining it would replace it for all code in this "
+                f"process; choose another name"
+            )
+            raise DefinitionError(msg, forceable=True)
         parts = name.split(".")
+        path = None
         for depth in range(1, len(parts) + 1):
             prefix = ".".join(parts[:depth])
-            whose = "it" if prefix == name else f"its parent {prefix!r}"
             module = sys.modules.get(prefix)
+            if prefix in self._modules or (module is not None and self.owns(module)):
+                return  # ours: below it, nothing else can import anything
             if module is not None:
-                if prefix == name and not self.owns(module):
-                    msg = (
-                        f"{name!r} is already imported, from {_origin(module)}, and ipyexecmod "
-                        f"did not create it: defining it would replace it for all code in this "
-                        f"process; choose another name"
-                    )
-                    raise DefinitionError(msg, forceable=True)
+                path = getattr(module, "__path__", None)
+                if path is None:
+                    return  # not a package: _ensure_parents says so
                 continue
-            if prefix in self._modules:
-                continue  # ours, dropped from sys.modules (by %reset --aggressive, say)
-            parent = sys.modules.get(prefix.rpartition(".")[0])
-            spec = self._foreign_spec(prefix, getattr(parent, "__path__", None))
+            spec = self._foreign_spec(prefix, path)
             if spec is not None:
+                whose = "it" if prefix == name else f"its parent {prefix!r}"
                 hint = "choose another name" if prefix == name else f"import {prefix!r} first"
                 msg = (
                     f"cannot define {name!r}: {whose} can be imported from "
                     f"{spec.origin or 'elsewhere'} and a cell module would hide it; {hint}"
                 )
                 raise DefinitionError(msg, forceable=True)
+            return  # made in memory: below it, nothing else can import anything
 
     def _foreign_spec(self, name: str, path: Any) -> ModuleSpec | None:
         """The spec another meta-path finder has for ``name``, found without importing."""
@@ -270,11 +277,11 @@ class CellModuleFinder(MetaPathFinder):
             prefix = ".".join(parts[:depth])
             record = self._modules.get(prefix)
             module = sys.modules.get(prefix)
+            if module is None and record is not None:
+                # Ours, dropped from sys.modules (%reset --aggressive): import re-creates it.
+                module = importlib.import_module(prefix)
             if module is None:
-                if record is None:
-                    self._create_package(prefix, undo)
-                else:  # ours, dropped from sys.modules: import re-creates it
-                    importlib.import_module(prefix)
+                self._create_package(prefix, undo)
             elif record is not None and self.owns(module):
                 if not record.is_package:
                     self._make_package(record, module, undo)
@@ -291,6 +298,7 @@ class CellModuleFinder(MetaPathFinder):
         )
         self._modules[name] = CellModule(name, loader, implicit=True)
         undo.append(lambda: self._modules.pop(name, None))
+        undo.append(lambda: _forget_lines_when_unused(loader))
         self._execute(name, loader, undo)
 
     def _make_package(
@@ -428,8 +436,12 @@ def _forget_lines_when_unused(loader: SourceTextLoader) -> None:
     _line_keepers[filename] = keepers
 
 
-#: The process's cell modules; :func:`define` installs it on :data:`sys.meta_path`.
-finder = CellModuleFinder()
+#: The process's cell modules; :func:`define` installs it on :data:`sys.meta_path`.  If this
+#: module is imported anew (``%reset --aggressive`` drops it from sys.modules), the finder
+#: already installed is kept, with every cell module it knows.
+finder: CellModuleFinder = (
+    next((f for f in sys.meta_path if _is_cell_finder(f)), None) or CellModuleFinder()
+)
 
 
 def define(

@@ -34,7 +34,9 @@ from .inspection import MagicNumber, MagicTag, ModuleInfo, ModuleList, list_modu
 __all__ = ["ExecModMagics", "load_ipython_extension", "unload_ipython_extension"]
 
 # The magics whose argument is a module name, for completion.
-_MODULE_ARGUMENT = re.compile(r"\s*%?(?:reload_module|modinfo|lsmod)\s+(?:-\S+\s+)*[\w.]*$")
+_MODULE_ARGUMENT = re.compile(
+    r"\s*(?:[\w.]+\s*=\s*)?%?(?:reload_module|modinfo|lsmod)\s+(?:-\S+\s+)*[\w.]*$"
+)
 
 
 @magics_class
@@ -155,7 +157,7 @@ class ExecModMagics(Magics):
         args = parse_argstring(self.reload_module, line)
         module = _imported(args.name)
         if cells.finder.owns(module):
-            return cells.finder.reload(args.name)
+            return cells.finder.reload(module.__name__)
         return importlib.reload(module)
 
     @context_matcher()
@@ -186,9 +188,12 @@ def _not_python(shell: InteractiveShell, cell: str, error: SyntaxError) -> str |
     manager = shell.input_transformer_manager
     lines = (cell if cell.endswith("\n") else cell + "\n").splitlines(keepends=True)
     transformed = lines
-    for transform in manager.line_transforms:
-        transformed = transform(transformed)
-    transformed = manager.do_token_transforms(transformed)
+    try:
+        for transform in manager.line_transforms:
+            transformed = transform(transformed)
+        transformed = manager.do_token_transforms(transformed)
+    except Exception:  # IPython's tokenizer gave up too: the Python error is the one to show
+        return None
     for number, (before, after) in enumerate(zip(lines, transformed, strict=False), 1):
         if before != after:
             return (

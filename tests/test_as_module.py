@@ -321,6 +321,23 @@ def test_parent_package_can_be_given_code_later(ip, unique):
     assert parent is sys.modules[package] and parent.TOTAL == 2
 
 
+@pytest.mark.parametrize("tail", ["types", "io", "json", "logging"])
+def test_a_new_package_may_have_children_named_like_top_level_modules(ip, unique, tail):
+    package = unique("pkg")
+    module = define(ip, f"{package}.{tail}", "X = 1\n")
+    assert module.X == 1 and sys.modules[package].__path__ == []
+
+
+def test_a_dropped_plain_parent_becomes_a_package_when_given_a_child(ip, unique):
+    name = unique()
+    define(ip, name, "X = 1\n")
+    del sys.modules[name]  # what %reset --aggressive does
+    child = define(ip, f"{name}.child", "Y = 2\n")
+    parent = sys.modules[name]
+    assert parent.__path__ == [] and parent.child is child and parent.X == 1
+    assert importlib.reload(child) is child
+
+
 def test_child_of_a_plain_module_is_refused(ip):
     with pytest.raises(UsageError, match=r"'json\.decoder' is a module, not a package"):
         ip.run_cell_magic("as_module", "json.decoder.extra", "x = 1\n")
@@ -412,6 +429,14 @@ def test_top_level_await_is_refused_naming_the_line(ip, unique, body):
     assert name not in sys.modules
 
 
+def test_indentation_errors_stay_the_pythons_own(ip, unique):
+    name = unique()
+    with pytest.raises(IndentationError) as caught:
+        ip.run_cell_magic("as_module", name, "def f():\n        x = 1\n    return x\n")
+    assert caught.value.filename.startswith(f"ipyexecmod:{name}@")
+    assert caught.value.lineno == 3
+
+
 def test_plain_python_syntax_errors_stay_syntax_errors(ip, unique):
     with pytest.raises(SyntaxError, match="invalid syntax"):
         ip.run_cell_magic("as_module", unique(), "x = 1\nx +* 2\n")
@@ -457,6 +482,29 @@ def test_module_dropped_from_sys_modules_is_recreated_by_import(ip, unique):
     assert fresh.area(1) == 3
     assert define(ip, name, GEO.replace("3 * r", "7 * r")) is fresh
     assert fresh.area(1) == 7
+
+
+def test_the_registry_survives_a_fresh_import_of_ipyexecmod(tmp_path):
+    # %reset --aggressive drops ipyexecmod's modules from sys.modules; a later import of
+    # ipyexecmod.cells must keep the cell modules the installed finder knows.
+    script = """
+import importlib, sys
+import ipyexecmod.cells
+ipyexecmod.cells.define("first", "X = 1")
+del sys.modules["first"]
+for name in [n for n in sys.modules if n.startswith("ipyexecmod")]:
+    del sys.modules[name]
+import ipyexecmod.cells as again
+again.define("second", "Y = 2")
+import first, second
+print(first.X, second.Y, sum(type(f).__name__ == "CellModuleFinder" for f in sys.meta_path))
+"""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert out.stdout.split() == ["1", "2", "1"]
 
 
 # -- memory ----------------------------------------------------------------------------

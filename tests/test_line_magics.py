@@ -224,6 +224,17 @@ def test_reload_module_reloads_other_modules(ip, unique, tmp_path, monkeypatch):
     assert module.VALUE == 22
 
 
+def test_reload_module_through_another_name(ip, unique, tally):
+    name = unique()
+    module = define(ip, name, "import _cm_tally\n_cm_tally.runs.append(1)\n")
+    sys.modules[f"{name}_alias"] = module
+    try:
+        assert ip.run_line_magic("reload_module", f"{name}_alias") is module
+    finally:
+        del sys.modules[f"{name}_alias"]
+    assert tally.runs == [1, 1]
+
+
 def test_reload_module_of_a_name_not_imported_is_a_usage_error(ip):
     with pytest.raises(UsageError, match="no module named '_nothing_here' is imported"):
         ip.run_line_magic("reload_module", "_nothing_here")
@@ -243,6 +254,10 @@ def test_module_names_complete_after_the_magics(ip, unique, magic):
     define(ip, name)
     assert complete(ip, f"{magic} {name[:-3]}") == [name]
     assert "json.decoder" in complete(ip, f"{magic} json.")
+
+
+def test_module_names_complete_in_assignments(ip):
+    assert "json.decoder" in complete(ip, "info = %modinfo json.de")
 
 
 def test_completion_leaves_other_lines_alone(ip, unique):
