@@ -37,7 +37,7 @@ from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec
 from importlib.util import module_from_spec
 from types import CodeType, ModuleType
-from typing import Any
+from typing import Any, cast
 
 from .execmodule import exec_code_module_object
 from .loader import SourceTextLoader
@@ -439,8 +439,8 @@ def _forget_lines_when_unused(loader: SourceTextLoader) -> None:
 #: The process's cell modules; :func:`define` installs it on :data:`sys.meta_path`.  If this
 #: module is imported anew (``%reset --aggressive`` drops it from sys.modules), the finder
 #: already installed is kept, with every cell module it knows.
-finder: CellModuleFinder = (
-    next((f for f in sys.meta_path if _is_cell_finder(f)), None) or CellModuleFinder()
+finder: CellModuleFinder = next(
+    (cast(CellModuleFinder, f) for f in sys.meta_path if _is_cell_finder(f)), CellModuleFinder()
 )
 
 
