@@ -526,3 +526,16 @@ def test_replaced_versions_do_not_pile_up_in_linecache(ip, unique):
     gc.collect()
     assert cached() == [module.__file__]
     assert source == "def f():\n    return 0\n"
+
+
+# -- the Python API ----------------------------------------------------------------------
+
+
+def test_define_without_ipython_checks_its_arguments():
+    with pytest.raises(cells.DefinitionError, match="a module name is required"):
+        cells.define("", "x = 1\n")
+    with pytest.raises(TypeError, match="a module name must be a str, not int"):
+        cells.define(1, "x = 1\n")
+    with pytest.raises(TypeError, match="source must be a str, not bytes"):
+        cells.define("_cm_bytes", b"x = 1\n")
+    assert "_cm_bytes" not in sys.modules
