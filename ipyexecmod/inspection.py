@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from .cells import CellModuleFinder, finder
 from .execmodule import get_magic_number, get_magic_tag
+from .pyc import check_source, read_header, source_of
 
 __all__ = [
     "MagicNumber",
@@ -34,9 +35,11 @@ __all__ = [
     "ModuleInfo",
     "ModuleList",
     "ModuleRow",
+    "PycInfo",
     "list_modules",
     "module_info",
     "module_kind",
+    "pyc_info",
 ]
 
 
@@ -215,6 +218,7 @@ class MagicNumber(int):
         ]
         if self == get_magic_number():
             fields.append(("interpreter", _interpreter()))
+        fields.append(("decode a .pyc", "%pycinfo PATH_OR_MODULE"))
         return fields
 
     def __repr__(self) -> str:
@@ -238,3 +242,38 @@ class MagicTag(str):
         if self == sys.implementation.cache_tag:
             fields.append(("bytecode of spam.py", importlib.util.cache_from_source("spam.py")))
         return _html_table(None, fields)
+
+
+class PycInfo(ModuleInfo):
+    """The decoded header of a ``.pyc`` (:func:`pyc_info`): a dict that displays as a table."""
+
+
+def pyc_info(path: str) -> PycInfo:
+    """Decode the ``.pyc`` at ``path`` and say whether it is valid for its source and for us.
+
+    Raises :class:`~ipyexecmod.pyc.PycError` or :class:`OSError` if it cannot be read.
+    """
+    header = read_header(path)
+    number = int.from_bytes(header.magic, "little")
+    info = PycInfo(
+        file=header.path,
+        **{"magic number": f"{number} (0x{number:08x}), bytes {header.magic.hex(' ')}"},
+        python=header.python or "unknown (not a released CPython 3.0 to 3.13)",
+        invalidation=header.invalidation,
+    )
+    if header.invalidation == "timestamp":
+        info["source mtime"] = header.source_mtime
+        if header.source_size is not None:
+            info["source size"] = header.source_size
+    else:
+        info["source hash"] = (header.source_hash or b"").hex()
+    source = source_of(header.path)
+    info["source file"] = source
+    info["valid for its source"] = check_source(header, source) if source else "unknown"
+    info["valid for this Python"] = (
+        "yes"
+        if header.for_this_python
+        else f"no: this is {_interpreter()}, whose magic number is "
+        f"{importlib.util.MAGIC_NUMBER.hex(' ')}; it would ignore this file and recompile"
+    )
+    return info

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import re
 import sys
 from types import ModuleType
@@ -29,7 +30,17 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool
 
 from . import cells
-from .inspection import MagicNumber, MagicTag, ModuleInfo, ModuleList, list_modules, module_info
+from .inspection import (
+    MagicNumber,
+    MagicTag,
+    ModuleInfo,
+    ModuleList,
+    PycInfo,
+    list_modules,
+    module_info,
+    pyc_info,
+)
+from .pyc import PycError
 
 __all__ = ["ExecModMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -143,6 +154,36 @@ class ExecModMagics(Magics):
         """%magic_tag: PyImport_GetMagicTag(), the tag in the names of this Python's .pyc files."""
         parse_argstring(self.magic_tag, line)
         return MagicTag.current()
+
+    @magic_arguments()
+    @argument("target", help="a .pyc file, or an imported module (its __cached__ is read)")
+    @line_magic
+    def pycinfo(self, line: str) -> PycInfo:
+        """%pycinfo PATH_OR_MODULE: decode a .pyc header and say whether it is still valid.
+
+        Shows the magic number and the Python version that wrote the file, the
+        invalidation mode (timestamp, unchecked hash, checked hash) with the
+        source's mtime and size or hash, and whether the file is valid for its
+        source and for the running Python.  Works on any .pyc.
+        """
+        args = parse_argstring(self.pycinfo, line)
+        path = args.target
+        if not os.path.isfile(path):
+            module = sys.modules.get(path)
+            if module is None:
+                msg = f"{path!r} is neither a file nor an imported module"
+                raise UsageError(msg)
+            path = getattr(module, "__cached__", None) or getattr(module.__spec__, "cached", None)
+            if not path or not os.path.isfile(path):
+                msg = (
+                    f"module {args.target!r} has no .pyc file (it is built in, frozen, "
+                    f"from a cell, or its bytecode was not written); give a path instead"
+                )
+                raise UsageError(msg)
+        try:
+            return pyc_info(path)
+        except (PycError, OSError) as exc:
+            raise UsageError(str(exc)) from None
 
     @magic_arguments()
     @argument("name", help="the module's name in sys.modules")

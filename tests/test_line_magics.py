@@ -276,7 +276,7 @@ def extension_state(shell) -> dict:
         "finders": sum(type(f) is cells.CellModuleFinder for f in sys.meta_path),
         "line": sorted(
             n
-            for n in ("lsmod", "modinfo", "magic_number", "magic_tag", "reload_module")
+            for n in ("lsmod", "modinfo", "magic_number", "magic_tag", "pycinfo", "reload_module")
             if n in manager.magics["line"]
         ),
         "cell": "as_module" in manager.magics["cell"],
@@ -291,7 +291,7 @@ def test_load_unload_reload_are_symmetric(shell, unique):
     assert before["finders"] == 0 and not before["cell"]
     shell.run_line_magic("load_ext", "ipyexecmod")
     loaded = extension_state(shell)
-    assert loaded["finders"] == 1 and loaded["cell"] and len(loaded["line"]) == 5
+    assert loaded["finders"] == 1 and loaded["cell"] and len(loaded["line"]) == 6
     assert loaded["matchers"] == before["matchers"] + 1
     assert loaded["configurables"] == 1
     name = unique()
