@@ -25,11 +25,13 @@ the code raises, the module as it was before, namespace and all, is put back in
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import itertools
 import keyword
 import linecache
 import sys
 import unicodedata
+import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from typing import Any, cast
 
 from .execmodule import exec_code_module_object
 from .loader import SourceTextLoader
+from .store import CellStore, StoreError
 
 __all__ = [
     "CellModule",
@@ -104,13 +107,15 @@ class CellModule:
     redefinitions: int = 0
     #: A parent package created for a dotted name, with no cell of its own.
     implicit: bool = False
+    #: Where its on-disk copy is, if it has one.
+    store: CellStore | None = None
 
     @property
     def is_package(self) -> bool:
         return self.loader.is_package(self.name)
 
     def spec(self) -> ModuleSpec:
-        return _spec(self.name, self.loader)
+        return _spec(self.name, self.loader, self.store)
 
 
 class CellModuleFinder(MetaPathFinder):
@@ -119,6 +124,8 @@ class CellModuleFinder(MetaPathFinder):
     def __init__(self) -> None:
         self._modules: dict[str, CellModule] = {}
         self._serial = itertools.count(1)
+        #: The directories of on-disk copies; modules imported from them count as ours.
+        self.stores: list[CellStore] = []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {len(self._modules)} cell modules>"
@@ -156,16 +163,44 @@ class CellModuleFinder(MetaPathFinder):
         spec = getattr(module, "__spec__", None)
         return record is not None and getattr(spec, "loader", None) is record.loader
 
+    def is_restored(self, module: object) -> bool:
+        """Whether ``module`` was imported from an on-disk copy, by another finder."""
+        path = getattr(module, "__file__", None)
+        return not self.owns(module) and any(store.owns_path(path) for store in self.stores)
+
+    def add_store(self, store: CellStore) -> None:
+        """Count the modules in ``store`` as ours, and put it on :data:`sys.path`."""
+        if store not in self.stores:
+            self.stores.append(store)
+        store.install()
+
+    def _ours(self, module: object) -> bool:
+        return self.owns(module) or self.is_restored(module)
+
     # -- definitions --
 
     def define(
-        self, name: str, source: str, *, force: bool = False, defined_in: int | None = None
+        self,
+        name: str,
+        source: str,
+        *,
+        force: bool = False,
+        defined_in: int | None = None,
+        store: CellStore | None = None,
+        restore_lines: Callable[[Callable[[], None]], object] | None = None,
     ) -> ModuleType:
         """Make ``source`` the code of module ``name`` and execute it; return the module.
 
         A new module is created, with any missing parent packages; an existing
         cell module is updated in place (the same object, as a reload does), so
-        every importer sees the new code.
+        every importer sees the new code.  With a ``store``, the module's code,
+        ``__file__`` and ``__cached__`` name its on-disk copy, which is written
+        once the code has run.
+
+        ``restore_lines`` is given a callable that puts the previous version's
+        lines back in linecache after a failed redefinition (by default it is
+        called at once); IPython calls it after it has shown the traceback,
+        whose lines are the failed version's.
 
         Raises
         ------
@@ -178,39 +213,74 @@ class CellModuleFinder(MetaPathFinder):
             Whatever the code raised.  The previous version (same object, same
             namespace) is back in ``sys.modules``; a first definition leaves no
             module, and no parent created for it, behind.
+
+        Warns
+        -----
+        RuntimeWarning
+            The on-disk copy could not be written; the module works in this process.
         """
         __tracebackhide__ = True
         check_module_name(name)
         if not isinstance(source, str):
             msg = f"source must be a str, not {type(source).__name__}"
             raise TypeError(msg)
+        if store is not None:
+            self.add_store(store)
         if not force:
             self._check_available(name)
         record = self._modules.get(name)
         old_loader = None if record is None else record.loader
+        is_package = old_loader is not None and old_loader.is_package(name)
         loader = SourceTextLoader(
-            name,
-            source,
-            f"ipyexecmod:{name}@{next(self._serial)}",
-            is_package=old_loader is not None and old_loader.is_package(name),
+            name, source, self._filename(name, is_package, store), is_package=is_package
         )
         undo: list[Callable[[], object]] = []
         try:
-            self._ensure_parents(name, undo)
-            module = self._execute(name, loader, undo)
+            self._ensure_parents(name, undo, store)
+            module = self._execute(name, loader, undo, store)
         except BaseException:
             for step in reversed(undo):
                 step()
-            _forget_lines_when_unused(loader)
+            if old_loader is not None and old_loader.filename == loader.filename:
+                (restore_lines or _call)(old_loader.register_lines)
+            else:
+                _forget_lines_when_unused(loader)
             raise
         if record is None or record.implicit:
-            self._modules[name] = CellModule(name, loader, defined_in)
+            record = self._modules[name] = CellModule(name, loader, defined_in, store=store)
         else:
-            record.loader, record.defined_in = loader, defined_in
+            record.loader, record.defined_in, record.store = loader, defined_in, store
             record.redefinitions += 1
-        if old_loader is not None:
+        if old_loader is not None and old_loader.filename != loader.filename:
             _forget_lines_when_unused(old_loader)
+        self._write(record)
         return module
+
+    def _filename(self, name: str, is_package: bool, store: CellStore | None) -> str:
+        """The code's filename: the on-disk copy's path, or a name unique to this version."""
+        if store is not None:
+            return store.source_path(name, is_package)
+        return f"ipyexecmod:{name}@{next(self._serial)}"
+
+    def _write(self, record: CellModule) -> None:
+        """Write the on-disk copy of ``record``'s module and of its parents, if it has one."""
+        if record.store is None:
+            return
+        parts = record.name.split(".")
+        try:
+            for depth in range(1, len(parts) + 1):
+                parent = self._modules.get(".".join(parts[:depth]))
+                if parent is not None and parent.store is record.store:
+                    loader = parent.loader
+                    record.store.write(
+                        parent.name,
+                        loader.source,
+                        loader.get_code(parent.name),
+                        is_package=parent.is_package,
+                    )
+        except StoreError as exc:
+            msg = f"{exc}; module {record.name!r} works in this process only"
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
     def reload(self, name: str) -> ModuleType:
         """Re-execute cell module ``name``'s latest source in the same object, as a transaction."""
@@ -218,7 +288,7 @@ class CellModuleFinder(MetaPathFinder):
         record = self._modules[name]
         undo: list[Callable[[], object]] = []
         try:
-            return self._execute(name, record.loader, undo)
+            return self._execute(name, record.loader, undo, record.store)
         except BaseException:
             for step in reversed(undo):
                 step()
@@ -228,7 +298,7 @@ class CellModuleFinder(MetaPathFinder):
         """Refuse a name, or a missing parent, that belongs to something else."""
         module = sys.modules.get(name)
         if module is not None:
-            if self.owns(module):
+            if self._ours(module):
                 return
             msg = (
                 f"{name!r} is already imported, from {_origin(module)}, and ipyexecmod "
@@ -241,7 +311,7 @@ class CellModuleFinder(MetaPathFinder):
         for depth in range(1, len(parts) + 1):
             prefix = ".".join(parts[:depth])
             module = sys.modules.get(prefix)
-            if prefix in self._modules or (module is not None and self.owns(module)):
+            if prefix in self._modules or (module is not None and self._ours(module)):
                 return  # ours: below it, nothing else can import anything
             if module is not None:
                 path = getattr(module, "__path__", None)
@@ -249,7 +319,7 @@ class CellModuleFinder(MetaPathFinder):
                     return  # not a package: _ensure_parents says so
                 continue
             spec = self._foreign_spec(prefix, path)
-            if spec is not None:
+            if spec is not None and not any(s.owns_path(spec.origin) for s in self.stores):
                 whose = "it" if prefix == name else f"its parent {prefix!r}"
                 hint = "choose another name" if prefix == name else f"import {prefix!r} first"
                 msg = (
@@ -270,7 +340,9 @@ class CellModuleFinder(MetaPathFinder):
                 return spec
         return None
 
-    def _ensure_parents(self, name: str, undo: list[Callable[[], object]]) -> None:
+    def _ensure_parents(
+        self, name: str, undo: list[Callable[[], object]], store: CellStore | None
+    ) -> None:
         """Create the missing parent packages of ``name``; make a cell-module parent a package."""
         parts = name.split(".")
         for depth in range(1, len(parts)):
@@ -281,7 +353,7 @@ class CellModuleFinder(MetaPathFinder):
                 # Ours, dropped from sys.modules (%reset --aggressive): import re-creates it.
                 module = importlib.import_module(prefix)
             if module is None:
-                self._create_package(prefix, undo)
+                self._create_package(prefix, undo, store)
             elif record is not None and self.owns(module):
                 if not record.is_package:
                     self._make_package(record, module, undo)
@@ -292,14 +364,14 @@ class CellModuleFinder(MetaPathFinder):
                 )
                 raise DefinitionError(msg)
 
-    def _create_package(self, name: str, undo: list[Callable[[], object]]) -> None:
-        loader = SourceTextLoader(
-            name, "", f"ipyexecmod:{name}@{next(self._serial)}", is_package=True
-        )
-        self._modules[name] = CellModule(name, loader, implicit=True)
+    def _create_package(
+        self, name: str, undo: list[Callable[[], object]], store: CellStore | None
+    ) -> None:
+        loader = SourceTextLoader(name, "", self._filename(name, True, store), is_package=True)
+        self._modules[name] = CellModule(name, loader, implicit=True, store=store)
         undo.append(lambda: self._modules.pop(name, None))
         undo.append(lambda: _forget_lines_when_unused(loader))
-        self._execute(name, loader, undo)
+        self._execute(name, loader, undo, store)
 
     def _make_package(
         self, record: CellModule, module: ModuleType, undo: list[Callable[[], object]]
@@ -307,12 +379,15 @@ class CellModuleFinder(MetaPathFinder):
         """Turn a cell module into a package, as a ``.py`` file becomes ``__init__.py``."""
         old_loader, namespace = record.loader, vars(module)
         saved = dict(namespace)
+        filename = old_loader.filename
+        if record.store is not None:  # spam.py becomes spam/__init__.py
+            filename = record.store.source_path(record.name, is_package=True)
         record.loader = SourceTextLoader(
             record.name,
             old_loader.source,
-            old_loader.filename,
+            filename,
             is_package=True,
-            code=old_loader.get_code(record.name),
+            code=old_loader.get_code(record.name) if filename == old_loader.filename else None,
         )
         undo.append(lambda: _restore(namespace, saved))
         undo.append(lambda: setattr(record, "loader", old_loader))
@@ -320,9 +395,14 @@ class CellModuleFinder(MetaPathFinder):
         module.__loader__ = record.loader
         module.__path__ = []
         module.__package__ = record.name
+        namespace["__file__"], namespace["__cached__"] = filename, module.__spec__.cached
 
     def _execute(
-        self, name: str, loader: SourceTextLoader, undo: list[Callable[[], object]]
+        self,
+        name: str,
+        loader: SourceTextLoader,
+        undo: list[Callable[[], object]],
+        store: CellStore | None,
     ) -> ModuleType:
         """Run ``loader``'s code as module ``name`` through the exec-code core.
 
@@ -331,36 +411,47 @@ class CellModuleFinder(MetaPathFinder):
         that put everything back as it was.
         """
         __tracebackhide__ = True
-        spec = _spec(name, loader)
+        spec = _spec(name, loader, store)
         previous = sys.modules.get(name)
         parent_name, _, child = name.rpartition(".")
         parent = sys.modules.get(parent_name) if parent_name else None
         previous_attribute = getattr(parent, child, _MISSING)
         undo.append(lambda: _put_back(name, previous, parent, child, previous_attribute))
         record = self._modules.get(name)
-        if record is not None and self.owns(previous):
-            assert previous is not None
+        if previous is not None and self._ours(previous):
             namespace = vars(previous)
             saved = dict(namespace)
-            old_loader = record.loader
             undo.append(lambda: _restore(namespace, saved))
-            undo.append(lambda: setattr(record, "loader", old_loader))
             # The loader goes on the module first: the core's fix-up keeps it, and the spec.
             previous.__spec__, previous.__loader__ = spec, loader
-            record.loader = loader
+            if record is not None:
+                old_loader = record.loader
+                undo.append(lambda: setattr(record, "loader", old_loader))
+                record.loader = loader
         else:
             sys.modules[name] = module_from_spec(spec)
-        module: ModuleType = exec_code_module_object(name, loader.get_code(name))
+        module: ModuleType = exec_code_module_object(
+            name, loader.get_code(name), loader.filename, spec.cached
+        )
         if parent is not None:
             setattr(parent, child, module)
         return module
 
 
-def _spec(name: str, loader: SourceTextLoader) -> ModuleSpec:
-    """A spec like a file's: ``origin`` (and so ``__file__``) is the code's filename."""
+def _spec(name: str, loader: SourceTextLoader, store: CellStore | None) -> ModuleSpec:
+    """A spec like a file's: ``origin`` (and so ``__file__``) is the code's filename.
+
+    With an on-disk copy, ``cached`` (``__cached__``) is its ``.pyc``.
+    """
     spec = ModuleSpec(name, loader, origin=loader.filename, is_package=loader.is_package(name))
     spec.has_location = True
+    if store is not None:
+        spec.cached = importlib.util.cache_from_source(loader.filename)
     return spec
+
+
+def _call(function: Callable[[], None]) -> None:
+    function()
 
 
 def _is_cell_finder(finder: object) -> bool:
@@ -444,12 +535,10 @@ finder: CellModuleFinder = next(
 )
 
 
-def define(
-    name: str, source: str, *, force: bool = False, defined_in: int | None = None
-) -> ModuleType:
+def define(name: str, source: str, **options: Any) -> ModuleType:
     """Define (or redefine) cell module ``name`` from ``source``: :meth:`CellModuleFinder.define`
     on the process's :data:`finder`, which is put on :data:`sys.meta_path` if it is not there."""
     __tracebackhide__ = True
     if finder not in sys.meta_path:
         finder.install()
-    return finder.define(name, source, force=force, defined_in=defined_in)
+    return finder.define(name, source, **options)

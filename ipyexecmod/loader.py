@@ -82,11 +82,18 @@ class SourceTextLoader(importlib.abc.InspectLoader):
             )
             raise ValueError(msg)
         self._source, self._code = source, code
-        # mtime None: linecache.checkcache() keeps entries that have no file behind them.
+        self.register_lines()
+
+    def register_lines(self) -> None:
+        """Put the source's lines in :mod:`linecache` under ``filename`` (again).
+
+        The entry's mtime is ``None``: :func:`linecache.checkcache` keeps it, even
+        when a file of that name exists and differs.
+        """
         linecache.cache[self.filename] = (
-            len(source),
+            len(self._source),
             None,
-            source.splitlines(keepends=True),
+            self._source.splitlines(keepends=True),
             self.filename,
         )
 

@@ -27,7 +27,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool
+from traitlets import Bool, Unicode, observe
 
 from . import cells
 from .inspection import (
@@ -41,6 +41,7 @@ from .inspection import (
     pyc_info,
 )
 from .pyc import PycError
+from .store import CellStore, kernel_store, lasting_store
 
 __all__ = ["ExecModMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -60,6 +61,42 @@ class ExecModMagics(Magics):
         "(for a dotted name, its top-level package). `%%as_module --no-bind` skips it "
         "for one cell.",
     ).tag(config=True)
+
+    persist = Bool(
+        True,
+        help="Also write each cell module to disk, as NAME.py and a checked-hash .pyc, in a "
+        "directory on sys.path, so that spawned processes can import it. `%%as_module "
+        "--no-persist` keeps one module in memory only.",
+    ).tag(config=True)
+
+    persist_dir = Unicode(
+        "",
+        help="A lasting directory for the on-disk copies: a new kernel with the same setting "
+        "can `import NAME` without running the cell again. Empty: a private directory, "
+        "removed when the kernel exits. `%%as_module --persist-dir DIR` sets it for one cell.",
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._pending_lines: list[Any] = []
+        if self.persist_dir:
+            cells.finder.add_store(lasting_store(self.persist_dir))
+
+    @observe("persist_dir")
+    def _persist_dir_changed(self, change: Any) -> None:
+        if change["new"]:
+            cells.finder.add_store(lasting_store(change["new"]))
+
+    def _store(self, args: Any) -> CellStore | None:
+        if args.no_persist or not self.persist:
+            return None
+        directory = args.persist_dir or self.persist_dir
+        return lasting_store(directory) if directory else kernel_store()
+
+    def restore_lines(self, result: Any = None) -> None:
+        """After a cell (``post_run_cell``): put back the lines a failed redefinition replaced."""
+        while self._pending_lines:
+            self._pending_lines.pop()()
 
     @property
     def _shell(self) -> InteractiveShell:
@@ -81,6 +118,17 @@ class ExecModMagics(Magics):
         "--no-bind",
         action="store_true",
         help="do not bind the name in the user namespace (see ExecModMagics.bind)",
+    )
+    @argument(
+        "--no-persist",
+        action="store_true",
+        help="keep the module in memory only: no on-disk copy, so other processes cannot "
+        "import it (see ExecModMagics.persist)",
+    )
+    @argument(
+        "--persist-dir",
+        metavar="DIR",
+        help="write the on-disk copy to DIR, kept across kernels (see ExecModMagics.persist_dir)",
     )
     @argument(
         "--force",
@@ -105,8 +153,16 @@ class ExecModMagics(Magics):
         if not cell.strip():
             msg = f"the cell is empty: write the code of module {args.name!r} below %%as_module"
             raise UsageError(msg)
+        store = self._store(args)
         try:
-            module = cells.define(args.name, cell, force=args.force, defined_in=self._cell_number())
+            module = cells.define(
+                args.name,
+                cell,
+                force=args.force,
+                defined_in=self._cell_number(),
+                store=store,
+                restore_lines=self._pending_lines.append,
+            )
         except cells.DefinitionError as exc:
             hint = ", or use --force to define it anyway" if exc.forceable else ""
             msg = f"{exc}{hint}"
@@ -117,6 +173,12 @@ class ExecModMagics(Magics):
                 raise
             msg = f"{args.name!r} not defined: {reason}"
             raise UsageError(msg) from None
+        if store is None:
+            record = cells.finder.get(args.name)
+            try:
+                kernel_store().write_stub(args.name, record is not None and record.is_package)
+            except OSError:
+                pass  # other processes get a plain ModuleNotFoundError
         if self.bind and not args.no_bind:
             top = args.name.partition(".")[0]
             self._shell.push({top: sys.modules.get(top, module)})
@@ -259,6 +321,7 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     unload_ipython_extension(shell)  # whatever an earlier load left behind
     magics = ExecModMagics(shell=shell)
     shell.register_magics(magics)
+    shell.events.register("post_run_cell", magics.restore_lines)
     shell.Completer.custom_matchers.append(magics.complete_module_names)
     cells.finder.install()
 
@@ -274,6 +337,8 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
                     del manager.magics[kind][name]
         if magics in shell.configurables:
             shell.configurables.remove(magics)
+        magics.restore_lines()
+        shell.events.unregister("post_run_cell", magics.restore_lines)
     identifier = ExecModMagics.complete_module_names.matcher_identifier
     shell.Completer.custom_matchers[:] = [
         matcher

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import keyword
 import marshal
 import os
 import shutil
@@ -24,7 +25,7 @@ import sys
 import tempfile
 from types import CodeType
 
-__all__ = ["CellStore", "StoreError"]
+__all__ = ["CellStore", "StoreError", "kernel_store", "lasting_store"]
 
 # PEP 552 flags: hash-based (bit 0), checked (bit 1).
 _CHECKED_HASH = (0b11).to_bytes(4, "little")
@@ -125,6 +126,8 @@ class CellStore:
             if code is not None:
                 _make_directory(os.path.dirname(cached))
                 _write_atomic(cached, pyc_bytes(data, code))
+            elif os.path.lexists(cached):
+                os.unlink(cached)
         except OSError as exc:
             msg = f"could not write {name!r} to {self.directory}: {exc.strerror or exc}"
             raise StoreError(msg) from exc
@@ -148,6 +151,17 @@ class CellStore:
             except FileNotFoundError:
                 pass
 
+    def write_stub(self, name: str, is_package: bool) -> None:
+        """Put a module in ``name``'s place that says why other processes cannot import it."""
+        message = (
+            f"module {name!r} exists only in the memory of the process that defined it "
+            f"(%%as_module --no-persist); define it again without --no-persist so that "
+            f"other processes can import it"
+        )
+        self.write(
+            name, f"raise ImportError({message!r}, name={name!r})\n", None, is_package=is_package
+        )
+
     def owns_path(self, path: object) -> bool:
         """Whether ``path`` lies in this store's directory."""
         if not isinstance(path, str):
@@ -163,9 +177,31 @@ class CellStore:
             prefix = [] if relative == "." else relative.split(os.sep)
             for file in sorted(files):
                 stem, extension = os.path.splitext(file)
-                if extension != ".py" or not stem.isidentifier() and stem != "__init__":
+                if extension != ".py" or not stem.isidentifier() or keyword.iskeyword(stem):
                     continue
                 parts = prefix if stem == "__init__" else [*prefix, stem]
                 if parts:
                     names.append(".".join(parts))
         return sorted(names, key=lambda n: (n.count("."), n))
+
+
+_stores: dict[str | None, CellStore] = {}
+
+
+def kernel_store() -> CellStore:
+    """This process's private store, made on first use and put on :data:`sys.path`."""
+    store = _stores.get(None)
+    if store is None:
+        store = _stores[None] = CellStore.temporary()
+    store.install()
+    return store
+
+
+def lasting_store(directory: str | os.PathLike[str]) -> CellStore:
+    """The store in ``directory`` (kept across processes), put on :data:`sys.path`."""
+    key = os.path.abspath(os.path.expanduser(os.fspath(directory)))
+    store = _stores.get(key)
+    if store is None:
+        store = _stores[key] = CellStore(key)
+    store.install()
+    return store

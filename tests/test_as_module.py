@@ -111,8 +111,9 @@ def test_find_spec_and_module_attributes(ip, unique):
     assert spec is not None and spec.name == name
     assert spec.loader is module.__loader__ is module.__spec__.loader
     assert spec.origin == module.__file__ == module.area.__code__.co_filename
-    assert name in module.__file__  # the filename names the module
-    assert module.__cached__ is None and module.__package__ == ""
+    assert module.__file__.endswith(f"{name}.py")  # the on-disk copy
+    assert module.__cached__ == importlib.util.cache_from_source(module.__file__)
+    assert module.__package__ == ""
     assert sys.meta_path[0] is cells.finder
     assert cells.finder.find_spec("_not_a_cell_module_at_all") is None
 
@@ -433,7 +434,7 @@ def test_indentation_errors_stay_the_pythons_own(ip, unique):
     name = unique()
     with pytest.raises(IndentationError) as caught:
         ip.run_cell_magic("as_module", name, "def f():\n        x = 1\n    return x\n")
-    assert caught.value.filename.startswith(f"ipyexecmod:{name}@")
+    assert caught.value.filename.endswith(f"{name}.py")
     assert caught.value.lineno == 3
 
 
@@ -516,10 +517,10 @@ def test_replaced_versions_do_not_pile_up_in_linecache(ip, unique):
     def cached() -> list[str]:
         return sorted(key for key in linecache.cache if key.startswith(f"ipyexecmod:{name}@"))
 
-    module = define(ip, name, "def f():\n    return 0\n")
+    module = define(ip, name, "def f():\n    return 0\n", "--no-persist")
     kept = [module.f]  # a function of version 1 that outlives its version
     for version in range(1, 30):
-        define(ip, name, f"def f():\n    return {version}\n")
+        define(ip, name, f"def f():\n    return {version}\n", "--no-persist")
     assert cached() == sorted([kept[0].__code__.co_filename, module.__file__])
     source = inspect.getsource(kept[0])
     kept.clear()

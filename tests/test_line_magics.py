@@ -110,7 +110,7 @@ def test_modinfo_of_a_cell_module(ip, unique):
     assert info["redefinitions"] == 1
     assert info["lines"] == 5
     assert info["__file__"] == module.__file__ == info["origin"]
-    assert info["__cached__"] is None
+    assert info["__cached__"] == module.__cached__ == module.__spec__.cached
     assert info["loader"] is module.__loader__
     assert info["spec"] is module.__spec__
     text = formats(ip, info)["text/plain"]
@@ -337,9 +337,9 @@ def test_options_are_traits_configurable_from_a_profile(shell, unique):
 
 def test_help_names_the_cell_magic(ip):
     doc = ip.find_cell_magic("as_module").__doc__
-    assert "%as_module [--no-bind] [--force] name" in doc  # the usage line, by argparse
+    assert "%as_module [--no-bind] [--no-persist] [--persist-dir DIR] [--force] name" in doc
     assert "%%as_module NAME: make the cell a real, importable module" in doc
-    assert "--force" in doc and "--no-bind" in doc
+    assert "--force" in doc and "--no-bind" in doc and "--persist-dir" in doc
 
 
 def test_core_and_inspection_do_not_import_ipython():
