@@ -169,9 +169,11 @@ class CellModuleFinder(MetaPathFinder):
         return not self.owns(module) and any(store.owns_path(path) for store in self.stores)
 
     def add_store(self, store: CellStore) -> None:
-        """Count the modules in ``store`` as ours, and put it on :data:`sys.path`."""
+        """Count the modules in ``store`` as ours, put it on :data:`sys.path`, and rewrite
+        any of its ``.pyc`` files that Python would not load as it should."""
         if store not in self.stores:
             self.stores.append(store)
+            store.repair()
         store.install()
 
     def _ours(self, module: object) -> bool:

@@ -69,9 +69,15 @@ def _loader_of(module: object) -> Any:
 
 
 def module_kind(module: object, cells: CellModuleFinder = finder) -> str:
-    """One of cell, source, bytecode, extension, builtin, frozen, namespace, other."""
+    """One of cell, restored, source, bytecode, extension, builtin, frozen, namespace, other.
+
+    "restored" is a module imported from an on-disk copy that ipyexecmod wrote,
+    in this process or an earlier one, without its cell having run here.
+    """
     if cells.owns(module):
         return "cell"
+    if cells.is_restored(module):
+        return "restored"
     loader = _loader_of(module)
     kinds: tuple[tuple[type, str], ...] = (
         (SourceFileLoader, "source"),
@@ -129,14 +135,14 @@ def list_modules(
 ) -> ModuleList:
     """The entries of :data:`sys.modules` whose name matches the glob ``pattern``.
 
-    ``cells_only`` keeps only the modules ipyexecmod made.
+    ``cells_only`` keeps only the modules ipyexecmod made (cell and restored).
     """
     rows = ModuleList()
     for name, module in list(sys.modules.items()):
         if not fnmatch.fnmatchcase(name, pattern):
             continue
         kind = module_kind(module, cells)
-        if cells_only and kind != "cell":
+        if cells_only and kind not in ("cell", "restored"):
             continue
         rows.append(ModuleRow(name, kind, _origin(module), _loader_name(_loader_of(module))))
     rows.sort()

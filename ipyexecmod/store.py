@@ -74,6 +74,22 @@ def pyc_bytes(source: bytes, code: CodeType) -> bytes:
     )
 
 
+def _pyc_is_sound(cached: str, source: bytes) -> bool:
+    try:
+        with open(cached, "rb") as file:
+            data = file.read()
+    except OSError:
+        return False
+    header = importlib.util.MAGIC_NUMBER + _CHECKED_HASH + importlib.util.source_hash(source)
+    if not data.startswith(header):
+        return False
+    try:
+        marshal.loads(data[16:])
+    except (EOFError, ValueError, TypeError):
+        return False
+    return True
+
+
 class CellStore:
     """A directory of cell-module copies; see the module docstring."""
 
@@ -161,6 +177,33 @@ class CellStore:
         self.write(
             name, f"raise ImportError({message!r}, name={name!r})\n", None, is_package=is_package
         )
+
+    def repair(self) -> list[str]:
+        """Rewrite every ``.pyc`` of the store that Python would not load as it should.
+
+        One is rewritten when it is missing, truncated, written by another Python
+        (magic number), not a checked hash of the source beside it, or has bytecode
+        that does not unmarshal.  Returns the paths rewritten.
+        """
+        rewritten = []
+        for name in self.module_names():
+            path = self.source_path(name, is_package=os.path.isdir(self._package_dir(name)))
+            cached = importlib.util.cache_from_source(path)
+            try:
+                with open(path, "rb") as file:
+                    source = file.read()
+                if _pyc_is_sound(cached, source):
+                    continue
+                code = compile(source, path, "exec", dont_inherit=True)
+                _make_directory(os.path.dirname(cached))
+                _write_atomic(cached, pyc_bytes(source, code))
+            except (OSError, SyntaxError, ValueError):
+                continue  # Python will compile the source, or report its error, itself
+            rewritten.append(cached)
+        return rewritten
+
+    def _package_dir(self, name: str) -> str:
+        return os.path.join(self.directory, *name.split("."))
 
     def owns_path(self, path: object) -> bool:
         """Whether ``path`` lies in this store's directory."""

@@ -1,0 +1,275 @@
+"""On-disk copies of cell modules: real files, real .pyc, real spawned processes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.util
+import inspect
+import marshal
+import multiprocessing
+import os
+import random
+import re
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from ipyexecmod.pyc import check_source, read_header
+from ipyexecmod.store import CellStore
+
+GEO = """\
+def area(r):
+    return 3 * r * r
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+    def twice(self):
+        return 2 * self.x
+"""
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+@pytest.fixture
+def ip(ip):
+    """The shell, with a ``__main__`` that spawn can describe.
+
+    IPython's ``%reset -f`` (run by another test) clears the interactive ``__main__``'s
+    dict, ``__spec__`` included, and spawn then fails in the parent, with or without
+    ipyexecmod.
+    """
+    main = sys.modules["__main__"]
+    if not hasattr(main, "__spec__"):
+        main.__spec__ = None
+    return ip
+
+
+def define(ip, name: str, body: str, options: str = ""):
+    ip.run_cell_magic("as_module", f"{options} {name}".strip(), body)
+    return sys.modules[name]
+
+
+def import_value(directory: str) -> subprocess.CompletedProcess:
+    """``victim.VALUE``, imported from ``directory`` in a fresh interpreter."""
+    code = f"import sys; sys.path.insert(0, {directory!r}); import victim; print(victim.VALUE)"
+    return run_python(code)
+
+
+def run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
+
+
+def test_on_disk_copy_is_a_real_file_and_checked_hash_pyc(ip, unique):
+    name = unique("geo")
+    module = define(ip, name, GEO)
+    path, pyc = Path(module.__file__), Path(module.__cached__)
+    assert path.name == f"{name}.py" and path.read_text() == GEO
+    assert str(path.parent) in sys.path
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for written in (path, pyc, pyc.parent):
+        assert stat.S_IMODE(written.stat().st_mode) & 0o022 == 0  # not group/world-writable
+    header = read_header(pyc)
+    assert header.invalidation == "checked hash" and header.for_this_python
+    assert check_source(header, str(path)) == "yes: the source's hash matches"
+    namespace: dict = {}
+    exec(marshal.loads(pyc.read_bytes()[16:]), namespace)
+    assert namespace["area"](2) == 12
+    assert module.area.__code__.co_filename == str(path)  # tracebacks name the real file
+
+
+def test_dotted_names_become_package_directories(ip, unique):
+    package = unique("pkg")
+    leaf = define(ip, f"{package}.leaf", "X = 1\n")
+    root = Path(leaf.__file__).parent
+    assert (root / "__init__.py").read_text() == ""
+    assert root.name == package and Path(leaf.__file__).name == "leaf.py"
+    parent = define(ip, package, "from . import leaf\nY = leaf.X + 1\n")
+    assert parent.__file__ == str(root / "__init__.py")
+    assert (root / "__init__.py").read_text().startswith("from . import leaf")
+
+
+def test_a_module_that_becomes_a_package_moves_on_disk(ip, unique):
+    name = unique()
+    module = define(ip, name, "X = 1\n")
+    old = Path(module.__file__)
+    define(ip, f"{name}.child", "Y = 2\n")
+    assert module.__file__ == str(old.with_suffix("") / "__init__.py")
+    assert not old.exists() and Path(module.__file__).read_text() == "X = 1\n"
+
+
+def test_redefinition_rewrites_and_failure_leaves_the_files(ip, unique, capsys):
+    name = unique("geo")
+    module = define(ip, name, GEO)
+    define(ip, name, GEO.replace("3 * r", "4 * r"))
+    path = Path(module.__file__)
+    assert "4 * r" in path.read_text()
+    result = ip.run_cell(f"%%as_module {name}\nX = 1\nraise ValueError('bad edit')\n")
+    assert isinstance(result.error_in_exec, ValueError)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert "raise ValueError('bad edit')" in shown  # the failing version's lines
+    assert "4 * r" in path.read_text()  # the file still holds the good version
+    assert inspect.getsource(module.area) == "def area(r):\n    return 4 * r * r\n"
+    assert check_source(read_header(module.__cached__), str(path)).startswith("yes")
+
+
+def test_spawned_workers_run_the_current_definition(ip, unique):
+    name = unique("geo")
+    module = define(ip, name, GEO)
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=SPAWN) as pool:
+        assert list(pool.map(module.area, [1, 2])) == [3, 12]
+        assert pool.submit(module.Point.twice, module.Point(5)).result() == 10
+    define(ip, name, GEO.replace("3 * r", "5 * r"))
+    with SPAWN.Pool(2) as pool:
+        assert pool.map(module.area, [1, 2]) == [5, 20]
+    queue = SPAWN.Queue()
+    process = SPAWN.Process(target=queue.put, args=(module.Point(7),))
+    process.start()
+    point = queue.get(timeout=60)
+    process.join(60)
+    assert type(point) is module.Point and point.x == 7
+
+
+def test_a_module_kept_in_memory_says_why_in_other_processes(ip, unique):
+    name = unique()
+    module = define(ip, name, "def f():\n    return 1\n", "--no-persist")
+    assert module.__file__.startswith(f"ipyexecmod:{name}@")
+    stub = next(Path(p) / f"{name}.py" for p in sys.path if (Path(p) / f"{name}.py").exists())
+    out = run_python(f"import sys; sys.path.insert(0, {str(stub.parent)!r}); import {name}")
+    assert out.returncode == 1
+    assert f"ImportError: module {name!r} exists only in the memory" in out.stderr
+    assert "without --no-persist" in out.stderr
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=SPAWN) as pool:
+        with pytest.raises(concurrent.futures.process.BrokenProcessPool):
+            pool.submit(module.f).result(timeout=60)
+
+
+def test_a_lasting_directory_serves_later_kernels(ip, unique, tmp_path):
+    name = unique("kept")
+    lasting = tmp_path / "lasting"
+    ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
+    define(ip, f"{name}.core", "def f():\n    return 'from the cell'\n")
+    later = run_python(
+        f"""
+        from IPython.core.interactiveshell import InteractiveShell
+        from traitlets.config import Config
+        config = Config()
+        config.HistoryAccessor.enabled = False
+        config.ExecModMagics.persist_dir = {str(lasting)!r}
+        ip = InteractiveShell.instance(config=config)
+        ip.run_line_magic("load_ext", "ipyexecmod")
+        import {name}.core
+        print({name}.core.f())
+        print(sorted((r.name, r.kind) for r in ip.run_line_magic("lsmod", "--cells")))
+        ip.run_cell_magic("as_module", "{name}.core", "def f():\\n    return 'redefined'\\n")
+        print({name}.core.f(), {name}.core.__file__)
+        """,
+        cwd=tmp_path,
+    )
+    assert later.returncode == 0, later.stderr
+    lines = later.stdout.splitlines()
+    assert lines[0] == "from the cell"
+    assert lines[1] == str(sorted([(name, "restored"), (f"{name}.core", "restored")]))
+    assert lines[2] == f"redefined {lasting / name / 'core.py'}"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: (3413).to_bytes(2, "little") + data[2:], id="python-3.8-magic"),
+        pytest.param(lambda data: data[:10], id="truncated"),
+        pytest.param(lambda data: data[:8] + bytes([data[8] ^ 1]) + data[9:], id="hash-flipped"),
+        pytest.param(lambda data: data[:16] + b"\xff" * 8, id="bad-bytecode"),
+    ],
+)
+def test_damaged_pycs_are_rewritten_and_never_loaded(tmp_path, damage):
+    store = CellStore(tmp_path / "store")
+    source = "VALUE = 'right'\n"
+    path, cached = store.write("victim", source, compile(source, "x", "exec"), is_package=False)
+    Path(cached).write_bytes(damage(Path(cached).read_bytes()))
+    out = run_python(
+        f"import sys; sys.path.insert(0, {store.directory!r}); import victim; print(victim.VALUE)"
+    )
+    assert out.stdout.strip() == "right" or "bad marshal data" in out.stderr
+    assert CellStore(store.directory).repair() == [cached]
+    assert check_source(read_header(cached), path).startswith("yes")
+    out = run_python(
+        f"import sys; sys.path.insert(0, {store.directory!r}); import victim; print(victim.VALUE)"
+    )
+    assert out.stdout.strip() == "right"
+
+
+def test_a_writer_killed_mid_write_never_leaves_wrong_code(tmp_path):
+    directory = tmp_path / "store"
+    writer = textwrap.dedent(
+        f"""
+        import itertools
+        from ipyexecmod.store import CellStore
+        store = CellStore({str(directory)!r})
+        padding = "# " + "x" * 200_000 + "\\n"
+        for i in itertools.count():
+            source = f"VALUE = {{i}}\\n" + padding + "END = True\\n"
+            store.write("victim", source, compile(source, "victim.py", "exec"), is_package=False)
+        """
+    )
+    kills = 0
+    random.seed(1234)
+    while kills < 15:
+        process = subprocess.Popen([sys.executable, "-c", writer])
+        time.sleep(random.uniform(0.3, 0.8))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        source = (directory / "victim.py").read_text()
+        assert source.endswith("END = True\n")  # never a torn file
+        value = int(source.split("\n", 1)[0].removeprefix("VALUE = "))
+        out = import_value(str(directory))
+        assert out.stdout.strip() == str(value), out.stderr
+    leftovers = [p for p in directory.iterdir() if p.name.startswith(".tmp-")]
+    assert len(leftovers) <= kills  # temporaries of killed writes, never in place of a module
+
+
+def test_a_planted_symlink_is_replaced_not_followed(tmp_path):
+    store = CellStore(tmp_path / "store")
+    os.mkdir(store.directory, 0o700)
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("precious\n")
+    os.symlink(target, Path(store.directory) / "geo.py")
+    path, _ = store.write("geo", "X = 1\n", None, is_package=False)
+    assert target.read_text() == "precious\n"
+    assert not Path(path).is_symlink() and Path(path).read_text() == "X = 1\n"
+
+
+def test_an_unusable_directory_warns_and_the_module_works_in_memory(ip, unique, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    name = unique()
+    with pytest.warns(
+        RuntimeWarning, match=f"could not write '{name}'.*works in this process only"
+    ):
+        module = define(ip, name, "X = 1\n", f"--persist-dir {blocker / 'sub'}")
+    assert module.X == 1 and sys.modules[name] is module
+
+
+def test_modules_in_our_directories_are_never_refused_as_shadowing(ip, unique, tmp_path):
+    lasting = tmp_path / "lasting"
+    name = unique()
+    define(ip, name, "X = 1\n", f"--persist-dir {lasting}")
+    del sys.modules[name]
+    assert importlib.util.find_spec(name) is not None
+    module = define(ip, name, "X = 2\n", f"--persist-dir {lasting}")
+    assert module.X == 2
