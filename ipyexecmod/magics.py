@@ -93,10 +93,19 @@ class ExecModMagics(Magics):
         directory = args.persist_dir or self.persist_dir
         return lasting_store(directory) if directory else kernel_store()
 
-    def restore_lines(self, result: Any = None) -> None:
-        """After a cell (``post_run_cell``): put back the lines a failed redefinition replaced."""
+    def after_cell(self, result: Any = None) -> None:
+        """After each cell (``post_run_cell``).
+
+        Puts back the lines a failed redefinition replaced in linecache (IPython has
+        shown its traceback by now), and gives the interactive ``__main__`` back the
+        ``__spec__`` that ``%reset`` deletes, without which spawned processes cannot
+        start at all.
+        """
         while self._pending_lines:
             self._pending_lines.pop()()
+        main = sys.modules.get("__main__")
+        if main is not None and not hasattr(main, "__spec__"):
+            main.__spec__ = None
 
     @property
     def _shell(self) -> InteractiveShell:
@@ -321,7 +330,7 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     unload_ipython_extension(shell)  # whatever an earlier load left behind
     magics = ExecModMagics(shell=shell)
     shell.register_magics(magics)
-    shell.events.register("post_run_cell", magics.restore_lines)
+    shell.events.register("post_run_cell", magics.after_cell)
     shell.Completer.custom_matchers.append(magics.complete_module_names)
     cells.finder.install()
 
@@ -337,8 +346,8 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
                     del manager.magics[kind][name]
         if magics in shell.configurables:
             shell.configurables.remove(magics)
-        magics.restore_lines()
-        shell.events.unregister("post_run_cell", magics.restore_lines)
+        magics.after_cell()
+        shell.events.unregister("post_run_cell", magics.after_cell)
     identifier = ExecModMagics.complete_module_names.matcher_identifier
     shell.Completer.custom_matchers[:] = [
         matcher

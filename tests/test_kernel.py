@@ -128,3 +128,19 @@ def test_magic_number_result(kernel):
         "print(n == int.from_bytes(importlib.util.MAGIC_NUMBER, 'little'))",
     )
     assert stdout(messages) == "True\n"
+
+
+def test_spawned_workers_in_a_kernel_run_the_current_definition(kernel):
+    run(kernel, "%%as_module kwork\ndef square(x):\n    return x * x\n")
+    code = (
+        "import concurrent.futures, multiprocessing, kwork\n"
+        "spawn = multiprocessing.get_context('spawn')\n"
+        "with concurrent.futures.ProcessPoolExecutor(2, mp_context=spawn) as pool:\n"
+        "    print(list(pool.map(kwork.square, [1, 2, 3])))\n"
+    )
+    reply, messages = run(kernel, code)
+    assert reply["status"] == "ok", reply
+    assert stdout(messages) == "[1, 4, 9]\n"
+    run(kernel, "%%as_module kwork\ndef square(x):\n    return -x * x\n")
+    reply, messages = run(kernel, code)
+    assert stdout(messages) == "[-1, -4, -9]\n"

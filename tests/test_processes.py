@@ -39,20 +39,6 @@ class Point:
 SPAWN = multiprocessing.get_context("spawn")
 
 
-@pytest.fixture
-def ip(ip):
-    """The shell, with a ``__main__`` that spawn can describe.
-
-    IPython's ``%reset -f`` (run by another test) clears the interactive ``__main__``'s
-    dict, ``__spec__`` included, and spawn then fails in the parent, with or without
-    ipyexecmod.
-    """
-    main = sys.modules["__main__"]
-    if not hasattr(main, "__spec__"):
-        main.__spec__ = None
-    return ip
-
-
 def define(ip, name: str, body: str, options: str = ""):
     ip.run_cell_magic("as_module", f"{options} {name}".strip(), body)
     return sys.modules[name]
@@ -128,6 +114,7 @@ def test_redefinition_rewrites_and_failure_leaves_the_files(ip, unique, capsys):
 
 
 def test_spawned_workers_run_the_current_definition(ip, unique):
+    assert ip.run_cell("%reset -f").success  # it deletes __main__.__spec__, which spawn needs
     name = unique("geo")
     module = define(ip, name, GEO)
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=SPAWN) as pool:
@@ -273,3 +260,19 @@ def test_modules_in_our_directories_are_never_refused_as_shadowing(ip, unique, t
     assert importlib.util.find_spec(name) is not None
     module = define(ip, name, "X = 2\n", f"--persist-dir {lasting}")
     assert module.X == 2
+
+
+def test_the_private_directory_goes_when_the_interpreter_exits():
+    out = run_python(
+        """
+        import ipyexecmod.cells, ipyexecmod.store
+        store = ipyexecmod.store.kernel_store()
+        module = ipyexecmod.cells.define("leaves", "X = 1", store=store)
+        print(store.directory)
+        print(module.__file__)
+        """
+    )
+    directory, file = out.stdout.split()
+    assert file == os.path.join(directory, "leaves.py")
+    assert stat.S_IMODE(os.stat(os.path.dirname(directory)).st_mode) != 0  # its parent stays
+    assert not os.path.exists(directory)
