@@ -276,3 +276,10 @@ def test_the_private_directory_goes_when_the_interpreter_exits():
     assert file == os.path.join(directory, "leaves.py")
     assert stat.S_IMODE(os.stat(os.path.dirname(directory)).st_mode) != 0  # its parent stays
     assert not os.path.exists(directory)
+
+
+def test_the_persist_trait_keeps_modules_in_memory(ip, unique):
+    ip.run_line_magic("config", "ExecModMagics.persist = False")
+    name = unique()
+    module = define(ip, name, "X = 1\n")
+    assert module.__file__.startswith(f"ipyexecmod:{name}@") and module.__cached__ is None
