@@ -29,6 +29,7 @@ import importlib.util
 import itertools
 import keyword
 import linecache
+import os
 import sys
 import unicodedata
 import warnings
@@ -265,14 +266,17 @@ class CellModuleFinder(MetaPathFinder):
         return f"ipyexecmod:{name}@{next(self._serial)}"
 
     def _write(self, record: CellModule) -> None:
-        """Write the on-disk copy of ``record``'s module and of its parents, if it has one."""
+        """Write the on-disk copy of ``record``'s module, and of parents that have none yet
+        (a module that has just become a package moves to ``NAME/__init__.py``)."""
         if record.store is None:
             return
         parts = record.name.split(".")
         try:
             for depth in range(1, len(parts) + 1):
                 parent = self._modules.get(".".join(parts[:depth]))
-                if parent is not None and parent.store is record.store:
+                if parent is None or parent.store is not record.store:
+                    continue
+                if parent is record or not os.path.exists(parent.loader.filename):
                     loader = parent.loader
                     record.store.write(
                         parent.name,
