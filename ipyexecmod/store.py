@@ -31,6 +31,31 @@ __all__ = ["CellStore", "StoreError", "kernel_store", "lasting_store"]
 _CHECKED_HASH = (0b11).to_bytes(4, "little")
 
 
+_PREFIX = "ipyexecmod-"
+
+
+def _remove_directories_of_dead_processes() -> None:
+    """Remove the private directories, owned by this user, of processes no longer running."""
+    root = tempfile.gettempdir()
+    try:
+        entries = os.scandir(root)
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            pid = entry.name.removeprefix(_PREFIX).partition("-")[0]
+            if not entry.name.startswith(_PREFIX) or not pid.isdigit():
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                    continue
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:
+                continue  # running under another user, or gone already
+
+
 class StoreError(OSError):
     """A copy could not be written; the module still works in memory."""
 
@@ -101,8 +126,13 @@ class CellStore:
 
     @classmethod
     def temporary(cls) -> CellStore:
-        """A new private directory (mode 0o700) for this process, removed when it exits."""
-        store = cls(tempfile.mkdtemp(prefix="ipyexecmod-"))
+        """A new private directory (mode 0o700) for this process, removed when it exits.
+
+        A process killed outright (a kernel restarted with SIGKILL) cannot remove its
+        directory; the directory names the process, and the next one removes it.
+        """
+        _remove_directories_of_dead_processes()
+        store = cls(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
         atexit.register(shutil.rmtree, store.directory, ignore_errors=True)
         return store
 

@@ -10,10 +10,12 @@ import multiprocessing
 import os
 import random
 import re
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -283,3 +285,26 @@ def test_the_persist_trait_keeps_modules_in_memory(ip, unique):
     name = unique()
     module = define(ip, name, "X = 1\n")
     assert module.__file__.startswith(f"ipyexecmod:{name}@") and module.__cached__ is None
+
+
+def test_directories_of_killed_kernels_are_removed_by_the_next(tmp_path):
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = Path(tempfile.gettempdir()) / f"ipyexecmod-{gone.stdout.strip()}-abcdefgh"
+    dead.mkdir(mode=0o700)
+    (dead / "leftover.py").write_text("X = 1\n")
+    alive = Path(tempfile.gettempdir()) / f"ipyexecmod-{os.getpid()}-abcdefgh"
+    alive.mkdir(mode=0o700)
+    try:
+        out = run_python(
+            "import ipyexecmod.store; print(ipyexecmod.store.kernel_store().directory)"
+        )
+        assert out.returncode == 0, out.stderr
+        assert not dead.exists()
+        assert alive.exists()  # this process is running
+    finally:
+        shutil.rmtree(alive, ignore_errors=True)
