@@ -132,7 +132,8 @@ class CellStore:
         directory; the directory names the process, and the next one removes it.
         """
         _remove_directories_of_dead_processes()
-        store = cls(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
+        # Zero-padded, so that the path has the same length in every process.
+        store = cls(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid():07d}-"))
         atexit.register(shutil.rmtree, store.directory, ignore_errors=True)
         return store
 

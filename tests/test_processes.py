@@ -294,10 +294,10 @@ def test_directories_of_killed_kernels_are_removed_by_the_next(tmp_path):
         text=True,
         check=True,
     )
-    dead = Path(tempfile.gettempdir()) / f"ipyexecmod-{gone.stdout.strip()}-abcdefgh"
+    dead = Path(tempfile.gettempdir()) / f"ipyexecmod-{int(gone.stdout):07d}-abcdefgh"
     dead.mkdir(mode=0o700)
     (dead / "leftover.py").write_text("X = 1\n")
-    alive = Path(tempfile.gettempdir()) / f"ipyexecmod-{os.getpid()}-abcdefgh"
+    alive = Path(tempfile.gettempdir()) / f"ipyexecmod-{os.getpid():07d}-abcdefgh"
     alive.mkdir(mode=0o700)
     try:
         out = run_python(
