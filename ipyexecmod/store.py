@@ -99,6 +99,14 @@ def pyc_bytes(source: bytes, code: CodeType) -> bytes:
     )
 
 
+def _unchanged(path: str, data: bytes) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read() == data
+    except OSError:
+        return False
+
+
 def _pyc_is_sound(cached: str, source: bytes) -> bool:
     try:
         with open(cached, "rb") as file:
@@ -169,6 +177,8 @@ class CellStore:
             if is_package:
                 _make_directory(os.path.dirname(path))
                 self._remove_module_file(name)  # a module that became a package
+            if _unchanged(path, data) and (code is None or _pyc_is_sound(cached, data)):
+                return path, cached  # the cell ran again as it was: nothing to write
             _write_atomic(path, data)
             if code is not None:
                 _make_directory(os.path.dirname(cached))

@@ -308,3 +308,13 @@ def test_directories_of_killed_kernels_are_removed_by_the_next(tmp_path):
         assert alive.exists()  # this process is running
     finally:
         shutil.rmtree(alive, ignore_errors=True)
+
+
+def test_running_a_cell_again_unchanged_writes_nothing(ip, unique):
+    name = unique()
+    module = define(ip, name, "X = 1\n")
+    before = [os.stat(p).st_ino for p in (module.__file__, module.__cached__)]
+    define(ip, name, "X = 1\n")
+    assert [os.stat(p).st_ino for p in (module.__file__, module.__cached__)] == before
+    define(ip, name, "X = 2\n")
+    assert os.stat(module.__file__).st_ino != before[0]  # a changed cell is a new file
