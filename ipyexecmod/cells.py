@@ -306,8 +306,10 @@ class CellModuleFinder(MetaPathFinder):
         if module is not None:
             if self._ours(module):
                 return
+            origin = module_origin(module)
+            where = f"from {origin!r}" if origin else "with no file"
             msg = (
-                f"{name!r} is already imported, from {_origin(module)}, and ipyexecmod "
+                f"{name!r} is already imported, {where}, and ipyexecmod "
                 f"did not create it: defining it would replace it for all code in this "
                 f"process; choose another name"
             )
@@ -466,10 +468,11 @@ def _is_cell_finder(finder: object) -> bool:
     return cls.__name__ == CellModuleFinder.__name__ and cls.__module__ == __name__
 
 
-def _origin(module: ModuleType) -> str:
+def module_origin(module: object) -> str:
+    """Where ``module`` comes from: its spec's origin, else its ``__file__``, else ``""``."""
     spec = getattr(module, "__spec__", None)
     origin = getattr(spec, "origin", None) or getattr(module, "__file__", None)
-    return repr(origin) if origin else "no file"
+    return str(origin) if origin else ""
 
 
 def _restore(namespace: dict[str, Any], saved: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from importlib.machinery import (
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .cells import CellModuleFinder, finder
+from .cells import CellModuleFinder, finder, module_origin
 from .execmodule import get_magic_number, get_magic_tag
 from .pyc import check_source, read_header, source_of
 
@@ -103,12 +103,6 @@ def _loader_name(loader: object) -> str:
     return loader.__name__ if isinstance(loader, type) else type(loader).__name__
 
 
-def _origin(module: object) -> str:
-    spec = getattr(module, "__spec__", None)
-    origin = getattr(spec, "origin", None) or getattr(module, "__file__", None)
-    return str(origin) if origin else ""
-
-
 class ModuleRow(NamedTuple):
     """One entry of :data:`sys.modules`."""
 
@@ -144,7 +138,7 @@ def list_modules(
         kind = module_kind(module, cells)
         if cells_only and kind not in ("cell", "restored"):
             continue
-        rows.append(ModuleRow(name, kind, _origin(module), _loader_name(_loader_of(module))))
+        rows.append(ModuleRow(name, kind, module_origin(module), _loader_name(_loader_of(module))))
     rows.sort()
     return rows
 
