@@ -150,10 +150,6 @@ class CellStore:
         if self.directory not in sys.path:
             sys.path.insert(0, self.directory)
 
-    def uninstall(self) -> None:
-        while self.directory in sys.path:
-            sys.path.remove(self.directory)
-
     def source_path(self, name: str, is_package: bool) -> str:
         """Where module ``name`` goes (``name`` is a checked dotted name: no path can escape)."""
         parts = name.split(".")
