@@ -127,6 +127,9 @@ class CellModuleFinder(MetaPathFinder):
         self._serial = itertools.count(1)
         #: The directories of on-disk copies; modules imported from them count as ours.
         self.stores: list[CellStore] = []
+        #: Called with the name of each module just defined or redefined, once its code
+        #: has run (before :meth:`define` returns); what one raises becomes a warning.
+        self.listeners: list[Callable[[str], object]] = []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {len(self._modules)} cell modules>"
@@ -157,6 +160,10 @@ class CellModuleFinder(MetaPathFinder):
 
     def get(self, name: str) -> CellModule | None:
         return self._modules.get(name)
+
+    def records(self) -> list[CellModule]:
+        """Every cell module this finder knows, sorted by name (parents before children)."""
+        return [self._modules[name] for name in sorted(self._modules)]
 
     def owns(self, module: object) -> bool:
         """Whether ``module`` is the current incarnation of a cell module."""
@@ -257,6 +264,12 @@ class CellModuleFinder(MetaPathFinder):
         if old_loader is not None and old_loader.filename != loader.filename:
             _forget_lines_when_unused(old_loader)
         self._write(record)
+        for listener in list(self.listeners):
+            try:
+                listener(name)
+            except Exception as exc:
+                msg = f"module {name!r} is defined, but {listener!r} failed: {exc}"
+                warnings.warn(msg, RuntimeWarning, stacklevel=2)
         return module
 
     def _filename(self, name: str, is_package: bool, store: CellStore | None) -> str:

@@ -47,7 +47,7 @@ __all__ = ["ExecModMagics", "load_ipython_extension", "unload_ipython_extension"
 
 # The magics whose argument is a module name, for completion.
 _MODULE_ARGUMENT = re.compile(
-    r"\s*(?:[\w.]+\s*=\s*)?%?(?:reload_module|modinfo|lsmod)\s+(?:-\S+\s+)*[\w.]*$"
+    r"\s*(?:[\w.]+\s*=\s*)?%?(?:reload_module|modinfo|lsmod|ship)\s+(?:-\S+\s+)*[\w.]*$"
 )
 
 
@@ -76,11 +76,24 @@ class ExecModMagics(Magics):
         "removed when the kernel exits. `%%as_module --persist-dir DIR` sets it for one cell.",
     ).tag(config=True)
 
+    ship_auto = Bool(
+        False,
+        help="Ship every new or redefined cell module to the default Dask client "
+        "(`%ship --auto`); needs ipyexecmod[dask].",
+    ).tag(config=True)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._pending_lines: list[Any] = []
         if self.persist_dir:
             cells.finder.add_store(lasting_store(self.persist_dir))
+        if self.ship_auto:
+            _shipping().set_auto(True)
+
+    @observe("ship_auto")
+    def _ship_auto_changed(self, change: Any) -> None:
+        if change["new"] or "ipyexecmod.dask" in sys.modules:
+            _shipping().set_auto(change["new"])
 
     @observe("persist_dir")
     def _persist_dir_changed(self, change: Any) -> None:
@@ -106,6 +119,8 @@ class ExecModMagics(Magics):
         main = sys.modules.get("__main__")
         if main is not None and not hasattr(main, "__spec__"):
             main.__spec__ = None
+        if self.ship_auto:  # a client made in this cell gets every module
+            _shipping().ship_to_default()
 
     @property
     def _shell(self) -> InteractiveShell:
@@ -272,6 +287,68 @@ class ExecModMagics(Magics):
             return cells.finder.reload(module.__name__)
         return importlib.reload(module)
 
+    @magic_arguments()
+    @argument("names", nargs="*", metavar="NAME", help="cell modules to ship")
+    @argument(
+        "--client",
+        metavar="VAR",
+        help="the variable holding the distributed.Client (default: the default client)",
+    )
+    @argument(
+        "--auto",
+        action="store_true",
+        help="from now on, ship every new or redefined cell module to the default client "
+        "(see ExecModMagics.ship_auto)",
+    )
+    @argument("--no-auto", action="store_true", help="turn --auto off")
+    @line_magic
+    def ship(self, line: str) -> None:
+        """%ship NAME [NAME ...] [--client VAR] | --auto | --no-auto: cell modules on Dask workers.
+
+        Sends the modules to every current and future worker of a Dask cluster
+        (a dotted name sends its whole package), through Dask's UploadFile
+        plugin.  Each later redefinition of their cells sends them again before
+        the cell finishes, and the next task runs the new code.  Needs
+        ipyexecmod[dask].
+        """
+        args = parse_argstring(self.ship, line)
+        if args.auto and args.no_auto:
+            msg = "use --auto or --no-auto, not both"
+            raise UsageError(msg)
+        if args.client and (args.auto or args.no_auto):
+            msg = "--auto always ships to the default client; leave out --client VAR"
+            raise UsageError(msg)
+        if not (args.names or args.auto or args.no_auto):
+            msg = "name the cell modules to ship (%ship NAME ...), or use %ship --auto"
+            raise UsageError(msg)
+        shipping = _shipping()
+        if args.names:
+            client = self._client(args.client, shipping)
+            try:
+                shipped = shipping.ship(client, *args.names)
+            except (ValueError, TypeError) as exc:
+                raise UsageError(str(exc)) from None
+            print(f"shipped {', '.join(shipped)} to {client}; redefinitions ship again")
+        if args.auto or args.no_auto:
+            self.ship_auto = args.auto
+            if args.auto and shipping.current_client() is None:
+                print("auto shipping on: cell modules ship to the default client once there is one")
+
+    def _client(self, variable: str | None, shipping: ModuleType) -> Any:
+        if variable is None:
+            client = shipping.current_client()
+            if client is None:
+                msg = (
+                    "no Dask client to ship to: create one (client = Client(...)) first, "
+                    "or name one with --client VAR"
+                )
+                raise UsageError(msg)
+            return client
+        if variable not in self._shell.user_ns:
+            msg = f"no variable {variable!r} in the notebook: --client names a variable"
+            raise UsageError(msg)
+        return self._shell.user_ns[variable]
+
     @context_matcher()
     def complete_module_names(self, context: CompletionContext) -> dict[str, Any]:
         """Complete module names after %reload_module, %modinfo and %lsmod."""
@@ -282,6 +359,14 @@ class ExecModMagics(Magics):
             "completions": [SimpleCompletion(name, type="module") for name in names],
             "suppress": True,
         }
+
+
+def _shipping() -> ModuleType:
+    """:mod:`ipyexecmod.dask`, or a UsageError that says how to install it."""
+    try:
+        return importlib.import_module("ipyexecmod.dask")
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _imported(name: str) -> ModuleType:
@@ -346,6 +431,7 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
                     del manager.magics[kind][name]
         if magics in shell.configurables:
             shell.configurables.remove(magics)
+        magics.ship_auto = False
         magics.after_cell()
         shell.events.unregister("post_run_cell", magics.after_cell)
     identifier = ExecModMagics.complete_module_names.matcher_identifier
