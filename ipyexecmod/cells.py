@@ -162,8 +162,9 @@ class CellModuleFinder(MetaPathFinder):
         return self._modules.get(name)
 
     def records(self) -> list[CellModule]:
-        """Every cell module this finder knows, sorted by name (parents before children)."""
-        return [self._modules[name] for name in sorted(self._modules)]
+        """Every cell module this finder knows, in the order they were first defined
+        (so a module comes after the cell modules its first version imported)."""
+        return list(self._modules.values())
 
     def owns(self, module: object) -> bool:
         """Whether ``module`` is the current incarnation of a cell module."""
@@ -349,6 +350,14 @@ class CellModuleFinder(MetaPathFinder):
                 )
                 raise DefinitionError(msg, forceable=True)
             return  # made in memory: below it, nothing else can import anything
+
+    def hides(self, top: str) -> str | None:
+        """Where the module that top-level name ``top`` would be without its cell module
+        comes from (one defined with ``force``), or ``None`` if nothing else has that name."""
+        spec = self._foreign_spec(top, None)
+        if spec is None or any(store.owns_path(spec.origin) for store in self.stores):
+            return None
+        return spec.origin or "elsewhere"
 
     def _foreign_spec(self, name: str, path: Any) -> ModuleSpec | None:
         """The spec another meta-path finder has for ``name``, found without importing."""

@@ -139,12 +139,16 @@ def ship(client: Client, *names: str) -> list[str]:
         msg = "name at least one cell module to ship, e.g. ship(client, 'geo')"
         raise ValueError(msg)
     cluster = _cluster(client)
-    tops = list(dict.fromkeys(_shippable_top(name) for name in names))
+    wanted = {_shippable_top(name) for name in names}
+    everything = _all_tops()
     shipped: list[str] = []
-    for top in tops:
-        shipped += _send(client, cluster, top, real=True)
-    for top in _all_tops() - cluster.real:
-        _send(client, cluster, top, real=False)
+    # In the order of definition, so that a module that imports another comes after it.
+    for top in everything:
+        if top in wanted:
+            shipped += _send(client, cluster, top, real=True)
+    for top in everything:
+        if top not in cluster.real:
+            _send(client, cluster, top, real=False)
     return sorted(shipped)
 
 
@@ -167,9 +171,12 @@ def ship_to_default() -> None:
         return
     cluster = _cluster(client)
     if not cluster.complete:
-        for top in sorted(_all_tops()):
-            _send(client, cluster, top, real=True)
         cluster.complete = True
+        for top in _all_tops():
+            try:
+                _send(client, cluster, top, real=True)
+            except Exception as exc:
+                _warn_failed(client, top, exc, real=True)
 
 
 def _on_define(name: str) -> None:
@@ -178,21 +185,28 @@ def _on_define(name: str) -> None:
         return
     top = name.partition(".")[0]
     default = current_client() if _auto else None
+    hides = cells.finder.hides(top) is not None
     for client, cluster in list(_clusters.items()):
         if client.status in ("closing", "closed"):
             del _clusters[client]
             continue
-        real = top in cluster.real or client is default
+        real = top in cluster.real or (client is default and not hides)
+        if not real and hides:
+            continue  # a placeholder would hide the other module on the workers too
         try:
             _send(client, cluster, top, real=real)
         except Exception as exc:
-            what = "re-shipping" if real else "sending a placeholder for"
-            msg = (
-                f"{what} {top!r} to {client} failed ({type(exc).__name__}: {exc}); its "
-                f"workers may run an earlier version: run %ship {top} to try again"
-            )
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            _warn_failed(client, top, exc, real=real)
     ship_to_default()
+
+
+def _warn_failed(client: Client, top: str, exc: Exception, *, real: bool) -> None:
+    what = "shipping" if real else "sending a placeholder for"
+    msg = (
+        f"{what} {top!r} to {client} failed ({type(exc).__name__}: {exc}); its workers "
+        f"may lack it or run an earlier version: fix that, then run %ship {top}"
+    )
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
 # -- what is sent --
@@ -283,14 +297,14 @@ def _within(name: str, top: str) -> bool:
     return name == top or name.startswith(top + ".")
 
 
-def _all_tops() -> set[str]:
-    tops = {record.name.partition(".")[0] for record in cells.finder.records()}
-    tops.update(
-        name.partition(".")[0]
-        for name, module in list(sys.modules.items())
-        if cells.finder.is_restored(module)
-    )
-    return tops
+def _all_tops() -> list[str]:
+    """The top-level names of every cell module, in the order of definition (restored
+    ones first), but those that hide another module (their placeholder would hide it
+    on the workers too)."""
+    names = [name for name, module in list(sys.modules.items()) if cells.finder.is_restored(module)]
+    names += [record.name for record in cells.finder.records()]
+    tops = dict.fromkeys(name.partition(".")[0] for name in names)
+    return [top for top in tops if cells.finder.hides(top) is None]
 
 
 def _shippable_top(name: str) -> str:
@@ -305,10 +319,11 @@ def _shippable_top(name: str) -> str:
             hint = f"define it first with %%as_module {name}"
         msg = f"{name!r} is not a cell module: {hint}"
         raise ValueError(msg)
-    if top in sys.stdlib_module_names:
+    hidden = cells.finder.hides(top)
+    if hidden is not None:
         msg = (
-            f"cannot ship {name!r}: on the workers it would replace the standard library's "
-            f"module {top!r}; choose another name for the cell module"
+            f"cannot ship {name!r}: on the workers it would hide the module {top!r} "
+            f"from {hidden}; choose another name for the cell module"
         )
         raise ValueError(msg)
     return top

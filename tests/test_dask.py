@@ -1,0 +1,285 @@
+"""Cell modules on a real Dask cluster: worker processes on loopback, no mocks."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from IPython.core.error import UsageError
+
+pytest.importorskip("distributed")
+
+from distributed import Client, LocalCluster
+
+from ipyexecmod import cells
+from ipyexecmod.dask import ship
+from ipyexecmod.store import kernel_store
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _cluster(workers: int) -> LocalCluster:
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+    )
+
+
+@pytest.fixture(scope="module")
+def client():
+    with _cluster(2) as cluster, Client(cluster) as client:
+        yield client
+
+
+def define(name: str, source: str):
+    return cells.define(name, source, store=kernel_store())
+
+
+def on_each_worker(client: Client, function, *args) -> dict[str, object]:
+    """``function(*args)`` run as a task on every worker, by address."""
+    workers = sorted(client.scheduler_info()["workers"])
+    futures = {
+        worker: client.submit(function, *args, workers=[worker], pure=False) for worker in workers
+    }
+    return {worker: future.result(timeout=60) for worker, future in futures.items()}
+
+
+def test_a_shipped_function_runs_on_every_worker(client, unique):
+    name = unique("geo")
+    geo = define(name, "import os\ndef area(r):\n    return 3 * r * r\n")
+    assert ship(client, name) == [name]
+    results = on_each_worker(client, geo.area, 2)
+    assert list(results.values()) == [12, 12]
+    # Imported on the workers from the file Dask's UploadFile plugin wrote.
+    files = client.run(lambda dask_worker: __import__(name).__file__)
+    for address, path in files.items():
+        assert os.path.basename(path) == f"{name}.py"
+        assert path != geo.__file__, address
+
+
+def test_a_redefinition_is_shipped_before_the_cell_finishes(client, unique):
+    name = unique("step")
+    module = define(name, "def step(x):\n    return x + 1\n")
+    ship(client, name)
+    first = client.submit(module.step, 1)
+    assert first.result(timeout=60) == 2
+    define(name, "def step(x):\n    return x + 100\n")
+    # `first` is still held, so Dask would hand it back for the same key: the key
+    # must change with the code, and every worker must run the new code.
+    second = client.submit(module.step, 1)
+    assert second.key != first.key
+    assert second.result(timeout=60) == 101
+    assert set(on_each_worker(client, module.step, 1).values()) == {101}
+    assert first.result() == 2  # the old result is still the old code's
+
+
+def test_an_unchanged_redefinition_keeps_the_task_key(client, unique):
+    name = unique("same")
+    module = define(name, "def f(x):\n    return x * 3\n")
+    ship(client, name)
+    first = client.submit(module.f, 5)
+    define(name, "def f(x):\n    return x * 3\n")
+    assert client.submit(module.f, 5).key == first.key
+
+
+def test_classes_and_map_see_the_new_version(client, unique):
+    name = unique("shapes")
+    module = define(name, "class Square:\n    def __init__(self, s):\n        self.s = s\n")
+    ship(client, name)
+    make = lambda cls, s: type(cls(s)).__module__ + str(vars(cls(s)))  # noqa: E731
+    assert client.submit(make, module.Square, 2).result(timeout=60) == f"{name}{{'s': 2}}"
+    define(name, "class Square:\n    def __init__(self, s):\n        self.s = s * s\n")
+    assert client.submit(make, module.Square, 2).result(timeout=60) == f"{name}{{'s': 4}}"
+    define(name, "class Square:\n    pass\ndef area(s):\n    return s * s\n")
+    assert client.gather(client.map(module.area, [1, 2, 3])) == [1, 4, 9]
+
+
+def test_a_dotted_module_ships_as_its_package(client, unique):
+    top = unique("pkg")
+    define(f"{top}.consts", "SCALE = 10\n")
+    calc = define(f"{top}.calc", "from .consts import SCALE\ndef scale(x):\n    return x * SCALE\n")
+    assert ship(client, f"{top}.calc") == [top, f"{top}.calc", f"{top}.consts"]
+    assert set(on_each_worker(client, calc.scale, 2).values()) == {20}
+    define(f"{top}.consts", "SCALE = 1000\n")  # the workers have both submodules loaded
+    define(f"{top}.calc", "from .consts import SCALE\ndef scale(x):\n    return x * SCALE + 1\n")
+    assert set(on_each_worker(client, calc.scale, 2).values()) == {2001}
+    # A module added to the package later is shipped with it.
+    extra = define(f"{top}.extra", "def twice(x):\n    return 2 * x\n")
+    assert set(on_each_worker(client, extra.twice, 4).values()) == {8}
+    paths = client.run(lambda: __import__(f"{top}.calc").__file__)
+    assert all(
+        path.endswith(f"{top}.zip{os.sep}{top}{os.sep}__init__.py") for path in paths.values()
+    )
+
+
+def test_a_module_not_shipped_fails_fast_with_a_message(client, unique):
+    shipped, forgotten = unique("shipped"), unique("forgotten")
+    define(shipped, "def f(x):\n    return x\n")
+    module = define(forgotten, "def g(x):\n    return -x\n")
+    ship(client, shipped)
+    started = time.monotonic()
+    with pytest.raises(ImportError, match=rf"'{forgotten}' was not shipped .*%ship {forgotten}"):
+        client.submit(module.g, 1).result(timeout=60)
+    assert time.monotonic() - started < 30
+    # Defined after the client was known, and below a package: a placeholder too.
+    later = unique("later")
+    nested = define(f"{later}.inner", "def h():\n    return 1\n")
+    with pytest.raises(ImportError, match=rf"'{later}.inner' was not shipped .*%ship {later}"):
+        client.submit(nested.h).result(timeout=60)
+    # Shipping it then replaces the placeholder, on workers that imported it too.
+    ship(client, later)
+    assert set(on_each_worker(client, nested.h).values()) == {1}
+
+
+def test_shipping_bad_names_is_refused(client, unique):
+    with pytest.raises(ValueError, match=r"'no_such_cell' is not a cell module: define it first"):
+        ship(client, "no_such_cell")
+    with pytest.raises(ValueError, match=r"'json' is not a cell module: ship an ordinary module"):
+        ship(client, "json")
+    with pytest.raises(ValueError, match=r"name at least one cell module"):
+        ship(client)
+    with pytest.raises(TypeError, match=r"ship to a distributed.Client, not str"):
+        ship("tcp://127.0.0.1:1", unique())
+
+
+def test_a_worker_that_joins_later_gets_the_current_version(unique):
+    name = unique("late")
+    module = define(name, "def f():\n    return 'v1'\n")
+    with _cluster(1) as cluster, Client(cluster) as client:
+        ship(client, name)
+        define(name, "def f():\n    return 'v2'\n")
+        cluster.scale(2)
+        client.wait_for_workers(2, timeout=60)
+        assert on_each_worker(client, module.f) == dict.fromkeys(
+            client.scheduler_info()["workers"], "v2"
+        )
+
+
+def test_a_client_never_told_of_still_hangs(unique):
+    """The documented limit: Dask waits forever for a task its workers cannot unpickle.
+
+    (Workers that a LocalCluster spawns from this process would import a module
+    with an on-disk copy from it, so this one has none.)
+    """
+    module = cells.define(unique("unknown"), "def f():\n    return 1\n")
+    with _cluster(1) as cluster, Client(cluster) as client:
+        with pytest.raises(TimeoutError):
+            client.submit(module.f).result(timeout=3)
+
+
+# -- the %ship magic, in a real InteractiveShell --
+
+
+def test_ship_magic_ships_to_the_default_client(ip, client, unique, capsys):
+    name = unique("magic")
+    ip.run_cell_magic("as_module", name, "def f(x):\n    return x - 1\n")
+    capsys.readouterr()
+    ip.run_line_magic("ship", name)
+    assert f"shipped {name} to <Client" in capsys.readouterr().out
+    module = ip.user_ns[name]
+    assert client.submit(module.f, 10).result(timeout=60) == 9
+    ip.run_cell_magic("as_module", name, "def f(x):\n    return x - 2\n")
+    assert client.submit(module.f, 10).result(timeout=60) == 8
+
+
+def test_ship_magic_takes_a_client_variable(ip, client, unique):
+    name = unique("byvar")
+    ip.run_cell_magic("as_module", name, "def f():\n    return 'here'\n")
+    ip.user_ns["my_client"] = client
+    ip.run_line_magic("ship", f"{name} --client my_client")
+    assert client.submit(ip.user_ns[name].f).result(timeout=60) == "here"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("", r"name the cell modules to ship \(%ship NAME \.\.\.\), or use %ship --auto"),
+        ("--auto --no-auto", r"use --auto or --no-auto, not both"),
+        ("--auto --client c", r"--auto always ships to the default client"),
+        ("x --client nowhere", r"no variable 'nowhere' in the notebook"),
+        ("x --client not_a_client", r"ship to a distributed.Client, not int"),
+        ("no_such_cell", r"'no_such_cell' is not a cell module: define it first"),
+        ("--bogus", r"unrecognized arguments: --bogus"),
+    ],
+)
+def test_ship_magic_mistakes_are_usage_errors(ip, client, line, message):
+    ip.user_ns["not_a_client"] = 42
+    modules = dict(__import__("sys").modules)
+    with pytest.raises(UsageError, match=message):
+        ip.run_line_magic("ship", line)
+    assert set(__import__("sys").modules) >= set(modules)
+
+
+# -- in a real kernel (a fresh process: no other cell modules, no other client) --
+
+
+@pytest.fixture
+def kernel(tmp_path):
+    jupyter_client = pytest.importorskip("jupyter_client")
+    env = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")}
+    manager, kernel = jupyter_client.manager.start_new_kernel(
+        kernel_name="python3", env=env, startup_timeout=60
+    )
+    try:
+        yield kernel
+    finally:
+        kernel.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def run(kernel, code: str) -> tuple[dict, str]:
+    """Execute ``code``: the reply's content, and stdout (or the error) as text."""
+    texts: list[str] = []
+
+    def hook(message: dict) -> None:
+        content = message["content"]
+        if message["msg_type"] == "stream":
+            texts.append(content["text"])
+        elif message["msg_type"] == "error":
+            texts.append(f"{content['ename']}: {content['evalue']}")
+        elif message["msg_type"] == "execute_result":
+            texts.append(content["data"]["text/plain"] + "\n")
+
+    reply = kernel.execute_interactive(code, output_hook=hook, timeout=120)
+    return reply["content"], "".join(texts)
+
+
+def test_auto_mode_in_a_kernel(kernel):
+    """A cell module's function runs on every worker of a cluster started in the notebook,
+    and a redefinition is picked up by the next task with no step in between."""
+    assert run(kernel, "%load_ext ipyexecmod")[0]["status"] == "ok"
+    reply, text = run(kernel, "%ship geo")
+    assert reply["status"] == "error"
+    assert "no Dask client to ship to: create one" in text
+    reply, text = run(kernel, "%ship --auto")
+    assert text == "auto shipping on: cell modules ship to the default client once there is one\n"
+    run(kernel, "%%as_module geo\ndef area(r):\n    return 3 * r * r\n")
+    reply, _ = run(
+        kernel,
+        "from distributed import Client, LocalCluster\n"
+        "cluster = LocalCluster(n_workers=2, threads_per_worker=1, host='127.0.0.1', "
+        "dashboard_address=':0')\n"
+        "client = Client(cluster)\n"
+        "workers = sorted(client.scheduler_info()['workers'])\n"
+        "def everywhere(f, *args):\n"
+        "    return [client.submit(f, *args, workers=[w], pure=False).result(60) for w in workers]",
+    )
+    assert reply["status"] == "ok"
+    assert run(kernel, "print(everywhere(geo.area, 2))")[1] == "[12, 12]\n"
+    run(kernel, "%%as_module geo\ndef area(r):\n    return 3.14 * r * r\n")
+    assert run(kernel, "print(client.submit(geo.area, 2).result(60))")[1] == "12.56\n"
+    assert run(kernel, "print(everywhere(geo.area, 2))")[1] == "[12.56, 12.56]\n"
+    run(kernel, "%%as_module geo.units\nMETRE = 1.0\n")  # geo becomes a package
+    assert (
+        run(
+            kernel,
+            "import geo.units\nprint(everywhere(lambda: __import__('geo.units').units.METRE))",
+        )[1]
+        == "[1.0, 1.0]\n"
+    )
+    reply, _ = run(kernel, "client.close(); cluster.close()")
+    assert reply["status"] == "ok"
