@@ -283,3 +283,76 @@ def test_auto_mode_in_a_kernel(kernel):
     )
     reply, _ = run(kernel, "client.close(); cluster.close()")
     assert reply["status"] == "ok"
+
+
+@pytest.fixture
+def remote_client(tmp_path):
+    """A scheduler and a worker started as separate programs, as on a real cluster: they
+    share nothing with this process (not even the on-disk copies' directory)."""
+    import subprocess
+    import sys
+
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": "", "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    common = {
+        "cwd": tmp_path,
+        "env": env,
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+    }
+    scheduler = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--dashboard-address",
+            ":0",
+            "--scheduler-file",
+            str(scheduler_file),
+        ],
+        **common,
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            "--scheduler-file",
+            str(scheduler_file),
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--host",
+            "127.0.0.1",
+            "--local-directory",
+            str(tmp_path / "worker"),
+        ],
+        **common,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+            yield client
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_a_remote_scheduler_gets_the_modules_too(remote_client, unique):
+    top = unique("remote")
+    module = define(f"{top}.core", "def f(x):\n    return [x, 'v1']\n")
+    assert remote_client.run_on_scheduler(os.getpid) != os.getpid()
+    ship(remote_client, top)
+    assert remote_client.submit(module.f, 1).result(timeout=60) == [1, "v1"]
+    define(f"{top}.core", "def f(x):\n    return [x, 'v2']\n")
+    assert remote_client.submit(module.f, 1).result(timeout=60) == [1, "v2"]
+    on_scheduler = remote_client.run_on_scheduler(lambda: __import__(f"{top}.core").core.f(0))
+    assert on_scheduler == [0, "v2"]
