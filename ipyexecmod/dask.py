@@ -119,6 +119,13 @@ class _Cluster:
 
 _clusters: weakref.WeakKeyDictionary[Client, _Cluster] = weakref.WeakKeyDictionary()
 _auto = False
+#: How often each top-level package or module has changed: a module in it redefined, or
+#: a new file of it sent to a cluster.  Part of the Dask tokens of its functions.
+_changes: dict[str, int] = {}
+
+
+def _changed(top: str) -> None:
+    _changes[top] = _changes.get(top, 0) + 1
 
 
 def ship(client: Client, *names: str) -> list[str]:
@@ -181,9 +188,10 @@ def ship_to_default() -> None:
 
 def _on_define(name: str) -> None:
     """A cell module was (re)defined: bring every cluster that knows of it up to date."""
+    top = name.partition(".")[0]
+    _changed(top)
     if not _clusters and not _auto:
         return
-    top = name.partition(".")[0]
     default = current_client() if _auto else None
     hides = cells.finder.hides(top) is not None
     for client, cluster in list(_clusters.items()):
@@ -194,7 +202,7 @@ def _on_define(name: str) -> None:
         if not real and hides:
             continue  # a placeholder would hide the other module on the workers too
         try:
-            _send(client, cluster, top, real=real)
+            _send(client, cluster, top, real=real, rerun=name)
         except Exception as exc:
             _warn_failed(client, top, exc, real=real)
     ship_to_default()
@@ -212,8 +220,15 @@ def _warn_failed(client: Client, top: str, exc: Exception, *, real: bool) -> Non
 # -- what is sent --
 
 
-def _send(client: Client, cluster: _Cluster, top: str, *, real: bool) -> list[str]:
-    """Send the package or module ``top`` (or its placeholder) unless the cluster has it."""
+def _send(
+    client: Client, cluster: _Cluster, top: str, *, real: bool, rerun: str | None = None
+) -> list[str]:
+    """Send the package or module ``top`` (or its placeholder) unless the cluster has it,
+    and re-execute on the workers the modules they have imported in another version.
+
+    ``rerun``, a module just redefined, is re-executed even if its text is unchanged,
+    as it was in the kernel (it may read other modules that have changed).
+    """
     family = _family(top)
     texts = {
         name: source if real else _stub(name, top).encode() for name, (source, _) in family.items()
@@ -222,34 +237,35 @@ def _send(client: Client, cluster: _Cluster, top: str, *, real: bool) -> list[st
         filename, data, load = f"{top}.py", texts[top], real
     else:
         filename, data, load = f"{top}.zip", _zip(family, texts), True
-    digest = hashlib.sha256(data).hexdigest()
+    digests = {name: _digest(text) for name, text in texts.items()}
+    stale = {name for name, digest in digests.items() if cluster.texts.get(name, digest) != digest}
     if real:
         cluster.real.add(top)
-    if cluster.files.get(top) == digest:
-        return sorted(family)
-    plugin_name = _PLUGIN_PREFIX + top
-    with tempfile.TemporaryDirectory(prefix="ipyexecmod-ship-") as directory:
-        path = os.path.join(directory, filename)
-        with open(path, "wb") as file:
-            file.write(data)
-        client.register_plugin(UploadFile(path, load=load), name=plugin_name)
+        if rerun is not None:
+            stale.add(rerun)
+    digest = _digest(data)
+    if cluster.files.get(top) != digest:
+        plugin_name = _PLUGIN_PREFIX + top
+        with tempfile.TemporaryDirectory(prefix="ipyexecmod-ship-") as directory:
+            path = os.path.join(directory, filename)
+            with open(path, "wb") as file:
+                file.write(data)
+            client.register_plugin(UploadFile(path, load=load), name=plugin_name)
+            if not cluster.in_process:
+                if top in cluster.files:
+                    client.unregister_scheduler_plugin(plugin_name)
+                client.register_plugin(SchedulerUploadFile(path, load=load), name=plugin_name)
+        cluster.files[top] = digest
+        if load:
+            stale.discard(top)  # the plugin has reloaded it
+        if real:
+            _changed(top)
+    cluster.texts.update(digests)
+    if stale:
+        names = sorted(stale)
+        client.run(_on_worker.reload_loaded, names)
         if not cluster.in_process:
-            if top in cluster.files:
-                client.unregister_scheduler_plugin(plugin_name)
-            client.register_plugin(SchedulerUploadFile(path, load=load), name=plugin_name)
-    cluster.files[top] = digest
-    # The plugin reloads the top-level module; submodules a worker has already
-    # imported in another version must be reloaded too.
-    changed = [
-        name
-        for name, text in texts.items()
-        if name != top and cluster.texts.get(name, _digest(text)) != _digest(text)
-    ]
-    cluster.texts.update((name, _digest(text)) for name, text in texts.items())
-    if changed:
-        client.run(_on_worker.reload_loaded, changed)
-        if not cluster.in_process:
-            client.run_on_scheduler(_on_worker.reload_loaded, changed)
+            client.run_on_scheduler(_on_worker.reload_loaded, names)
     return sorted(family)
 
 
@@ -367,13 +383,18 @@ def _source_hash(source: str) -> bytes:
 
 
 def _versioned(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Dask's token of a function or class, plus a hash of its cell module's current source."""
+    """Dask's token of a function or class, plus a hash of its cell module's source and
+    the count of changes to its package: a task submitted after a redefinition, or after
+    the module was shipped (a task may have failed for want of it), is a new task."""
 
     def normalize(obj: Any) -> Any:
         token = previous(obj)
         module = getattr(obj, "__module__", None)
         record = cells.finder.get(module) if isinstance(module, str) else None
-        return token if record is None else (token, _source_hash(record.loader.source))
+        if record is None:
+            return token
+        changes = _changes.get(record.name.partition(".")[0], 0)
+        return token, _source_hash(record.loader.source), changes
 
     normalize.ipyexecmod = True  # type: ignore[attr-defined]
     return normalize

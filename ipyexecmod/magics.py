@@ -328,7 +328,11 @@ class ExecModMagics(Magics):
                 shipped = shipping.ship(client, *args.names)
             except (ValueError, TypeError) as exc:
                 raise UsageError(str(exc)) from None
-            print(f"shipped {', '.join(shipped)} to {client}; redefinitions ship again")
+            workers = len(client.scheduler_info()["workers"])
+            print(
+                f"shipped {', '.join(shipped)} to the {workers} workers of "
+                f"{client.scheduler.address}, and to any that join; redefinitions ship again"
+            )
         if args.auto or args.no_auto:
             self.ship_auto = args.auto
             if args.auto and shipping.current_client() is None:

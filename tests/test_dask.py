@@ -77,13 +77,24 @@ def test_a_redefinition_is_shipped_before_the_cell_finishes(client, unique):
     assert first.result() == 2  # the old result is still the old code's
 
 
-def test_an_unchanged_redefinition_keeps_the_task_key(client, unique):
-    name = unique("same")
-    module = define(name, "def f(x):\n    return x * 3\n")
-    ship(client, name)
-    first = client.submit(module.f, 5)
-    define(name, "def f(x):\n    return x * 3\n")
-    assert client.submit(module.f, 5).key == first.key
+def test_running_a_cell_again_unchanged_reruns_it_on_the_workers(client, unique):
+    """As in the kernel: the module may read another that has changed meanwhile."""
+    top = unique("shop")
+    define(f"{top}.tax", "RATE = 0.5\n")
+    checkout = f"{top}.checkout"
+    source = "from .tax import RATE\ndef total(cents):\n    return cents * (1 + RATE)\n"
+    module = define(checkout, source)
+    ship(client, top)
+    assert set(on_each_worker(client, module.total, 100).values()) == {150}
+    before = client.submit(module.total, 100)
+    assert before.result(timeout=60) == 150
+    define(f"{top}.tax", "RATE = 0.25\n")
+    define(checkout, source)  # the same text, run again
+    assert module.total(100) == 125
+    after = client.submit(module.total, 100)
+    assert after.key != before.key
+    assert after.result(timeout=60) == 125
+    assert set(on_each_worker(client, module.total, 100).values()) == {125}
 
 
 def test_classes_and_map_see_the_new_version(client, unique):
@@ -122,9 +133,13 @@ def test_a_module_not_shipped_fails_fast_with_a_message(client, unique):
     module = define(forgotten, "def g(x):\n    return -x\n")
     ship(client, shipped)
     started = time.monotonic()
+    failed = client.submit(module.g, 1)
     with pytest.raises(ImportError, match=rf"'{forgotten}' was not shipped .*%ship {forgotten}"):
-        client.submit(module.g, 1).result(timeout=60)
+        failed.result(timeout=60)
     assert time.monotonic() - started < 30
+    # Once shipped, the same call is a new task, though the failed one is still held.
+    ship(client, forgotten)
+    assert client.submit(module.g, 1).result(timeout=60) == -1
     # Defined after the client was known, and below a package: a placeholder too.
     later = unique("later")
     nested = define(f"{later}.inner", "def h():\n    return 1\n")
@@ -179,7 +194,11 @@ def test_ship_magic_ships_to_the_default_client(ip, client, unique, capsys):
     ip.run_cell_magic("as_module", name, "def f(x):\n    return x - 1\n")
     capsys.readouterr()
     ip.run_line_magic("ship", name)
-    assert f"shipped {name} to <Client" in capsys.readouterr().out
+    address = client.scheduler.address
+    assert capsys.readouterr().out == (
+        f"shipped {name} to the 2 workers of {address}, and to any that join; "
+        "redefinitions ship again\n"
+    )
     module = ip.user_ns[name]
     assert client.submit(module.f, 10).result(timeout=60) == 9
     ip.run_cell_magic("as_module", name, "def f(x):\n    return x - 2\n")
