@@ -174,6 +174,17 @@ def test_a_worker_that_joins_later_gets_the_current_version(unique):
         )
 
 
+def test_an_instance_of_an_unshipped_class_as_argument_still_hangs(unique):
+    """A documented limit: the placeholder stands for functions and classes called by a
+    task; an instance of an unshipped class cannot even be unpickled by the worker."""
+    known = define(unique("known"), "def size(obj):\n    return len(vars(obj))\n")
+    module = cells.define(unique("unshipped"), "class Box:\n    pass\n")
+    with _cluster(1) as cluster, Client(cluster) as client:
+        ship(client, known.__name__)
+        with pytest.raises(TimeoutError):
+            client.submit(known.size, module.Box()).result(timeout=3)
+
+
 def test_a_client_never_told_of_still_hangs(unique):
     """The documented limit: Dask waits forever for a task its workers cannot unpickle.
 
