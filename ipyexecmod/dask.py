@@ -198,6 +198,9 @@ def _on_define(name: str) -> None:
         if client.status in ("closing", "closed"):
             del _clusters[client]
             continue
+        if client.status != "running":  # reconnecting: %ship again once it is back
+            _warn_failed(client, top, ConnectionError(f"the client is {client.status}"), real=True)
+            continue
         real = top in cluster.real or (client is default and not hides)
         if not real and hides:
             continue  # a placeholder would hide the other module on the workers too
