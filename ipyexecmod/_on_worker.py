@@ -25,3 +25,9 @@ def reload_loaded(names: list[str]) -> list[str]:
             importlib.reload(module)
             reloaded.append(name)
     return reloaded
+
+
+def forget(names: list[str]) -> list[str]:
+    """Drop ``names`` from this process's modules, so that their next import reads the
+    files shipped now; return those that were imported."""
+    return [name for name in names if sys.modules.pop(name, None) is not None]

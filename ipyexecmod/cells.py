@@ -352,12 +352,12 @@ class CellModuleFinder(MetaPathFinder):
             return  # made in memory: below it, nothing else can import anything
 
     def hides(self, top: str) -> str | None:
-        """Where the module that top-level name ``top`` would be without its cell module
-        comes from (one defined with ``force``), or ``None`` if nothing else has that name."""
-        spec = self._foreign_spec(top, None)
-        if spec is None or any(store.owns_path(spec.origin) for store in self.stores):
-            return None
-        return spec.origin or "elsewhere"
+        """Where the module that top-level name ``top`` would be without ipyexecmod comes
+        from (a cell module defined with ``force``), or ``None`` if nothing else has it."""
+        ours = {store.directory for store in self.stores}
+        path = [entry for entry in sys.path if os.path.abspath(entry or ".") not in ours]
+        spec = self._foreign_spec(top, path)
+        return None if spec is None else spec.origin or "elsewhere"
 
     def _foreign_spec(self, name: str, path: Any) -> ModuleSpec | None:
         """The spec another meta-path finder has for ``name``, found without importing."""

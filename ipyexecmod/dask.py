@@ -37,6 +37,8 @@ to the default client, whichever it is when the module is defined.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -63,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - the test environment has distri
 
 from . import _on_worker, cells
 
-__all__ = ["current_client", "set_auto", "ship", "ship_to_default"]
+__all__ = ["ShipError", "check_client", "current_client", "set_auto", "ship", "ship_to_default"]
 
 _PLUGIN_PREFIX = "ipyexecmod-"
 
@@ -101,62 +103,89 @@ def __getattr__(attribute):
 '''
 
 
-@dataclass
+class ShipError(Exception):
+    """A module cannot be shipped: not a cell module, or its import failed on the workers."""
+
+
+@dataclass(eq=False)
 class _Cluster:
-    """What one client's cluster has been sent."""
+    """What one Dask cluster (one scheduler, whichever client reaches it) has been sent."""
 
     #: Whether its scheduler runs in this process (a ``LocalCluster``), with every module.
     in_process: bool
+    clients: weakref.WeakSet[Client] = field(default_factory=weakref.WeakSet)
     #: Top-level names shipped for real (the others it knows are placeholders).
     real: set[str] = field(default_factory=set)
-    #: The digest of the file last sent for each top-level name.
-    files: dict[str, str] = field(default_factory=dict)
+    #: The file last sent for each top-level name: (digest, filename, data, load).
+    files: dict[str, tuple[str, str, bytes, bool]] = field(default_factory=dict)
     #: The digest of the text last sent for each module.
     texts: dict[str, str] = field(default_factory=dict)
     #: Whether auto mode has shipped every cell module to it.
     complete: bool = False
 
+    def client(self) -> Client | None:
+        """A running client of this cluster, if any is left."""
+        return next((c for c in list(self.clients) if c.status == "running"), None)
 
-_clusters: weakref.WeakKeyDictionary[Client, _Cluster] = weakref.WeakKeyDictionary()
+
+#: By scheduler id: two clients of one cluster share what it has.
+_clusters: dict[str, _Cluster] = {}
+_scheduler_ids: weakref.WeakKeyDictionary[Client, str] = weakref.WeakKeyDictionary()
 _auto = False
-#: How often each top-level package or module has changed: a module in it redefined, or
-#: a new file of it sent to a cluster.  Part of the Dask tokens of its functions.
-_changes: dict[str, int] = {}
-
-
-def _changed(top: str) -> None:
-    _changes[top] = _changes.get(top, 0) + 1
+#: Bumped by each cell definition and each shipment of new code: part of the Dask token
+#: of everything from a cell module or from the notebook's ``__main__``.
+_generation = 0
 
 
 def ship(client: Client, *names: str) -> list[str]:
     """Ship the cell modules ``names`` to every current and future worker of ``client``.
 
-    A dotted name ships its whole top-level package.  From now on each
-    redefinition of these modules is shipped again before its cell finishes.
-    Returns the names of the modules shipped, sorted.
+    A dotted name ships its whole top-level package, and the cell modules a shipped
+    module imports are shipped with it (first).  From now on each redefinition of
+    these modules is shipped again before its cell finishes.  Returns the names of
+    the modules shipped, sorted.
 
     Raises
     ------
-    ValueError
-        A name is not a cell module, or no names were given.
+    ShipError
+        A name is not a cell module, or hides another module; or importing a module
+        on the workers failed (they keep the version they had).
     TypeError
-        ``client`` is not a synchronous :class:`distributed.Client`, or is closed.
+        ``client`` is not a running, synchronous :class:`distributed.Client`.
     """
     if not names:
         msg = "name at least one cell module to ship, e.g. ship(client, 'geo')"
-        raise ValueError(msg)
+        raise ShipError(msg)
     cluster = _cluster(client)
     wanted = {_shippable_top(name) for name in names}
     everything = _all_tops()
     shipped: list[str] = []
-    # In the order of definition, so that a module that imports another comes after it.
-    for top in everything:
-        if top in wanted:
-            shipped += _send(client, cluster, top, real=True)
+    for top in _with_imports([top for top in everything if top in wanted], everything):
+        shipped += _send(client, cluster, top, real=True)
+    new_placeholders: list[str] = []
     for top in everything:
         if top not in cluster.real:
+            if top not in cluster.files:
+                new_placeholders += _family(top)
             _send(client, cluster, top, real=False)
+    if new_placeholders:
+        # Workers that a LocalCluster spawned from this kernel may have imported its
+        # on-disk copies, which go stale: from now on they get the placeholder.
+        client.run(_on_worker.forget, new_placeholders)
     return sorted(shipped)
+
+
+def check_client(client: object) -> None:
+    """Raise :class:`TypeError` unless ``client`` is a running, synchronous Client."""
+    if not isinstance(client, Client):
+        msg = f"ship to a distributed.Client, not {type(client).__name__}"
+        raise TypeError(msg)
+    if client.asynchronous:
+        msg = "ipyexecmod ships through a synchronous Client; this one is asynchronous"
+        raise TypeError(msg)
+    if client.status != "running":
+        msg = f"{client} is {client.status}; ship to a running client"
+        raise TypeError(msg)
 
 
 def set_auto(enabled: bool) -> None:
@@ -174,50 +203,56 @@ def set_auto(enabled: bool) -> None:
 def ship_to_default() -> None:
     """In auto mode, ship every cell module to the default client if it lacks them."""
     client = current_client() if _auto else None
-    if client is None:
+    if client is None or client.status != "running":
         return
     cluster = _cluster(client)
     if not cluster.complete:
         cluster.complete = True
-        for top in _all_tops():
+        everything = _all_tops()
+        for top in _with_imports(everything, everything):
             try:
                 _send(client, cluster, top, real=True)
             except Exception as exc:
-                _warn_failed(client, top, exc, real=True)
+                warnings.warn(f"{exc}; fix it, then run %ship {top}", RuntimeWarning, stacklevel=2)
+
+
+def current_client() -> Client | None:
+    """The default client (:meth:`distributed.Client.current`), or ``None``."""
+    try:
+        client: Client = Client.current()
+    except ValueError:  # none
+        return None
+    return client
 
 
 def _on_define(name: str) -> None:
     """A cell module was (re)defined: bring every cluster that knows of it up to date."""
-    top = name.partition(".")[0]
-    _changed(top)
+    global _generation
+    _generation += 1
     if not _clusters and not _auto:
         return
+    top = name.partition(".")[0]
     default = current_client() if _auto else None
     hides = cells.finder.hides(top) is not None
-    for client, cluster in list(_clusters.items()):
-        if client.status in ("closing", "closed"):
-            del _clusters[client]
+    for key, cluster in list(_clusters.items()):
+        client = cluster.client()
+        if client is None:
+            if all(c.status in ("closing", "closed") for c in list(cluster.clients)):
+                del _clusters[key]  # no client can reach it any more
             continue
-        if client.status != "running":  # reconnecting: %ship again once it is back
-            _warn_failed(client, top, ConnectionError(f"the client is {client.status}"), real=True)
-            continue
-        real = top in cluster.real or (client is default and not hides)
+        real = top in cluster.real or (default in cluster.clients and not hides)
         if not real and hides:
             continue  # a placeholder would hide the other module on the workers too
         try:
+            if real:
+                for needed in _with_imports([top], _all_tops())[:-1]:
+                    if needed not in cluster.real:
+                        _send(client, cluster, needed, real=True)
             _send(client, cluster, top, real=real, rerun=name)
         except Exception as exc:
-            _warn_failed(client, top, exc, real=real)
+            msg = f"{exc}; fix the cell and run it again, or run %ship {top}"
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
     ship_to_default()
-
-
-def _warn_failed(client: Client, top: str, exc: Exception, *, real: bool) -> None:
-    what = "shipping" if real else "sending a placeholder for"
-    msg = (
-        f"{what} {top!r} to {client} failed ({type(exc).__name__}: {exc}); its workers "
-        f"may lack it or run an earlier version: fix that, then run %ship {top}"
-    )
-    warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
 # -- what is sent --
@@ -230,8 +265,10 @@ def _send(
     and re-execute on the workers the modules they have imported in another version.
 
     ``rerun``, a module just redefined, is re-executed even if its text is unchanged,
-    as it was in the kernel (it may read other modules that have changed).
+    as it was in the kernel (it may read other modules that have changed).  If the
+    new code fails to import on a worker, the file sent before is put back.
     """
+    global _generation
     family = _family(top)
     texts = {
         name: source if real else _stub(name, top).encode() for name, (source, _) in family.items()
@@ -242,27 +279,30 @@ def _send(
         filename, data, load = f"{top}.zip", _zip(family, texts), True
     digests = {name: _digest(text) for name, text in texts.items()}
     stale = {name for name, digest in digests.items() if cluster.texts.get(name, digest) != digest}
-    if real:
-        cluster.real.add(top)
-        if rerun is not None:
-            stale.add(rerun)
+    if real and rerun is not None:
+        stale.add(rerun)
     digest = _digest(data)
-    if cluster.files.get(top) != digest:
-        plugin_name = _PLUGIN_PREFIX + top
-        with tempfile.TemporaryDirectory(prefix="ipyexecmod-ship-") as directory:
-            path = os.path.join(directory, filename)
-            with open(path, "wb") as file:
-                file.write(data)
-            client.register_plugin(UploadFile(path, load=load), name=plugin_name)
-            if not cluster.in_process:
-                if top in cluster.files:
-                    client.unregister_scheduler_plugin(plugin_name)
-                client.register_plugin(SchedulerUploadFile(path, load=load), name=plugin_name)
-        cluster.files[top] = digest
+    previous = cluster.files.get(top)
+    if previous is None or previous[0] != digest:
+        try:
+            _register(client, cluster, top, filename, data, load, replace=previous is not None)
+        except Exception as exc:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    _register(client, cluster, top, *previous[1:], replace=True)
+            kept = "the version they had" if previous is not None else "nothing of it"
+            msg = (
+                f"{top!r} could not be loaded on the workers ({type(exc).__name__}: {exc}); "
+                f"they keep {kept}"
+            )
+            raise ShipError(msg) from exc
+        cluster.files[top] = (digest, filename, data, load)
         if load:
             stale.discard(top)  # the plugin has reloaded it
         if real:
-            _changed(top)
+            _generation += 1
+    if real:
+        cluster.real.add(top)
     cluster.texts.update(digests)
     if stale:
         names = sorted(stale)
@@ -270,6 +310,29 @@ def _send(
         if not cluster.in_process:
             client.run_on_scheduler(_on_worker.reload_loaded, names)
     return sorted(family)
+
+
+def _register(
+    client: Client,
+    cluster: _Cluster,
+    top: str,
+    filename: str,
+    data: bytes,
+    load: bool,
+    *,
+    replace: bool,
+) -> None:
+    """Register the file as Dask's UploadFile plugin(s) for ``top``."""
+    name = _PLUGIN_PREFIX + top
+    with tempfile.TemporaryDirectory(prefix="ipyexecmod-ship-") as directory:
+        path = os.path.join(directory, filename)
+        with open(path, "wb") as file:
+            file.write(data)
+        client.register_plugin(UploadFile(path, load=load), name=name)
+        if not cluster.in_process:
+            if replace:
+                client.unregister_scheduler_plugin(name)
+            client.register_plugin(SchedulerUploadFile(path, load=load), name=name)
 
 
 def _digest(data: bytes) -> str:
@@ -326,25 +389,76 @@ def _all_tops() -> list[str]:
     return [top for top in tops if cells.finder.hides(top) is None]
 
 
+def _with_imports(tops: list[str], known: list[str]) -> list[str]:
+    """``tops`` and the cell packages and modules (of ``known``) their code imports as it
+    runs, each after those it imports (an import cycle is broken anywhere)."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(top: str) -> None:
+        if top in order or top in visiting:
+            return
+        visiting.add(top)
+        needed = {
+            imported.partition(".")[0]
+            for name, (source, is_package) in _family(top).items()
+            for imported in _imports(name, source, is_package)
+        }
+        for other in [other for other in known if other in needed and other != top]:
+            visit(other)
+        visiting.discard(top)
+        order.append(top)
+
+    for top in tops:
+        visit(top)
+    return order
+
+
+@lru_cache(maxsize=1024)
+def _imports(name: str, source: bytes, is_package: bool) -> frozenset[str]:
+    """The modules that module ``name``'s code imports as it runs (not those imported
+    inside functions), as absolute names."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return frozenset()
+    package = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+    nodes: list[ast.AST] = [tree]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            found.add(".".join(part for part in (base, node.module or "") if part))
+        nodes.extend(ast.iter_child_nodes(node))
+    return frozenset(found)
+
+
 def _shippable_top(name: str) -> str:
     if not isinstance(name, str):
         msg = f"module names are str, not {type(name).__name__}"
         raise TypeError(msg)
     top = name.partition(".")[0]
     if name not in cells.finder and not cells.finder.is_restored(sys.modules.get(name)):
-        if name in sys.modules or importlib.util.find_spec(top) is not None:
+        if top in cells.finder or cells.finder.is_restored(sys.modules.get(top)):
+            hint = f"{top!r} is, but has no cell module {name!r}; ship {top!r}"
+        elif name in sys.modules or importlib.util.find_spec(top) is not None:
             hint = "ship an ordinary module's file with client.upload_file"
         else:
             hint = f"define it first with %%as_module {name}"
         msg = f"{name!r} is not a cell module: {hint}"
-        raise ValueError(msg)
+        raise ShipError(msg)
     hidden = cells.finder.hides(top)
     if hidden is not None:
         msg = (
             f"cannot ship {name!r}: on the workers it would hide the module {top!r} "
             f"from {hidden}; choose another name for the cell module"
         )
-        raise ValueError(msg)
+        raise ShipError(msg)
     return top
 
 
@@ -352,52 +466,42 @@ def _shippable_top(name: str) -> str:
 
 
 def _cluster(client: Client) -> _Cluster:
-    if not isinstance(client, Client):
-        msg = f"ship to a distributed.Client, not {type(client).__name__}"
-        raise TypeError(msg)
-    if client.asynchronous:
-        msg = "ipyexecmod ships through a synchronous Client; this one is asynchronous"
-        raise TypeError(msg)
-    if client.status in ("closing", "closed"):
-        msg = f"{client} is closed; ship to a running client"
-        raise TypeError(msg)
-    cluster = _clusters.get(client)
+    check_client(client)
+    key = _scheduler_ids.get(client)
+    if key is None:
+        key = _scheduler_ids[client] = client.scheduler_info()["id"]
+    cluster = _clusters.get(key)
     if cluster is None:
         in_process = client.run_on_scheduler(os.getpid) == os.getpid()
-        cluster = _clusters[client] = _Cluster(in_process)
+        cluster = _clusters[key] = _Cluster(in_process)
+    cluster.clients.add(client)
     return cluster
-
-
-def current_client() -> Client | None:
-    """The default client (:meth:`distributed.Client.current`), or ``None``."""
-    try:
-        client: Client = Client.current()
-    except ValueError:  # none
-        return None
-    return client
 
 
 # -- task keys --
 
 
-@lru_cache(maxsize=256)
-def _source_hash(source: str) -> bytes:
-    return importlib.util.source_hash(source.encode())
+def _from_notebook(obj: Any) -> bool:
+    """Whether ``obj``, or its class, comes from a cell module or from ``__main__``."""
+    for owner in (obj, type(obj)):
+        try:
+            module = getattr(owner, "__module__", None)
+        except Exception:
+            continue
+        if isinstance(module, str) and (module == "__main__" or module in cells.finder):
+            return True
+    return False
 
 
 def _versioned(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Dask's token of a function or class, plus a hash of its cell module's source and
-    the count of changes to its package: a task submitted after a redefinition, or after
-    the module was shipped (a task may have failed for want of it), is a new task."""
+    """Dask's token, plus the count of cell definitions and shipments for anything from a
+    cell module or ``__main__``: after a redefinition (of any cell module: the code may
+    call it), or after a module was shipped (a task may have failed for want of it), the
+    same call is a new task, not the finished one of older code."""
 
     def normalize(obj: Any) -> Any:
         token = previous(obj)
-        module = getattr(obj, "__module__", None)
-        record = cells.finder.get(module) if isinstance(module, str) else None
-        if record is None:
-            return token
-        changes = _changes.get(record.name.partition(".")[0], 0)
-        return token, _source_hash(record.loader.source), changes
+        return (token, _generation) if _generation and _from_notebook(obj) else token
 
     normalize.ipyexecmod = True  # type: ignore[attr-defined]
     return normalize
@@ -406,11 +510,18 @@ def _versioned(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def _install(kinds: Iterable[type]) -> None:
     for kind in kinds:
         previous = normalize_token.dispatch(kind)
-        if not getattr(previous, "ipyexecmod", False):
-            normalize_token.register(kind, _versioned(previous))
+        if getattr(previous, "ipyexecmod", False):
+            continue
+        normalize = _versioned(previous)
+        normalize_token.register(kind, normalize)
+        # Dask caches the handler found for each class; classes that fell back on the
+        # generic one before now would keep it.
+        for cached, handler in list(getattr(normalize_token, "_lookup", {}).items()):
+            if handler is previous and cached is not kind:
+                normalize_token.register(cached, normalize)
 
 
-_install((types.FunctionType, type))
+_install((types.FunctionType, type, object))
 cloudpickle.register_pickle_by_value(_on_worker)
 # One listener, even if this module is imported anew (``%reset --aggressive`` drops it).
 cells.finder.listeners[:] = [

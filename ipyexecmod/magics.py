@@ -325,8 +325,9 @@ class ExecModMagics(Magics):
         if args.names:
             client = self._client(args.client, shipping)
             try:
+                shipping.check_client(client)
                 shipped = shipping.ship(client, *args.names)
-            except (ValueError, TypeError) as exc:
+            except (shipping.ShipError, TypeError) as exc:
                 raise UsageError(str(exc)) from None
             workers = len(client.scheduler_info()["workers"])
             print(

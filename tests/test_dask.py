@@ -13,7 +13,7 @@ pytest.importorskip("distributed")
 from distributed import Client, LocalCluster
 
 from ipyexecmod import cells
-from ipyexecmod.dask import ship
+from ipyexecmod.dask import ShipError, ship
 from ipyexecmod.store import kernel_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -151,12 +151,16 @@ def test_a_module_not_shipped_fails_fast_with_a_message(client, unique):
 
 
 def test_shipping_bad_names_is_refused(client, unique):
-    with pytest.raises(ValueError, match=r"'no_such_cell' is not a cell module: define it first"):
+    with pytest.raises(ShipError, match=r"'no_such_cell' is not a cell module: define it first"):
         ship(client, "no_such_cell")
-    with pytest.raises(ValueError, match=r"'json' is not a cell module: ship an ordinary module"):
+    with pytest.raises(ShipError, match=r"'json' is not a cell module: ship an ordinary module"):
         ship(client, "json")
-    with pytest.raises(ValueError, match=r"name at least one cell module"):
+    with pytest.raises(ShipError, match=r"name at least one cell module"):
         ship(client)
+    top = unique("top")
+    define(top, "x = 1\n")
+    with pytest.raises(ShipError, match=rf"'{top}.sub' is not a cell module: '{top}' is, but"):
+        ship(client, f"{top}.sub")
     with pytest.raises(TypeError, match=r"ship to a distributed.Client, not str"):
         ship("tcp://127.0.0.1:1", unique())
 
