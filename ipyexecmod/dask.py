@@ -290,7 +290,13 @@ def _send(
             if previous is not None:
                 with contextlib.suppress(Exception):
                     _register(client, cluster, top, *previous[1:], replace=True)
-            kept = "the version they had" if previous is not None else "nothing of it"
+            kept = (
+                "the version they had"
+                if top in cluster.real
+                else "its placeholder"
+                if previous is not None
+                else "nothing of it"
+            )
             msg = (
                 f"{top!r} could not be loaded on the workers ({type(exc).__name__}: {exc}); "
                 f"they keep {kept}"

@@ -390,3 +390,121 @@ def test_a_remote_scheduler_gets_the_modules_too(remote_client, unique):
     assert remote_client.submit(module.f, 1).result(timeout=60) == [1, "v2"]
     on_scheduler = remote_client.run_on_scheduler(lambda: __import__(f"{top}.core").core.f(0))
     assert on_scheduler == [0, "v2"]
+
+
+# -- found by review --
+
+
+def test_no_stale_result_through_methods_wrappers_instances_or_imports(client, unique):
+    helpers, geo = unique("helpers"), unique("geo")
+    define(helpers, "K = 1\n")
+    source = (
+        f"import functools\nimport {helpers}\nFACTOR = 1\n"
+        "class Shape:\n"
+        "    def __init__(self, r):\n        self.r = r\n"
+        f"    def area(self):\n        return self.r * {helpers}.K\n"
+        "    def __call__(self, x):\n        return self.area() + x\n"
+        "@functools.lru_cache\n"
+        f"def cached(x):\n    return x * FACTOR\n"
+        f"def plain(x):\n    return x * {helpers}.K\n"
+    )
+    module = define(geo, source)
+    assert ship(client, geo) == sorted([geo, helpers])  # `helpers` too: geo imports it
+    shape = module.Shape(2)
+    calls = {
+        "method": lambda: client.submit(shape.area),
+        "instance": lambda: client.submit(shape, 0),
+        "plain": lambda: client.submit(module.plain, 2),
+        "wrapper": lambda: client.submit(module.cached, 2),
+    }
+
+    def results(futures):
+        return {what: future.result(timeout=60) for what, future in futures.items()}
+
+    held = {what: call() for what, call in calls.items()}
+    assert results(held) == dict.fromkeys(calls, 2)
+    define(helpers, "K = 100\n")  # geo is unchanged, and reads helpers.K when called
+    assert results({what: call() for what, call in calls.items()}) == {
+        "method": 200,
+        "instance": 200,
+        "plain": 200,
+        "wrapper": 2,
+    }
+    define(geo, source.replace("FACTOR = 1", "FACTOR = 10"))
+    assert module.cached(2) == 20
+    assert client.submit(module.cached, 2).result(timeout=60) == 20
+
+
+def test_a_module_ships_with_the_cell_modules_it_imports(client, unique):
+    first, second = unique("first"), unique("second")
+    module = define(first, "def f():\n    return 'alone'\n")
+    define(second, "def g():\n    return 'second'\n")
+    define(first, f"from {second} import g\ndef f():\n    return g()\n")  # an edited cell
+    assert ship(client, first) == sorted([first, second])
+    assert set(on_each_worker(client, module.f).values()) == {"second"}
+    # A module it starts to import later is shipped when it is redefined.
+    third = unique("third")
+    define(third, "def h():\n    return 'third'\n")
+    define(first, f"from {third} import h\ndef f():\n    return h()\n")
+    assert set(on_each_worker(client, module.f).values()) == {"third"}
+
+
+def test_two_clients_of_one_cluster_share_what_it_has(unique):
+    shipped, other = unique("shared"), unique("other")
+    module = define(shipped, "def f():\n    return 'real'\n")
+    define(other, "x = 1\n")
+    with _cluster(1) as cluster, Client(cluster) as first, Client(cluster) as second:
+        ship(first, shipped)
+        ship(second, other)  # must not send a placeholder over `shipped`
+        cluster.scale(2)
+        second.wait_for_workers(2, timeout=60)
+        assert set(on_each_worker(second, module.f).values()) == {"real"}
+
+
+def test_a_version_that_fails_on_the_workers_is_rolled_back(unique):
+    name = unique("fragile")
+    module = define(name, "def f():\n    return 'v1'\n")
+    on_workers_only = f"import os\nif os.getpid() != {os.getpid()}:\n    raise RuntimeError('no')\n"
+    with _cluster(1) as cluster, Client(cluster) as client:
+        ship(client, name)
+        with pytest.warns(
+            RuntimeWarning,
+            match=rf"'{name}' could not be loaded on the workers "
+            r"\(RuntimeError: no\); they keep the version they had; fix the cell",
+        ):
+            define(name, on_workers_only + "def f():\n    return 'v2'\n")
+        assert module.f() == "v2"
+        assert set(on_each_worker(client, module.f).values()) == {"v1"}
+        client.restart()  # new worker processes get the version put back
+        assert set(on_each_worker(client, module.f).values()) == {"v1"}
+        broken = unique("broken")
+        define(broken, on_workers_only)
+        with pytest.raises(
+            ShipError,
+            match=rf"'{broken}' could not be loaded on the workers "
+            r"\(RuntimeError: no\); they keep its placeholder",
+        ):
+            ship(client, broken)
+
+
+def test_a_name_that_hides_another_module_is_neither_shipped_nor_stubbed(client, unique):
+    define_forced = lambda: cells.define(  # noqa: E731
+        "statistics", "x = 1\n", force=True, store=kernel_store()
+    )
+    import statistics as real
+
+    try:
+        define_forced()
+        with pytest.raises(
+            ShipError,
+            match=r"cannot ship 'statistics': on the workers it would "
+            r"hide the module 'statistics' from .*statistics",
+        ):
+            ship(client, "statistics")
+        ship(client, define(unique("innocent"), "x = 1\n").__name__)
+        assert client.run(lambda: __import__("statistics").mean([1, 3])) == dict.fromkeys(
+            client.scheduler_info()["workers"], 2
+        )
+    finally:
+        __import__("sys").modules["statistics"] = real
+        cells.finder._modules.pop("statistics")  # no public way to undefine, in a test only
