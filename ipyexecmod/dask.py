@@ -160,7 +160,7 @@ def ship(client: Client, *names: str) -> list[str]:
     wanted = {_shippable_top(name) for name in names}
     everything = _all_tops()
     shipped: list[str] = []
-    for top in _with_imports([top for top in everything if top in wanted], everything):
+    for top in _with_imports([top for top in everything if top in wanted]):
         shipped += _send(client, cluster, top, real=True)
     new_placeholders: list[str] = []
     for top in everything:
@@ -209,7 +209,7 @@ def ship_to_default() -> None:
     if not cluster.complete:
         cluster.complete = True
         everything = _all_tops()
-        for top in _with_imports(everything, everything):
+        for top in _with_imports(everything):
             try:
                 _send(client, cluster, top, real=True)
             except Exception as exc:
@@ -245,7 +245,7 @@ def _on_define(name: str) -> None:
             continue  # a placeholder would hide the other module on the workers too
         try:
             if real:
-                for needed in _with_imports([top], _all_tops())[:-1]:
+                for needed in _with_imports([top])[:-1]:
                     if needed not in cluster.real:
                         _send(client, cluster, needed, real=True)
             _send(client, cluster, top, real=real, rerun=name)
@@ -395,9 +395,9 @@ def _all_tops() -> list[str]:
     return [top for top in tops if cells.finder.hides(top) is None]
 
 
-def _with_imports(tops: list[str], known: list[str]) -> list[str]:
-    """``tops`` and the cell packages and modules (of ``known``) their code imports as it
-    runs, each after those it imports (an import cycle is broken anywhere)."""
+def _with_imports(tops: list[str]) -> list[str]:
+    """``tops`` and the cell packages and modules their code imports as it runs, each
+    after those it imports (an import cycle is broken anywhere)."""
     order: list[str] = []
     visiting: set[str] = set()
 
@@ -410,14 +410,20 @@ def _with_imports(tops: list[str], known: list[str]) -> list[str]:
             for name, (source, is_package) in _family(top).items()
             for imported in _imports(name, source, is_package)
         }
-        for other in [other for other in known if other in needed and other != top]:
-            visit(other)
+        for other in sorted(needed - {top}):
+            if _is_cell_top(other):
+                visit(other)
         visiting.discard(top)
         order.append(top)
 
     for top in tops:
         visit(top)
     return order
+
+
+def _is_cell_top(top: str) -> bool:
+    ours = top in cells.finder or cells.finder.is_restored(sys.modules.get(top))
+    return ours and cells.finder.hides(top) is None
 
 
 @lru_cache(maxsize=1024)
