@@ -19,6 +19,7 @@ import importlib
 import os
 import re
 import sys
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -120,7 +121,10 @@ class ExecModMagics(Magics):
         if main is not None and not hasattr(main, "__spec__"):
             main.__spec__ = None
         if self.ship_auto:  # a client made in this cell gets every module
-            _shipping().ship_to_default()
+            try:
+                _shipping().ship_to_default()
+            except Exception as exc:  # the cluster went away: say so, keep the kernel going
+                warnings.warn(f"auto shipping failed: {exc}", RuntimeWarning, stacklevel=1)
 
     @property
     def _shell(self) -> InteractiveShell:
@@ -326,8 +330,11 @@ class ExecModMagics(Magics):
             client = self._client(args.client, shipping)
             try:
                 shipping.check_client(client)
+            except TypeError as exc:
+                raise UsageError(str(exc)) from None
+            try:
                 shipped = shipping.ship(client, *args.names)
-            except (shipping.ShipError, TypeError) as exc:
+            except shipping.ShipError as exc:
                 raise UsageError(str(exc)) from None
             workers = len(client.scheduler_info()["workers"])
             print(

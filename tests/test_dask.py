@@ -510,3 +510,29 @@ def test_a_name_that_hides_another_module_is_neither_shipped_nor_stubbed(client,
     finally:
         __import__("sys").modules["statistics"] = real
         cells.finder._modules.pop("statistics")  # no public way to undefine, in a test only
+
+
+def test_ship_without_distributed_says_how_to_install_it(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "sys.modules['distributed'] = None  # as if it were not installed\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from IPython.core.error import UsageError\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'ipyexecmod')\n"
+        "ip.run_cell_magic('as_module', 'geo', 'x = 1\\n')\n"
+        "try:\n"
+        "    ip.run_line_magic('ship', 'geo')\n"
+        "except UsageError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "IPYTHONDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.stdout == (
+        "ipyexecmod.dask needs Dask's distributed package: pip install 'ipyexecmod[dask]'\n"
+    ), result.stderr
