@@ -536,3 +536,32 @@ def test_ship_without_distributed_says_how_to_install_it(tmp_path):
     assert result.stdout == (
         "ipyexecmod.dask needs Dask's distributed package: pip install 'ipyexecmod[dask]'\n"
     ), result.stderr
+
+
+def test_a_closed_client_or_a_bad_name_type_is_refused(client, unique, ip):
+    name = unique("closed")
+    define(name, "x = 1\n")
+    with pytest.raises(TypeError, match=r"module names are str, not int"):
+        ship(client, 1)
+    with _cluster(1) as cluster:
+        closed = Client(cluster)
+        closed.close()
+        ip.user_ns["closed_client"] = closed
+        with pytest.raises(UsageError, match=r"is closed; ship to a running client"):
+            ip.run_line_magic("ship", f"{name} --client closed_client")
+
+
+def test_a_failing_listener_becomes_a_warning(unique):
+    def listener(name):
+        raise OSError("disk on fire")
+
+    cells.finder.listeners.append(listener)
+    try:
+        name = unique("listened")
+        with pytest.warns(
+            RuntimeWarning, match=rf"module '{name}' is defined, but .* disk on fire"
+        ):
+            module = cells.define(name, "x = 1\n")
+        assert module.x == 1
+    finally:
+        cells.finder.listeners.remove(listener)
