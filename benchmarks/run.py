@@ -477,6 +477,42 @@ def spawn_rows(settings: Settings) -> list[Row]:
     ]
 
 
+def dask_rows(settings: Settings) -> list[Row]:
+    """What a task carries: a cell-module function by reference, against the same
+    function by value (cloudpickle), as Dask's own serializer makes them."""
+    try:
+        import cloudpickle
+        from distributed.protocol import pickle as dask_pickle
+    except ImportError:
+        return [skipped("Dask: pickled size of a task's function", "distributed not installed")]
+    name = fresh_name("dask")
+    module = cells.define(name, functions(20), store=kernel_store())
+    task = (module.f7, (1,), {})
+    by_reference = len(dask_pickle.dumps(task))
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        by_value = len(cloudpickle.dumps(task))
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    ratio = by_reference / by_value
+    return [
+        Row(
+            "Dask: pickled size of a task calling a cell-module function",
+            "by reference (shipped)",
+            "cloudpickle by value",
+            [ratio],
+            0.0,
+            0.0,
+            f"by reference ≤ 1/10 ({by_reference} vs {by_value} bytes)",
+            ratio <= 0.1,
+        )
+    ]
+
+
+def skipped(what: str, why: str) -> Row:
+    return Row(what, "", "", [], 0.0, 0.0, f"not measured: {why}", None)
+
+
 # -- the table --
 
 
@@ -519,6 +555,7 @@ ROWS = [
     spawn_rows,
     memory_rows,
     lsmod_rows,
+    dask_rows,
 ]
 
 
