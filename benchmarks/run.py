@@ -13,10 +13,11 @@ shown for scale only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
+import io
 import os
-import pickle
 import platform
 import statistics
 import subprocess
@@ -477,6 +478,107 @@ def spawn_rows(settings: Settings) -> list[Row]:
     ]
 
 
+def peer_rows(settings: Settings) -> list[Row]:
+    """The same work, a 10-function module written in a notebook, done the ways users
+    would otherwise: ``%%writefile`` + ``importlib.reload``, importnb, ipynb."""
+    ip = shell()
+    source = functions(10)
+    cell = fresh_name("cell")
+
+    def as_module() -> None:
+        ip.run_cell_magic("as_module", cell, source)
+
+    rows = []
+    directory = tempfile.mkdtemp()
+    sys.path.insert(0, directory)
+    here = os.getcwd()
+    os.chdir(directory)  # ipynb finds notebooks relative to the working directory
+    try:
+        written = fresh_name("written")
+        path = os.path.join(directory, f"{written}.py")
+        with contextlib.redirect_stdout(io.StringIO()):
+            ip.run_cell_magic("writefile", path, source)
+        module = importlib.import_module(written)
+
+        def writefile() -> None:
+            with contextlib.redirect_stdout(io.StringIO()):
+                ip.run_cell_magic("writefile", path, source)
+            importlib.reload(module)
+
+        rows.append(
+            row(
+                "same work: a 10-function module from a notebook",
+                "%%as_module",
+                "%%writefile + importlib.reload",
+                paired(as_module, writefile, settings.pairs, settings.inner),
+                "ipyexecmod ahead (< 1×)",
+                1.0,
+            )
+        )
+        notebook = fresh_name("notebook")
+        write_notebook(os.path.join(directory, f"{notebook}.ipynb"), source)
+        try:
+            from importnb import Notebook
+        except ImportError:
+            rows.append(
+                skipped("same work: importnb", "importnb not installed (pip install '.[bench]')")
+            )
+        else:
+
+            def importnb() -> None:
+                sys.modules.pop(notebook, None)
+                with Notebook():
+                    importlib.import_module(notebook)
+
+            rows.append(
+                row(
+                    "same work: a 10-function module from a notebook",
+                    "%%as_module",
+                    "importnb import",
+                    paired(as_module, importnb, settings.pairs, settings.inner),
+                    "ipyexecmod ahead (< 1×)",
+                    1.0,
+                )
+            )
+        try:
+            importlib.import_module("ipynb.fs.full")
+        except ImportError:
+            rows.append(skipped("same work: ipynb", "ipynb not installed (`.[bench]`)"))
+        else:
+            full = f"ipynb.fs.full.{notebook}"
+
+            def ipynb() -> None:
+                sys.modules.pop(full, None)
+                importlib.import_module(full)
+
+            rows.append(
+                row(
+                    "same work: a 10-function module from a notebook",
+                    "%%as_module",
+                    "ipynb import",
+                    paired(as_module, ipynb, settings.pairs, settings.inner),
+                    "ipyexecmod ahead (< 1×)",
+                    1.0,
+                )
+            )
+    finally:
+        os.chdir(here)
+        sys.path.remove(directory)
+    return rows
+
+
+def write_notebook(path: str, source: str) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata = {
+        "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
+        "language_info": {"name": "python"},
+    }
+    notebook.cells.append(nbformat.v4.new_code_cell(source))
+    nbformat.write(notebook, path)
+
+
 def dask_rows(settings: Settings) -> list[Row]:
     """What a task carries: a cell-module function by reference, against the same
     function by value (cloudpickle), as Dask's own serializer makes them."""
@@ -551,6 +653,7 @@ ROWS = [
     core_vs_c,
     as_module_rows,
     redefine_vs_reload,
+    peer_rows,
     startup_rows,
     spawn_rows,
     memory_rows,
