@@ -11,7 +11,7 @@ The real C functions, bound with ctypes, are in :mod:`ipyexecmod.capi`.
 ``%%as_module NAME`` makes a cell a real module (:mod:`ipyexecmod.cells`).
 """
 
-from typing import Any
+from __future__ import annotations
 
 from .execmodule import (
     add_module,
@@ -26,6 +26,10 @@ from .execmodule import (
     get_module_dict,
 )
 from .loader import SourceTextLoader
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -35,9 +35,12 @@ import stat
 import sys
 from importlib.machinery import SourceFileLoader, SourcelessFileLoader
 from types import CodeType, FrameType, ModuleType
-from typing import Any, cast
 
 from ._arguments import code_object, name_object, name_string, path_object, path_string
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "add_module",
@@ -156,7 +159,7 @@ def _add_module(name: str) -> ModuleType:
     module = _MODULES.get(name)
     # PyModule_Check() looks at the real type; isinstance() would trust a spoofed __class__.
     if issubclass(type(module), ModuleType):
-        return cast(ModuleType, module)
+        return module  # type: ignore[return-value]
     module = _MODULES[name] = ModuleType(name)
     return module
 

@@ -3,19 +3,27 @@
 
 from __future__ import annotations
 
-import importlib.abc
 import linecache
-from types import CodeType
+from types import CodeType, ModuleType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # a Loader to type checkers; at run time, no import of importlib.abc
+    from importlib.abc import InspectLoader as _Protocol
+    from importlib.machinery import ModuleSpec
+else:
+    _Protocol = object
 
 __all__ = ["SourceTextLoader"]
 
 
-class SourceTextLoader(importlib.abc.InspectLoader):
+class SourceTextLoader(_Protocol):
     """Loader of module ``fullname`` from source text held in memory.
 
     It implements the :class:`importlib.abc.InspectLoader` protocol
     (``create_module``, ``exec_module``, ``get_code``, ``get_source``,
-    ``is_package``), so once a finder returns it in a spec,
+    ``is_package``) without deriving from it:
+    :mod:`importlib.abc` takes longer to import than all of ipyexecmod.
+    So once a finder returns it in a spec,
     :func:`importlib.reload` re-executes the current source and
     :func:`inspect.getsource` and tracebacks show its lines.
 
@@ -115,5 +123,10 @@ class SourceTextLoader(importlib.abc.InspectLoader):
         assert self._code is not None  # set by __init__
         return self._code
 
-    # create_module() (None: default module creation) and exec_module()
-    # (get_code, then exec in the module's dict) are InspectLoader's own.
+    def create_module(self, spec: ModuleSpec) -> None:
+        """``None``: the import system creates the module as it does by default."""
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Execute the code in the module's namespace (what ``importlib.reload`` calls)."""
+        exec(self.get_code(module.__name__), module.__dict__)
