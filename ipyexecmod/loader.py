@@ -10,6 +10,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # a Loader to type checkers; at run time, no import of importlib.abc
     from importlib.abc import InspectLoader as _Protocol
     from importlib.machinery import ModuleSpec
+    from typing import Any
 else:
     _Protocol = object
 
@@ -21,7 +22,7 @@ class SourceTextLoader(_Protocol):
 
     It implements the :class:`importlib.abc.InspectLoader` protocol
     (``create_module``, ``exec_module``, ``get_code``, ``get_source``,
-    ``is_package``) without deriving from it:
+    ``is_package``, ``source_to_code``) without deriving from it:
     :mod:`importlib.abc` takes longer to import than all of ipyexecmod.
     So once a finder returns it in a spec,
     :func:`importlib.reload` re-executes the current source and
@@ -130,3 +131,8 @@ class SourceTextLoader(_Protocol):
     def exec_module(self, module: ModuleType) -> None:
         """Execute the code in the module's namespace (what ``importlib.reload`` calls)."""
         exec(self.get_code(module.__name__), module.__dict__)
+
+    @staticmethod
+    def source_to_code(data: Any, path: Any = "<string>") -> CodeType:
+        """Compile ``data`` as a module, as :meth:`importlib.abc.InspectLoader.source_to_code`."""
+        return compile(data, path, "exec", dont_inherit=True)
