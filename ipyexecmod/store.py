@@ -107,6 +107,13 @@ def _unchanged(path: str, data: bytes) -> bool:
         return False
 
 
+def _identity(path: str) -> tuple[int, int, int, int]:
+    """What changes when anything replaces or rewrites the file at ``path`` (``ctime``
+    too: unlike ``mtime``, no one can set it back)."""
+    status = os.stat(path, follow_symlinks=False)
+    return status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
+
+
 def _pyc_is_sound(cached: str, source: bytes) -> bool:
     try:
         with open(cached, "rb") as file:
@@ -128,6 +135,10 @@ class CellStore:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = os.path.abspath(os.fspath(directory))
+        # Per source path: the source last written or checked there, and the identity
+        # (inode, size, mtime, ctime) of it and its .pyc then, so that running a cell again
+        # unchanged costs two stat() calls instead of reading and checking both files.
+        self._known: dict[str, tuple[bytes, tuple[int, ...], tuple[int, ...]]] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.directory!r}>"
@@ -168,20 +179,29 @@ class CellStore:
         path = self.source_path(name, is_package)
         cached = importlib.util.cache_from_source(path)
         data = source.encode("utf-8")
+        known = self._known.get(path)
+        if known is not None and code is not None and known[0] == data:
+            try:
+                if (_identity(path), _identity(cached)) == known[1:]:
+                    return path, cached
+            except OSError:
+                pass  # gone: check and write as usual
         try:
             self._make_parents(name)
             if is_package:
                 _make_directory(os.path.dirname(path))
                 self._remove_module_file(name)  # a module that became a package
-            if _unchanged(path, data) and (code is None or _pyc_is_sound(cached, data)):
-                return path, cached  # the cell ran again as it was: nothing to write
-            _write_atomic(path, data)
+            if not (_unchanged(path, data) and (code is None or _pyc_is_sound(cached, data))):
+                _write_atomic(path, data)
+                if code is not None:
+                    _make_directory(os.path.dirname(cached))
+                    _write_atomic(cached, pyc_bytes(data, code))
+                elif os.path.lexists(cached):
+                    os.unlink(cached)
             if code is not None:
-                _make_directory(os.path.dirname(cached))
-                _write_atomic(cached, pyc_bytes(data, code))
-            elif os.path.lexists(cached):
-                os.unlink(cached)
+                self._known[path] = (data, _identity(path), _identity(cached))
         except OSError as exc:
+            self._known.pop(path, None)
             msg = f"could not write {name!r} to {self.directory}: {exc.strerror or exc}"
             raise StoreError(msg) from exc
         return path, cached

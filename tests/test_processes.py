@@ -323,3 +323,19 @@ def test_running_a_cell_again_unchanged_writes_nothing(ip, unique):
     assert [os.stat(p).st_ino for p in (module.__file__, module.__cached__)] == before
     define(ip, name, "X = 2\n")
     assert os.stat(module.__file__).st_ino != before[0]  # a changed cell is a new file
+
+
+def test_a_pyc_edited_in_place_behind_our_back_is_rewritten(ip, unique):
+    """Running a cell again unchanged trusts what it wrote only while the files are the
+    same files: an edit in place, even with its mtime set back, is checked and repaired."""
+    name = unique()
+    module = define(ip, name, "X = 1\n")
+    cached = module.__cached__
+    good = open(cached, "rb").read()
+    status = os.stat(cached)
+    with open(cached, "r+b") as file:  # flip a byte of the source hash, same size
+        file.seek(8)
+        file.write(bytes([good[8] ^ 0xFF]))
+    os.utime(cached, ns=(status.st_atime_ns, status.st_mtime_ns))
+    define(ip, name, "X = 1\n")
+    assert open(cached, "rb").read() == good
