@@ -11,7 +11,7 @@ worker that joins later runs when it starts::
     ship(client, "geo")                  # %ship geo in a notebook
     client.submit(geo.area, 2.0)
 
-Once shipped to a client, a module stays current there: each redefinition of
+Once shipped to a cluster, a module stays current there: each redefinition of
 its cell ships it again before the cell finishes, and a task submitted after
 that runs the new code on every worker.  Three things make that true:
 
@@ -19,11 +19,13 @@ that runs the new code on every worker.  Three things make that true:
   a dotted module ships as its whole top-level package, as ``NAME.zip``, and the
   submodules the plugin does not reload are reloaded by a small function sent
   with ``client.run`` (by value: the workers need no ipyexecmod);
-- the Dask token of a cell module's functions and classes includes a hash of
-  the module's source, so ``client.submit(geo.area, 2.0)`` after a redefinition
-  is a new task, not the finished one of the old code;
+- the Dask token of anything from a cell module or ``__main__`` includes a count
+  of cell definitions and shipments, so ``client.submit(geo.area, 2.0)`` after a
+  redefinition is a new task, not the finished one of the old code;
 - a remote scheduler, which unpickles task graphs too, gets the files as well
   (``SchedulerUploadFile``); an in-process one (``LocalCluster``) already has them.
+
+A shipped module brings the cell modules its code imports, shipped first.
 
 So that forgetting to ship fails fast, every cell module not shipped to a client
 that ipyexecmod knows (one shipped to, or the default client in auto mode) is
@@ -213,7 +215,7 @@ def ship_to_default() -> None:
             try:
                 _send(client, cluster, top, real=True)
             except Exception as exc:
-                warnings.warn(f"{exc}; fix it, then run %ship {top}", RuntimeWarning, stacklevel=2)
+                _warn(exc, top)
 
 
 def current_client() -> Client | None:
@@ -250,9 +252,14 @@ def _on_define(name: str) -> None:
                         _send(client, cluster, needed, real=True)
             _send(client, cluster, top, real=real, rerun=name)
         except Exception as exc:
-            msg = f"{exc}; fix the cell and run it again, or run %ship {top}"
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            _warn(exc, top)
     ship_to_default()
+
+
+def _warn(exc: Exception, top: str) -> None:
+    """A shipment that happens on its own (a redefinition, auto mode) failed."""
+    msg = f"{exc}; fix the cell and run it again, or run %ship {top}"
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
 # -- what is sent --

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -543,6 +544,16 @@ def test_a_closed_client_or_a_bad_name_type_is_refused(client, unique, ip):
     define(name, "x = 1\n")
     with pytest.raises(TypeError, match=r"module names are str, not int"):
         ship(client, 1)
+
+    async def with_an_asynchronous_client() -> None:
+        asynchronous = await Client(client.scheduler.address, asynchronous=True)
+        try:
+            with pytest.raises(TypeError, match=r"through a synchronous Client; this one is async"):
+                ship(asynchronous, name)
+        finally:
+            await asynchronous.close()
+
+    asyncio.run(with_an_asynchronous_client())
     with _cluster(1) as cluster:
         closed = Client(cluster)
         closed.close()
