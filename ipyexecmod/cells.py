@@ -18,23 +18,36 @@ and ``importlib.reload`` work as for a module from a file.
 
 Definitions are transactions: a name already used by a module that ipyexecmod did
 not create is refused (unless forced); a :class:`SyntaxError` changes nothing; if
-the code raises, the module as it was before, namespace and all, is put back in
-:data:`sys.modules`, and a first definition that fails leaves no module behind.
+the code raises (``KeyboardInterrupt`` included), the module as it was before,
+namespace and all, is put back in :data:`sys.modules`, with :data:`sys.path` and
+:data:`sys.meta_path` as they were, and a first definition that fails leaves no
+module behind.  A module defined by the code of another cell module belongs to
+that definition, and goes with it if it fails.
+
+Threads: definitions run one at a time, and while one runs, ``import NAME`` or
+``from NAME import f`` in another thread waits for it to finish, as CPython's
+import waits for a module another thread is importing (through the
+``__spec__._initializing`` flag), and then sees the new version complete, or the
+old one put back.  A thread that already holds the module and reads it meanwhile
+sees the namespace as it is being updated, as during :func:`importlib.reload`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import itertools
 import keyword
 import linecache
 import os
+import signal
 import sys
+import threading
 import unicodedata
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec
@@ -96,6 +109,100 @@ def check_module_name(name: str) -> None:
         raise DefinitionError(msg)
 
 
+class _Definition:
+    """A definition in progress, shared by the definitions nested in it."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        self.finished = threading.Event()
+        self.failed = False
+        #: The names given a new module object: if the definition fails, an import
+        #: that waited for it holds a module thrown away.
+        self.fresh: set[str] = set()
+
+
+#: The definition now changing each module name; imports of the name in other threads
+#: wait for it (see :class:`_CellSpec`).
+_in_progress: dict[str, _Definition] = {}
+
+
+class _CellSpec(ModuleSpec):
+    """The spec of a cell module, whose ``_initializing`` flag makes imports wait.
+
+    CPython's import statement, finding a module in :data:`sys.modules`, reads
+    ``module.__spec__._initializing``; if it is true, the module is still being
+    imported, and the import waits on the module's lock.  Here the flag is true
+    for the thread that is defining the module (so a circular import in its code
+    gets CPython's "partially initialized module" message), and reading it from
+    any other thread waits until the definition has ended.
+    """
+
+    _importing = False  # the flag as importlib sets it when it imports this spec itself
+
+    @property
+    def _initializing(self) -> bool:
+        if self._importing:
+            return True
+        name = self.name
+        # ``in`` and the return that follows give no other thread a chance to start a
+        # definition in between: the import binds what it sees before one can.
+        while name in _in_progress:
+            definition = _in_progress.get(name)
+            if definition is None:
+                continue
+            if definition.thread == threading.get_ident():
+                return True
+            definition.finished.wait()
+            if definition.failed and name in definition.fresh:
+                msg = (
+                    f"cannot import {name!r}: its definition failed in another thread "
+                    f"while this import waited for it, so the module it found is gone; "
+                    f"import it again"
+                )
+                raise ImportError(msg, name=name)
+        return False
+
+    @_initializing.setter
+    def _initializing(self, value: bool) -> None:
+        self._importing = value
+
+
+class _Transaction:
+    """The steps that undo a definition, and the ones to take once it has committed."""
+
+    def __init__(self, definition: _Definition) -> None:
+        self.definition = definition
+        self.undo: list[Callable[[], object]] = []
+        self.after: list[Callable[[], object]] = []
+
+    def claim(self, name: str, *, fresh: bool = False) -> None:
+        """Make imports of ``name`` in other threads wait until the definition has ended."""
+        _in_progress[name] = self.definition
+        if fresh:
+            self.definition.fresh.add(name)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) while the block runs, and deliver it after.
+
+    So that an interrupt cannot stop an undo half way.  Only the main thread
+    receives signals, and only it can change their handlers.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(handler):
+        yield
+        return
+    held: list[Any] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        if held:
+            handler(signal.SIGINT, held[0])
+
+
 @dataclass(eq=False)
 class CellModule:
     """What the finder knows of one cell module."""
@@ -130,6 +237,9 @@ class CellModuleFinder(MetaPathFinder):
         #: Called with the name of each module just defined or redefined, once its code
         #: has run (before :meth:`define` returns); what one raises becomes a warning.
         self.listeners: list[Callable[[str], object]] = []
+        # Definitions run one at a time; a cell module's code may define another.
+        self._lock = threading.RLock()
+        self._open: list[_Transaction] = []  # the definitions under way, outermost first
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {len(self._modules)} cell modules>"
@@ -235,43 +345,102 @@ class CellModuleFinder(MetaPathFinder):
         if not isinstance(source, str):
             msg = f"source must be a str, not {type(source).__name__}"
             raise TypeError(msg)
-        if store is not None:
-            self.add_store(store)
-        if not force:
-            self._check_available(name)
-        record = self._modules.get(name)
-        old_loader = None if record is None else record.loader
-        is_package = old_loader is not None and old_loader.is_package(name)
-        loader = SourceTextLoader(
-            name, source, self._filename(name, is_package, store), is_package=is_package
-        )
-        undo: list[Callable[[], object]] = []
+        with self._lock:
+            if store is not None:
+                self.add_store(store)
+            if not force:
+                self._check_available(name)
+            record = self._modules.get(name)
+            old_loader = None if record is None else record.loader
+            is_package = old_loader is not None and old_loader.is_package(name)
+            loader = SourceTextLoader(
+                name, source, self._filename(name, is_package, store), is_package=is_package
+            )
+            with self._transaction() as transaction:
+                if old_loader is not None and old_loader.filename == loader.filename:
+                    transaction.undo.append(
+                        lambda: (restore_lines or _call)(old_loader.register_lines)
+                    )
+                else:
+                    transaction.undo.append(lambda: _forget_lines_when_unused(loader))
+                self._ensure_parents(name, transaction, store)
+                module = self._execute(name, loader, transaction, store)
+                record = self._commit(name, loader, defined_in, store, transaction)
+                if old_loader is not None and old_loader.filename != loader.filename:
+                    transaction.after.append(lambda: _forget_lines_when_unused(old_loader))
+                transaction.after.append(lambda: self._write(record))
+                transaction.after.append(lambda: self._notify(name))
+        return module
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[_Transaction]:
+        """Run a definition: undo it if it raises, else take its steps for after the commit.
+
+        Imports of the names it claims wait until it has ended.  One nested in a
+        definition under way (a cell module's code defining another) joins it: its
+        undo steps and later steps are the outer one's, and it ends with it.
+        """
+        __tracebackhide__ = True
+        outer = self._open[-1] if self._open else None
+        transaction = _Transaction(_Definition() if outer is None else outer.definition)
+        installed = self in sys.meta_path
+        if outer is None:  # a failed cell changes neither, whatever its code did to them
+            paths = sys.path, list(sys.path), sys.meta_path, list(sys.meta_path)
+            transaction.undo.append(lambda: _put_back_paths(*paths))
+        self._open.append(transaction)
         try:
-            self._ensure_parents(name, undo, store)
-            module = self._execute(name, loader, undo, store)
+            yield transaction
         except BaseException:
-            for step in reversed(undo):
-                step()
-            if old_loader is not None and old_loader.filename == loader.filename:
-                (restore_lines or _call)(old_loader.register_lines)
-            else:
-                _forget_lines_when_unused(loader)
+            with _interrupts_held():
+                self._open.pop()
+                for step in reversed(transaction.undo):
+                    step()
+                if outer is None:
+                    self._end(transaction.definition, failed=True)
             raise
+        self._open.pop()
+        if outer is not None:
+            outer.undo.extend(transaction.undo)
+            outer.after.extend(transaction.after)
+            return
+        self._end(transaction.definition, failed=False)
+        if installed and self not in sys.meta_path:  # the code took this finder away
+            self.install()
+        for step in transaction.after:
+            step()
+
+    def _end(self, definition: _Definition, *, failed: bool) -> None:
+        definition.failed = failed
+        for name in [name for name, d in _in_progress.items() if d is definition]:
+            del _in_progress[name]
+        definition.finished.set()
+
+    def _commit(
+        self,
+        name: str,
+        loader: SourceTextLoader,
+        defined_in: int | None,
+        store: CellStore | None,
+        transaction: _Transaction,
+    ) -> CellModule:
+        """Record the new version of ``name`` in the registry (undoably)."""
+        record = self._modules.get(name)
         if record is None or record.implicit:
-            record = self._modules[name] = CellModule(name, loader, defined_in, store=store)
-        else:
-            record.loader, record.defined_in, record.store = loader, defined_in, store
-            record.redefinitions += 1
-        if old_loader is not None and old_loader.filename != loader.filename:
-            _forget_lines_when_unused(old_loader)
-        self._write(record)
+            transaction.undo.append(lambda: _put_back_item(self._modules, name, record))
+            new = self._modules[name] = CellModule(name, loader, defined_in, store=store)
+            return new
+        fields = record.loader, record.defined_in, record.store, record.redefinitions
+        transaction.undo.append(lambda: _set_fields(record, fields))
+        _set_fields(record, (loader, defined_in, store, record.redefinitions + 1))
+        return record
+
+    def _notify(self, name: str) -> None:
         for listener in list(self.listeners):
             try:
                 listener(name)
             except Exception as exc:
                 msg = f"module {name!r} is defined, but {listener!r} failed: {exc}"
-                warnings.warn(msg, RuntimeWarning, stacklevel=2)
-        return module
+                warnings.warn(msg, RuntimeWarning, stacklevel=5)
 
     def _filename(self, name: str, is_package: bool, store: CellStore | None) -> str:
         """The code's filename: the on-disk copy's path, or a name unique to this version."""
@@ -305,14 +474,10 @@ class CellModuleFinder(MetaPathFinder):
     def reload(self, name: str) -> ModuleType:
         """Re-execute cell module ``name``'s latest source in the same object, as a transaction."""
         __tracebackhide__ = True
-        record = self._modules[name]
-        undo: list[Callable[[], object]] = []
-        try:
-            return self._execute(name, record.loader, undo, record.store)
-        except BaseException:
-            for step in reversed(undo):
-                step()
-            raise
+        with self._lock:
+            record = self._modules[name]
+            with self._transaction() as transaction:
+                return self._execute(name, record.loader, transaction, record.store)
 
     def _check_available(self, name: str) -> None:
         """Refuse a name, or a missing parent, that belongs to something else."""
@@ -371,7 +536,7 @@ class CellModuleFinder(MetaPathFinder):
         return None
 
     def _ensure_parents(
-        self, name: str, undo: list[Callable[[], object]], store: CellStore | None
+        self, name: str, transaction: _Transaction, store: CellStore | None
     ) -> None:
         """Create the missing parent packages of ``name``; make a cell-module parent a package."""
         parts = name.split(".")
@@ -383,10 +548,10 @@ class CellModuleFinder(MetaPathFinder):
                 # Ours, dropped from sys.modules (%reset --aggressive): import re-creates it.
                 module = importlib.import_module(prefix)
             if module is None:
-                self._create_package(prefix, undo, store)
+                self._create_package(prefix, transaction, store)
             elif record is not None and self.owns(module):
                 if not record.is_package:
-                    self._make_package(record, module, undo)
+                    self._make_package(record, module, transaction)
             elif not hasattr(module, "__path__"):
                 msg = (
                     f"cannot define {name!r}: {prefix!r} is a module, not a package, "
@@ -395,23 +560,26 @@ class CellModuleFinder(MetaPathFinder):
                 raise DefinitionError(msg)
 
     def _create_package(
-        self, name: str, undo: list[Callable[[], object]], store: CellStore | None
+        self, name: str, transaction: _Transaction, store: CellStore | None
     ) -> None:
         loader = SourceTextLoader(name, "", self._filename(name, True, store), is_package=True)
+        transaction.undo.append(lambda: self._modules.pop(name, None))
+        transaction.undo.append(lambda: _forget_lines_when_unused(loader))
         self._modules[name] = CellModule(name, loader, implicit=True, store=store)
-        undo.append(lambda: self._modules.pop(name, None))
-        undo.append(lambda: _forget_lines_when_unused(loader))
-        self._execute(name, loader, undo, store)
+        self._execute(name, loader, transaction, store)
 
     def _make_package(
-        self, record: CellModule, module: ModuleType, undo: list[Callable[[], object]]
+        self, record: CellModule, module: ModuleType, transaction: _Transaction
     ) -> None:
         """Turn a cell module into a package, as a ``.py`` file becomes ``__init__.py``."""
+        transaction.claim(record.name)
         old_loader, namespace = record.loader, vars(module)
         saved = dict(namespace)
         filename = old_loader.filename
         if record.store is not None:  # spam.py becomes spam/__init__.py
             filename = record.store.source_path(record.name, is_package=True)
+        transaction.undo.append(lambda: _restore(namespace, saved))
+        transaction.undo.append(lambda: setattr(record, "loader", old_loader))
         record.loader = SourceTextLoader(
             record.name,
             old_loader.source,
@@ -419,8 +587,6 @@ class CellModuleFinder(MetaPathFinder):
             is_package=True,
             code=old_loader.get_code(record.name) if filename == old_loader.filename else None,
         )
-        undo.append(lambda: _restore(namespace, saved))
-        undo.append(lambda: setattr(record, "loader", old_loader))
         module.__spec__ = record.spec()
         module.__loader__ = record.loader
         module.__path__ = []
@@ -431,14 +597,14 @@ class CellModuleFinder(MetaPathFinder):
         self,
         name: str,
         loader: SourceTextLoader,
-        undo: list[Callable[[], object]],
+        transaction: _Transaction,
         store: CellStore | None,
     ) -> ModuleType:
         """Run ``loader``'s code as module ``name`` through the exec-code core.
 
         A cell module's existing object is reused; anything else in its place
-        (a forced name) is replaced by a new module.  ``undo`` gets the steps
-        that put everything back as it was.
+        (a forced name) is replaced by a new module.  ``transaction`` gets the
+        steps that put everything back as it was.
         """
         __tracebackhide__ = True
         spec = _spec(name, loader, store)
@@ -446,23 +612,44 @@ class CellModuleFinder(MetaPathFinder):
         parent_name, _, child = name.rpartition(".")
         parent = sys.modules.get(parent_name) if parent_name else None
         previous_attribute = getattr(parent, child, _MISSING)
+        undo = transaction.undo
         undo.append(lambda: _put_back(name, previous, parent, child, previous_attribute))
         record = self._modules.get(name)
         if previous is not None and self._ours(previous):
+            transaction.claim(name)
             namespace = vars(previous)
             saved = dict(namespace)
             undo.append(lambda: _restore(namespace, saved))
-            # The loader goes on the module first: the core's fix-up keeps it, and the spec.
-            previous.__spec__, previous.__loader__ = spec, loader
             if record is not None:
                 old_loader = record.loader
                 undo.append(lambda: setattr(record, "loader", old_loader))
                 record.loader = loader
+            # The loader goes on the module first: the core's fix-up keeps it, and the spec.
+            previous.__spec__, previous.__loader__ = spec, loader
         else:
+            transaction.claim(name, fresh=True)
             sys.modules[name] = module_from_spec(spec)
-        module: ModuleType = exec_code_module_object(
-            name, loader.get_code(name), loader.filename, spec.cached
-        )
+        target = sys.modules[name]
+        try:
+            module: ModuleType = exec_code_module_object(
+                name, loader.get_code(name), loader.filename, spec.cached
+            )
+        except ImportError as exc:
+            if name in sys.modules or str(exc) != f"Loaded module {name!r} not found in sys.modules":
+                raise
+            msg = (
+                f"module {name!r} deleted its own entry in sys.modules as it ran, so it "
+                f"is not defined: a cell module must stay in sys.modules; remove the "
+                f"`del sys.modules[...]` from the cell"
+            )
+            raise ImportError(msg, name=name) from None
+        if module is not target:
+            msg = (
+                f"module {name!r} put a {type(module).__name__} object in its place in "
+                f"sys.modules as it ran, so it is not defined: a cell module must stay "
+                f"itself; give it a module-level __getattr__ or assign its __class__ instead"
+            )
+            raise ImportError(msg, name=name)
         if parent is not None:
             setattr(parent, child, module)
         return module
@@ -473,7 +660,7 @@ def _spec(name: str, loader: SourceTextLoader, store: CellStore | None) -> Modul
 
     With an on-disk copy, ``cached`` (``__cached__``) is its ``.pyc``.
     """
-    spec = ModuleSpec(name, loader, origin=loader.filename, is_package=loader.is_package(name))
+    spec = _CellSpec(name, loader, origin=loader.filename, is_package=loader.is_package(name))
     spec.has_location = True
     if store is not None:
         spec.cached = importlib.util.cache_from_source(loader.filename)
@@ -500,6 +687,28 @@ def module_origin(module: object) -> str:
 def _restore(namespace: dict[str, Any], saved: dict[str, Any]) -> None:
     namespace.clear()
     namespace.update(saved)
+
+
+def _put_back_item(mapping: dict[str, Any], key: str, value: object) -> None:
+    if value is None:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
+
+
+def _set_fields(record: CellModule, fields: tuple[Any, ...]) -> None:
+    record.loader, record.defined_in, record.store, record.redefinitions = fields
+
+
+def _put_back_paths(
+    path: list[str], path_items: list[str], meta_path: list[Any], meta_path_items: list[Any]
+) -> None:
+    """Make :data:`sys.path` and :data:`sys.meta_path` the lists they were, holding what they held."""
+    sys.path, sys.meta_path = path, meta_path
+    if path != path_items:
+        path[:] = path_items
+    if meta_path != meta_path_items:
+        meta_path[:] = meta_path_items
 
 
 def _put_back(
