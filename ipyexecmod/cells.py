@@ -69,6 +69,7 @@ __all__ = [
 ]
 
 _MISSING = object()
+_NOT_FOUND = "Loaded module {!r} not found in sys.modules"  # the exec-code core's message
 
 
 class DefinitionError(ValueError):
@@ -635,7 +636,7 @@ class CellModuleFinder(MetaPathFinder):
                 name, loader.get_code(name), loader.filename, spec.cached
             )
         except ImportError as exc:
-            if name in sys.modules or str(exc) != f"Loaded module {name!r} not found in sys.modules":
+            if name in sys.modules or str(exc) != _NOT_FOUND.format(name):
                 raise
             msg = (
                 f"module {name!r} deleted its own entry in sys.modules as it ran, so it "
@@ -703,7 +704,7 @@ def _set_fields(record: CellModule, fields: tuple[Any, ...]) -> None:
 def _put_back_paths(
     path: list[str], path_items: list[str], meta_path: list[Any], meta_path_items: list[Any]
 ) -> None:
-    """Make :data:`sys.path` and :data:`sys.meta_path` the lists they were, holding what they held."""
+    """Make :data:`sys.path` and :data:`sys.meta_path` the lists they were, as they were."""
     sys.path, sys.meta_path = path, meta_path
     if path != path_items:
         path[:] = path_items
