@@ -155,17 +155,36 @@ class _CellSpec(ModuleSpec):
                 return True
             definition.finished.wait()
             if definition.failed and name in definition.fresh:
-                msg = (
-                    f"cannot import {name!r}: its definition failed in another thread "
-                    f"while this import waited for it, so the module it found is gone; "
-                    f"import it again"
-                )
-                raise ImportError(msg, name=name)
+                # Python 3.13 raises this from the import; 3.11 and 3.12 ignore it and
+                # return the module, which is a _Discarded one: using it raises the same.
+                raise ImportError(_discarded_message(name), name=name)
         return False
 
     @_initializing.setter
     def _initializing(self, value: bool) -> None:
         self._importing = value
+
+
+class _Discarded(ModuleType):
+    """The class given to a module whose first definition failed.
+
+    Another thread may have got hold of it while it was being defined; using it
+    raises an ImportError that says what happened.  Its namespace stays as it
+    was, for any function of it that is still referenced.
+    """
+
+    def __getattribute__(self, attribute: str) -> Any:
+        if attribute.startswith("__") and attribute.endswith("__"):
+            return super().__getattribute__(attribute)
+        name = super().__getattribute__("__name__")
+        raise ImportError(_discarded_message(name), name=name)
+
+
+def _discarded_message(name: str) -> str:
+    return (
+        f"cannot import {name!r}: its definition failed in another thread while this "
+        f"import waited for it, so the module it found is gone; import it again"
+    )
 
 
 class _Transaction:
@@ -629,7 +648,8 @@ class CellModuleFinder(MetaPathFinder):
             previous.__spec__, previous.__loader__ = spec, loader
         else:
             transaction.claim(name, fresh=True)
-            sys.modules[name] = module_from_spec(spec)
+            created = sys.modules[name] = module_from_spec(spec)
+            undo.append(lambda: setattr(created, "__class__", _Discarded))
         target = sys.modules[name]
         try:
             module: ModuleType = exec_code_module_object(
