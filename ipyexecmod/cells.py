@@ -329,6 +329,7 @@ class CellModuleFinder(MetaPathFinder):
         defined_in: int | None = None,
         store: CellStore | None = None,
         restore_lines: Callable[[Callable[[], None]], object] | None = None,
+        on_commit: Callable[[], object] | None = None,
     ) -> ModuleType:
         """Make ``source`` the code of module ``name`` and execute it; return the module.
 
@@ -341,7 +342,9 @@ class CellModuleFinder(MetaPathFinder):
         ``restore_lines`` is given a callable that puts the previous version's
         lines back in linecache after a failed redefinition (by default it is
         called at once); IPython calls it after it has shown the traceback,
-        whose lines are the failed version's.
+        whose lines are the failed version's.  ``on_commit`` is called once the
+        definition has succeeded, and so has any definition it is part of (a
+        cell module's code may define another).
 
         Raises
         ------
@@ -390,6 +393,8 @@ class CellModuleFinder(MetaPathFinder):
                     transaction.after.append(lambda: _forget_lines_when_unused(old_loader))
                 transaction.after.append(lambda: self._write(record))
                 transaction.after.append(lambda: self._notify(name))
+                if on_commit is not None:
+                    transaction.after.append(on_commit)
         return module
 
     @contextlib.contextmanager
@@ -527,12 +532,20 @@ class CellModuleFinder(MetaPathFinder):
                 continue
             spec = self._foreign_spec(prefix, path)
             if spec is not None and not any(s.owns_path(spec.origin) for s in self.stores):
-                whose = "it" if prefix == name else f"its parent {prefix!r}"
-                hint = "choose another name" if prefix == name else f"import {prefix!r} first"
-                msg = (
-                    f"cannot define {name!r}: {whose} can be imported from "
-                    f"{spec.origin or 'elsewhere'} and a cell module would hide it; {hint}"
-                )
+                origin = spec.origin or "elsewhere"
+                if prefix == name:
+                    problem = f"it can be imported from {origin} and a cell module would hide it"
+                    hint = "choose another name"
+                elif spec.submodule_search_locations is None:
+                    problem = f"its parent {prefix!r} (from {origin}) is a module, not a package"
+                    hint = "choose another name"
+                else:
+                    problem = (
+                        f"its parent {prefix!r} can be imported from {origin} and a cell "
+                        f"module would hide it"
+                    )
+                    hint = f"import {prefix!r} first"
+                msg = f"cannot define {name!r}: {problem}; {hint}"
                 raise DefinitionError(msg, forceable=True)
             return  # made in memory: below it, nothing else can import anything
 
@@ -666,8 +679,8 @@ class CellModuleFinder(MetaPathFinder):
             raise ImportError(msg, name=name) from None
         if module is not target:
             msg = (
-                f"module {name!r} put a {type(module).__name__} object in its place in "
-                f"sys.modules as it ran, so it is not defined: a cell module must stay "
+                f"module {name!r} put an object of type {type(module).__name__!r} in its "
+                f"place in sys.modules as it ran, so it is not defined: a cell module must stay "
                 f"itself; give it a module-level __getattr__ or assign its __class__ instead"
             )
             raise ImportError(msg, name=name)
@@ -699,9 +712,14 @@ def _is_cell_finder(finder: object) -> bool:
 
 
 def module_origin(module: object) -> str:
-    """Where ``module`` comes from: its spec's origin, else its ``__file__``, else ``""``."""
+    """Where ``module`` comes from: its file, else its spec's origin (``built-in``), else ``""``.
+
+    A frozen standard module (``os`` since 3.11) has a ``__file__`` but the origin ``frozen``.
+    """
     spec = getattr(module, "__spec__", None)
-    origin = getattr(spec, "origin", None) or getattr(module, "__file__", None)
+    origin = getattr(spec, "origin", None)
+    if not getattr(spec, "has_location", False):
+        origin = getattr(module, "__file__", None) or origin
     return str(origin) if origin else ""
 
 

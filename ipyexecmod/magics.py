@@ -178,18 +178,22 @@ class ExecModMagics(Magics):
         """
         __tracebackhide__ = True
         args = parse_argstring(self.as_module, line)
-        if not cell.strip():
-            msg = f"the cell is empty: write the code of module {args.name!r} below %%as_module"
+        if args.no_persist and args.persist_dir:
+            msg = "use --no-persist (memory only) or --persist-dir DIR, not both"
             raise UsageError(msg)
+        problem = _not_source(args.name, cell)
+        if problem is not None:
+            raise UsageError(problem)
         store = self._store(args)
         try:
-            module = cells.define(
+            cells.define(
                 args.name,
                 cell,
                 force=args.force,
                 defined_in=self._cell_number(),
                 store=store,
                 restore_lines=self._pending_lines.append,
+                on_commit=lambda: self._defined(args, store),
             )
         except cells.DefinitionError as exc:
             hint = ", or use --force to define it anyway" if exc.forceable else ""
@@ -201,6 +205,11 @@ class ExecModMagics(Magics):
                 raise
             msg = f"{args.name!r} not defined: {reason}"
             raise UsageError(msg) from None
+
+    def _defined(self, args: Any, store: CellStore | None) -> None:
+        """Once ``%%as_module`` has defined ``args.name`` (and the definition it was part
+        of, if its cell ran in a cell module's code, has succeeded): bind the name, and
+        for a module kept in memory, leave other processes a note that says why."""
         if store is None:
             record = cells.finder.get(args.name)
             try:
@@ -209,7 +218,7 @@ class ExecModMagics(Magics):
                 pass  # other processes get a plain ModuleNotFoundError
         if self.bind and not args.no_bind:
             top = args.name.partition(".")[0]
-            self._shell.push({top: sys.modules.get(top, module)})
+            self._shell.push({top: sys.modules[top]})
 
     @magic_arguments()
     @argument("pattern", nargs="?", default="*", help="a glob on module names (default: *)")
@@ -390,6 +399,32 @@ def _imported(name: str) -> ModuleType:
     else:
         msg = f"no module named {name!r} is imported; check the name with %lsmod"
     raise UsageError(msg)
+
+
+def _not_source(name: str, cell: str) -> str | None:
+    """Why ``cell`` cannot be the source of module ``name`` at all, or ``None``."""
+    if not cell.strip():
+        return f"the cell is empty: write the code of module {name!r} below %%as_module"
+    if all(not line.strip() or line.lstrip().startswith("#") for line in cell.splitlines()):
+        return (
+            f"the cell has only comments, so module {name!r} would have no code: "
+            f"uncomment its code, or write it below %%as_module"
+        )
+    if "\0" in cell:
+        line = cell.count("\n", 0, cell.index("\0")) + 1
+        return (
+            f"{name!r} not defined: line {line} contains a null byte (\\x00), which Python "
+            f"source cannot; delete it"
+        )
+    try:
+        cell.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = cell.count("\n", 0, exc.start) + 1
+        return (
+            f"{name!r} not defined: line {line} contains {cell[exc.start]!r}, a lone "
+            f"surrogate, which is not text (a bad copy and paste?); delete it"
+        )
+    return None
 
 
 def _not_python(shell: InteractiveShell, cell: str, error: SyntaxError) -> str | None:

@@ -365,9 +365,16 @@ def test_names_importable_from_sys_path_are_refused(ip, unique, tmp_path, monkey
     monkeypatch.syspath_prepend(tmp_path)
     with pytest.raises(UsageError, match=f"'{name}'.* can be imported from .*{name}.py"):
         ip.run_cell_magic("as_module", name, "ORIGIN = 'cell'\n")
-    with pytest.raises(UsageError, match=f"its parent '{name}' can be imported.*import '{name}'"):
+    with pytest.raises(UsageError, match=f"its parent '{name}' \\(from .*\\) is a module, not a"):
         ip.run_cell_magic("as_module", f"{name}.sub", "x = 1\n")
-    assert name not in sys.modules
+    package = unique("package")
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    with pytest.raises(
+        UsageError, match=f"its parent '{package}' can be imported.*import '{package}"
+    ):
+        ip.run_cell_magic("as_module", f"{package}.sub", "x = 1\n")
+    assert name not in sys.modules and package not in sys.modules
 
 
 def test_force_defines_over_another_module_and_restores_it_on_failure(ip, unique, tmp_path):
