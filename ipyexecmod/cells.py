@@ -140,6 +140,10 @@ class _CellSpec(ModuleSpec):
 
     _importing = False  # the flag as importlib sets it when it imports this spec itself
 
+    def __repr__(self) -> str:  # a ModuleSpec to its readers
+        text = super().__repr__()
+        return "ModuleSpec" + text[text.index("(") :]
+
     @property
     def _initializing(self) -> bool:
         if self._importing:

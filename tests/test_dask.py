@@ -62,6 +62,18 @@ def test_a_shipped_function_runs_on_every_worker(client, unique):
         assert path != geo.__file__, address
 
 
+def test_a_module_whose_name_cannot_be_a_file_gets_no_placeholder(client, unique):
+    long_name = unique("x" * 300)
+    with pytest.warns(RuntimeWarning, match="File name too long; module .* works in this process"):
+        define(long_name, "X = 1\n")
+    name = unique("geo")
+    geo = define(name, "def area(r):\n    return 3 * r * r\n")
+    assert ship(client, name) == [name]  # the placeholders it sends leave the long name out
+    assert client.submit(geo.area, 2).result(timeout=60) == 12
+    with pytest.raises(ShipError, match=r"could not be loaded on the workers .*File name too long"):
+        ship(client, long_name)
+
+
 def test_a_redefinition_is_shipped_before_the_cell_finishes(client, unique):
     name = unique("step")
     module = define(name, "def step(x):\n    return x + 1\n")
