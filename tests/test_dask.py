@@ -12,6 +12,7 @@ from IPython.core.error import UsageError
 pytest.importorskip("distributed")
 
 from distributed import Client, LocalCluster
+from kernels import kernel_running
 
 from ipyexecmod import cells
 from ipyexecmod.dask import ShipError, ship
@@ -266,16 +267,9 @@ def test_ship_magic_mistakes_are_usage_errors(ip, client, line, message):
 
 @pytest.fixture
 def kernel(tmp_path):
-    jupyter_client = pytest.importorskip("jupyter_client")
-    env = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")}
-    manager, kernel = jupyter_client.manager.start_new_kernel(
-        kernel_name="python3", env=env, startup_timeout=60
-    )
-    try:
-        yield kernel
-    finally:
-        kernel.stop_channels()
-        manager.shutdown_kernel(now=True)
+    pytest.importorskip("jupyter_client")
+    with kernel_running(tmp_path / "ipython") as (_, client):
+        yield client
 
 
 def run(kernel, code: str) -> tuple[dict, str]:

@@ -2,44 +2,30 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
-jupyter_client = pytest.importorskip("jupyter_client")
+pytest.importorskip("jupyter_client")
+
+from kernels import execute, kernel_running, outputs, stream
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
-    # A private IPYTHONDIR keeps the developer's own profile and extensions out.
-    env = {**os.environ, "IPYTHONDIR": str(tmp_path_factory.mktemp("ipython"))}
-    manager, client = jupyter_client.manager.start_new_kernel(
-        kernel_name="python3", env=env, startup_timeout=60
-    )
-    try:
+    with kernel_running(tmp_path_factory.mktemp("ipython")) as (_, client):
         run(client, "%load_ext ipyexecmod")
         yield client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def run(client, code: str) -> tuple[dict, list[dict]]:
-    """Execute ``code``; the reply's content and the iopub messages it caused."""
-    messages: list[dict] = []
-    reply = client.execute_interactive(code, output_hook=messages.append, timeout=60)
-    return reply["content"], messages
-
-
-def outputs(messages: list[dict], kind: str) -> list[dict]:
-    return [m["content"] for m in messages if m["msg_type"] == kind]
+    return execute(client, code, timeout=60)
 
 
 def stdout(messages: list[dict]) -> str:
-    return "".join(c["text"] for c in outputs(messages, "stream") if c["name"] == "stdout")
+    return stream(messages)
 
 
 def test_cell_module_is_importable_from_later_cells(kernel):
