@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("jupyter_client")
 
-from catalogue import CASES, GOOD  # noqa: E402
-from kernels import execute, kernel_running, outputs, stream  # noqa: E402
+from catalogue import CASES, GOOD
+from kernels import execute, kernel_running, outputs, stream
 
 GOOD_STILL_GOOD = """\
 from ipyexecmod import cells
