@@ -202,6 +202,9 @@ def test_damaged_pycs_are_rewritten_and_never_loaded(tmp_path, damage):
     assert out.stdout.strip() == "right"
 
 
+KILLS = 30
+
+
 def test_a_writer_killed_mid_write_never_leaves_wrong_code(tmp_path):
     directory = tmp_path / "store"
     writer = textwrap.dedent(
@@ -217,12 +220,14 @@ def test_a_writer_killed_mid_write_never_leaves_wrong_code(tmp_path):
     )
     kills = 0
     random.seed(1234)
-    while kills < 15:
+    while kills < KILLS:
         process = subprocess.Popen([sys.executable, "-c", writer])
-        time.sleep(random.uniform(0.3, 0.8))
+        time.sleep(random.uniform(0.1, 0.4))
         process.send_signal(signal.SIGKILL)
         process.wait()
         kills += 1
+        if not (directory / "victim.py").exists():
+            continue  # killed before its first write (a slow start)
         source = (directory / "victim.py").read_text()
         assert source.endswith("END = True\n")  # never a torn file
         value = int(source.split("\n", 1)[0].removeprefix("VALUE = "))
@@ -230,6 +235,67 @@ def test_a_writer_killed_mid_write_never_leaves_wrong_code(tmp_path):
         assert out.stdout.strip() == str(value), out.stderr
     leftovers = [p for p in directory.iterdir() if p.name.startswith(".tmp-")]
     assert len(leftovers) <= kills  # temporaries of killed writes, never in place of a module
+
+
+ON_A_SMALL_FILE_SYSTEM = """
+import os, subprocess, sys, warnings
+mount, kind = sys.argv[1], sys.argv[2]
+options = "size=256k" + (",ro" if kind == "read-only" else "")
+subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", mount], check=True)
+if kind == "full":
+    with open(os.path.join(mount, "filler"), "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(b"x" * 4096)
+        except OSError as exc:
+            print("filled:", exc.strerror)
+from ipyexecmod import cells
+from ipyexecmod.store import lasting_store
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    geo = cells.define(
+        "geo", "def area(r):\\n    return 3 * r * r\\n",
+        store=lasting_store(os.path.join(mount, "cells")),
+    )
+print("area:", geo.area(2))
+for warning in caught:
+    print("warning:", warning.message)
+print("left:", sorted(os.listdir(os.path.join(mount, "cells"))) if kind == "full" else [])
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"), [("read-only", "Read-only file system"), ("full", "No space left on device")]
+)
+def test_a_read_only_or_full_file_system_warns_and_the_module_works_in_memory(
+    tmp_path, kind, reason
+):
+    """On a real tmpfs, mounted read-only or filled up, in a user and mount namespace of
+    its own (so that no root is needed)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount a file system without root")
+    command = ["unshare", "--user", "--map-root-user", "--mount", sys.executable]
+    probe = subprocess.run([*command, "-c", "pass"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"user namespaces are not available here: {probe.stderr.strip()}")
+    (tmp_path / "mnt").mkdir()
+    out = subprocess.run(
+        [*command, "-c", ON_A_SMALL_FILE_SYSTEM, str(tmp_path / "mnt"), kind],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "area: 12" in lines
+    (warning,) = [line for line in lines if line.startswith("warning:")]
+    assert re.fullmatch(
+        rf"warning: could not write 'geo' to {tmp_path}/mnt/cells: {reason}; "
+        rf"module 'geo' works in this process only",
+        warning,
+    )
+    assert lines[-1] == "left: []"  # no temporary file left in a full directory
 
 
 def test_a_planted_symlink_is_replaced_not_followed(tmp_path):
