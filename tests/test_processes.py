@@ -265,7 +265,8 @@ print("left:", sorted(os.listdir(os.path.join(mount, "cells"))) if kind == "full
 
 
 @pytest.mark.parametrize(
-    ("kind", "reason"), [("read-only", "Read-only file system"), ("full", "No space left on device")]
+    ("kind", "reason"),
+    [("read-only", "Read-only file system"), ("full", "No space left on device")],
 )
 def test_a_read_only_or_full_file_system_warns_and_the_module_works_in_memory(
     tmp_path, kind, reason
