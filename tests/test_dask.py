@@ -289,13 +289,53 @@ def run(kernel, code: str) -> tuple[dict, str]:
     return reply["content"], "".join(texts)
 
 
+def test_a_placeholder_in_a_process(tmp_path):
+    """A placeholder stands for any name, and once the real module is loaded over it
+    (a reload), its names are the real module's only."""
+    import types
+
+    import ipyexecmod.dask
+
+    module = types.ModuleType("absent")
+    module.__spec__ = None
+    exec(ipyexecmod.dask._stub("absent", "absent"), vars(module))
+    assert repr(module.Shape.area) == "<absent.Shape.area, not shipped>"
+    with pytest.raises(
+        ImportError,
+        match=r"cell module 'absent' was not shipped to this Dask cluster: run `%ship absent`.*"
+        r" \(needed for absent.area\)$",
+    ):
+        module.area(2)
+    module.__spec__ = object()  # what loading the real module over it does
+    with pytest.raises(AttributeError, match=r"^module 'absent' has no attribute 'area'$"):
+        module.area
+
+
+def test_auto_shipping_that_fails_at_the_end_of_a_cell_warns(ip, monkeypatch):
+    import ipyexecmod.dask
+
+    def gone() -> None:
+        raise OSError("the scheduler is gone")
+
+    monkeypatch.setattr(ipyexecmod.dask, "ship_to_default", gone)  # a cluster that went away
+    ip.run_line_magic("config", "ExecModMagics.ship_auto = True")
+    try:
+        with pytest.warns(RuntimeWarning, match=r"^auto shipping failed: the scheduler is gone$"):
+            assert ip.run_cell("x = 1").success
+    finally:
+        ip.run_line_magic("config", "ExecModMagics.ship_auto = False")
+
+
 def test_auto_mode_in_a_kernel(kernel):
     """A cell module's function runs on every worker of a cluster started in the notebook,
     and a redefinition is picked up by the next task with no step in between."""
     assert run(kernel, "%load_ext ipyexecmod")[0]["status"] == "ok"
     reply, text = run(kernel, "%ship geo")
     assert reply["status"] == "error"
-    assert "no Dask client to ship to: create one" in text
+    assert text.strip() == (
+        "UsageError: no Dask client to ship to: create one (client = Client(...)) first, "
+        "or name one with --client VAR"
+    )
     reply, text = run(kernel, "%ship --auto")
     assert text == "auto shipping on: cell modules ship to the default client once there is one\n"
     run(kernel, "%%as_module geo\ndef area(r):\n    return 3 * r * r\n")

@@ -140,8 +140,12 @@ def test_a_module_kept_in_memory_says_why_in_other_processes(ip, unique):
     stub = next(Path(p) / f"{name}.py" for p in sys.path if (Path(p) / f"{name}.py").exists())
     out = run_python(f"import sys; sys.path.insert(0, {str(stub.parent)!r}); import {name}")
     assert out.returncode == 1
-    assert f"ImportError: module {name!r} exists only in the memory" in out.stderr
-    assert "without --no-persist" in out.stderr
+    assert re.search(
+        rf"ImportError: module '{name}' exists only in the memory of the process that defined "
+        rf"it \(%%as_module --no-persist\); define it again without --no-persist so that other "
+        rf"processes can import it",
+        out.stderr,
+    )
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=SPAWN) as pool:
         with pytest.raises(concurrent.futures.process.BrokenProcessPool):
             pool.submit(module.f).result(timeout=60)
