@@ -115,11 +115,21 @@ class _Definition:
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()
-        self.finished = threading.Event()
+        self._running = threading.Lock()  # held until the definition has ended
+        self._running.acquire()
         self.failed = False
         #: The names given a new module object: if the definition fails, an import
         #: that waited for it holds a module thrown away.
         self.fresh: set[str] = set()
+
+    def wait(self) -> None:
+        """Return once the definition has ended."""
+        with self._running:
+            pass
+
+    def end(self, *, failed: bool) -> None:
+        self.failed = failed
+        self._running.release()
 
 
 #: The definition now changing each module name; imports of the name in other threads
@@ -157,7 +167,7 @@ class _CellSpec(ModuleSpec):
                 continue
             if definition.thread == threading.get_ident():
                 return True
-            definition.finished.wait()
+            definition.wait()
             if definition.failed and name in definition.fresh:
                 # Python 3.13 raises this from the import; 3.11 and 3.12 ignore it and
                 # return the module, which is a _Discarded one: using it raises the same.
@@ -439,10 +449,9 @@ class CellModuleFinder(MetaPathFinder):
             step()
 
     def _end(self, definition: _Definition, *, failed: bool) -> None:
-        definition.failed = failed
         for name in [name for name, d in _in_progress.items() if d is definition]:
             del _in_progress[name]
-        definition.finished.set()
+        definition.end(failed=failed)
 
     def _commit(
         self,
