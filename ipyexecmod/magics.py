@@ -216,8 +216,8 @@ class ExecModMagics(Magics):
                 kernel_store().write_stub(args.name, record is not None and record.is_package)
             except OSError:
                 pass  # other processes get a plain ModuleNotFoundError
-        if self.bind and not args.no_bind:
-            top = args.name.partition(".")[0]
+        top = args.name.partition(".")[0]
+        if self.bind and not args.no_bind and top in sys.modules:
             self._shell.push({top: sys.modules[top]})
 
     @magic_arguments()
