@@ -422,7 +422,7 @@ class CellModuleFinder(MetaPathFinder):
         __tracebackhide__ = True
         outer = self._open[-1] if self._open else None
         transaction = _Transaction(_Definition() if outer is None else outer.definition)
-        installed = self in sys.meta_path
+        installed = outer is None and self in sys.meta_path
         if outer is None:  # a failed cell changes neither, whatever its code did to them
             paths = sys.path, list(sys.path), sys.meta_path, list(sys.meta_path)
             transaction.undo.append(lambda: _put_back_paths(*paths))

@@ -46,6 +46,9 @@ from .store import CellStore, kernel_store, lasting_store
 
 __all__ = ["ExecModMagics", "load_ipython_extension", "unload_ipython_extension"]
 
+# A line with something other than blanks and a comment (found without splitting the cell).
+_CODE_LINE = re.compile(r"^[ \t\f]*[^\s#]", re.MULTILINE)
+
 # The magics whose argument is a module name, for completion.
 _MODULE_ARGUMENT = re.compile(
     r"\s*(?:[\w.]+\s*=\s*)?%?(?:reload_module|modinfo|lsmod|ship)\s+(?:-\S+\s+)*[\w.]*$"
@@ -405,7 +408,7 @@ def _not_source(name: str, cell: str) -> str | None:
     """Why ``cell`` cannot be the source of module ``name`` at all, or ``None``."""
     if not cell.strip():
         return f"the cell is empty: write the code of module {name!r} below %%as_module"
-    if all(not line.strip() or line.lstrip().startswith("#") for line in cell.splitlines()):
+    if _CODE_LINE.search(cell) is None:
         return (
             f"the cell has only comments, so module {name!r} would have no code: "
             f"uncomment its code, or write it below %%as_module"
@@ -417,7 +420,7 @@ def _not_source(name: str, cell: str) -> str | None:
             f"source cannot; delete it"
         )
     try:
-        cell.encode("utf-8")
+        cell.isascii() or cell.encode("utf-8")
     except UnicodeEncodeError as exc:
         line = cell.count("\n", 0, exc.start) + 1
         return (
