@@ -73,6 +73,9 @@ _module_dict = vars(ModuleType)["__dict__"].__get__
 _OWN_GLOBALS = globals()
 _MISSING = object()
 
+#: The message of the ImportError raised when the code removed its own module (C's text).
+NOT_FOUND = "Loaded module {!r} not found in sys.modules"
+
 
 # -- the caller --------------------------------------------------------------
 
@@ -185,7 +188,7 @@ def _exec_code_module(
         raise
     module = _MODULES.get(name, _MISSING)
     if module is _MISSING:
-        msg = f"Loaded module {name!r} not found in sys.modules"
+        msg = NOT_FOUND.format(name)
         raise ImportError(msg)
     return module
 

@@ -269,7 +269,7 @@ def pyc_info(path: str) -> PycInfo:
         info["source hash"] = (header.source_hash or b"").hex()
     source = source_of(header.path)
     info["source file"] = source
-    info["valid for its source"] = check_source(header, source) if source else "unknown"
+    info["valid for its source"] = str(check_source(header, source)) if source else "unknown"
     info["valid for this Python"] = (
         "yes"
         if header.for_this_python

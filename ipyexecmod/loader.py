@@ -8,13 +8,14 @@ from types import CodeType, ModuleType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # a Loader to type checkers; at run time, no import of importlib.abc
+    import weakref
     from importlib.abc import InspectLoader as _Protocol
     from importlib.machinery import ModuleSpec
     from typing import Any
 else:
     _Protocol = object
 
-__all__ = ["SourceTextLoader"]
+__all__ = ["SourceTextLoader", "forget_lines_when_unused"]
 
 
 class SourceTextLoader(_Protocol):
@@ -136,3 +137,41 @@ class SourceTextLoader(_Protocol):
     def source_to_code(data: Any, path: Any = "<string>") -> CodeType:
         """Compile ``data`` as a module, as :meth:`importlib.abc.InspectLoader.source_to_code`."""
         return compile(data, path, "exec", dont_inherit=True)
+
+
+# The weak references that keep each replaced version's lines in linecache.
+_line_keepers: dict[str, set[weakref.ref[CodeType]]] = {}
+
+
+def _code_tree(code: CodeType) -> list[CodeType]:
+    """``code`` and the code objects nested in it (functions, classes, comprehensions)."""
+    tree, pending = [], [code]
+    while pending:
+        code = pending.pop()
+        tree.append(code)
+        pending.extend(const for const in code.co_consts if type(const) is CodeType)
+    return tree
+
+
+def forget_lines_when_unused(loader: SourceTextLoader) -> None:
+    """Drop ``loader``'s lines from linecache once no code compiled from them is alive.
+
+    Functions of a replaced version may live on (in a list, in a traceback)
+    and still need their lines; when the last of them is gone, so are the lines,
+    and replacing a module's source many times does not pile them up.
+    """
+    import weakref  # here: `import ipyexecmod` would take a tenth longer
+
+    filename = loader.filename
+    keepers: set[weakref.ref[CodeType]] = set()
+
+    def release(ref: weakref.ref[CodeType]) -> None:
+        keepers.discard(ref)
+        if not keepers and _line_keepers.get(filename) is keepers:
+            del _line_keepers[filename]
+            linecache.cache.pop(filename, None)
+
+    keepers.update(
+        [weakref.ref(code, release) for code in _code_tree(loader.get_code(loader.name))]
+    )
+    _line_keepers[filename] = keepers

@@ -42,7 +42,7 @@ from .inspection import (
     pyc_info,
 )
 from .pyc import PycError
-from .store import CellStore, kernel_store, lasting_store
+from .store import lasting_store, placement
 
 __all__ = ["ExecModMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -88,7 +88,6 @@ class ExecModMagics(Magics):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._pending_lines: list[Any] = []
         if self.persist_dir:
             cells.finder.add_store(lasting_store(self.persist_dir))
         if self.ship_auto:
@@ -104,12 +103,6 @@ class ExecModMagics(Magics):
         if change["new"]:
             cells.finder.add_store(lasting_store(change["new"]))
 
-    def _store(self, args: Any) -> CellStore | None:
-        if args.no_persist or not self.persist:
-            return None
-        directory = args.persist_dir or self.persist_dir
-        return lasting_store(directory) if directory else kernel_store()
-
     def after_cell(self, result: Any = None) -> None:
         """After each cell (``post_run_cell``).
 
@@ -118,11 +111,8 @@ class ExecModMagics(Magics):
         ``__spec__`` that ``%reset`` deletes, without which spawned processes cannot
         start at all.
         """
-        while self._pending_lines:
-            self._pending_lines.pop()()
-        main = sys.modules.get("__main__")
-        if main is not None and not hasattr(main, "__spec__"):
-            main.__spec__ = None
+        cells.finder.restore_lines()
+        cells.restore_main_spec()
         if self.ship_auto:  # a client made in this cell gets every module
             try:
                 _shipping().ship_to_default()
@@ -187,17 +177,15 @@ class ExecModMagics(Magics):
         problem = _not_source(args.name, cell)
         if problem is not None:
             raise UsageError(problem)
-        store = self._store(args)
+        store = placement(
+            persist=self.persist and not args.no_persist,
+            directory=args.persist_dir or self.persist_dir,
+        )
         try:
             cells.define(
-                args.name,
-                cell,
-                force=args.force,
-                defined_in=self._cell_number(),
-                store=store,
-                restore_lines=self._pending_lines.append,
-                on_commit=lambda: self._defined(args, store),
+                args.name, cell, force=args.force, defined_in=self._cell_number(), store=store
             )
+            cells.after_commit(self._bind, args)
         except cells.DefinitionError as exc:
             hint = ", or use --force to define it anyway" if exc.forceable else ""
             msg = f"{exc}{hint}"
@@ -209,16 +197,9 @@ class ExecModMagics(Magics):
             msg = f"{args.name!r} not defined: {reason}"
             raise UsageError(msg) from None
 
-    def _defined(self, args: Any, store: CellStore | None) -> None:
+    def _bind(self, args: Any) -> None:
         """Once ``%%as_module`` has defined ``args.name`` (and the definition it was part
-        of, if its cell ran in a cell module's code, has succeeded): bind the name, and
-        for a module kept in memory, leave other processes a note that says why."""
-        if store is None:
-            record = cells.finder.get(args.name)
-            try:
-                kernel_store().write_stub(args.name, record is not None and record.is_package)
-            except OSError:
-                pass  # other processes get a plain ModuleNotFoundError
+        of, if its cell ran in a cell module's code, has succeeded): bind the name."""
         top = args.name.partition(".")[0]
         if self.bind and not args.no_bind and top in sys.modules:
             self._shell.push({top: sys.modules[top]})
@@ -467,6 +448,7 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     shell.register_magics(magics)
     shell.events.register("post_run_cell", magics.after_cell)
     shell.Completer.custom_matchers.append(magics.complete_module_names)
+    cells.finder.defer_lines = True  # after_cell puts them back, once IPython has shown them
     cells.finder.install()
 
 
@@ -490,4 +472,6 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
         for matcher in shell.Completer.custom_matchers
         if getattr(matcher, "matcher_identifier", None) != identifier
     ]
+    cells.finder.defer_lines = False
+    cells.finder.restore_lines()
     cells.finder.uninstall()

@@ -1,21 +1,41 @@
 # SPDX-License-Identifier: MIT
-"""Reading ``.pyc`` headers (PEP 3147 names, PEP 552 layout), for any Python 3.
+"""The ``.pyc`` layout (PEP 3147 names, PEP 552 header): writing this Python's, reading any.
 
 A ``.pyc`` file starts with 16 bytes: the magic number of the Python that wrote
 it (2 bytes of bytecode version, then ``b"\\r\\n"``), a 32-bit flags field, and
 either the source's modification time and size (flags 0) or an 8-byte
 :func:`importlib.util.source_hash` of the source (flags 1: unchecked, 3: checked).
-Python 3.0 to 3.6 wrote only 12 bytes: magic, mtime and (from 3.3) size.
+Python 3.0 to 3.6 wrote only 12 bytes: magic, mtime and (from 3.3) size.  The
+code object follows the header, :mod:`marshal`-ed.
+
+ipyexecmod writes checked-hash files (:func:`hash_pyc`): the import system
+loads one only for the exact source it was compiled from, however fast an edit.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import marshal
 import os
 import sys
 from dataclasses import dataclass
+from types import CodeType
 
-__all__ = ["PycError", "PycHeader", "check_source", "python_for_magic", "read_header", "source_of"]
+__all__ = [
+    "PycError",
+    "PycHeader",
+    "Verdict",
+    "check_source",
+    "hash_pyc",
+    "is_sound_hash_pyc",
+    "python_for_magic",
+    "read_header",
+    "source_of",
+]
+
+_HEADER_SIZE = 16
+# PEP 552 flags: hash-based (bit 0), checked (bit 1).
+_CHECKED_HASH = (0b11).to_bytes(4, "little")
 
 # The bytecode versions (low 16 bits of the magic number) of each Python's
 # releases, first and last, as listed in CPython's Lib/importlib/_bootstrap_external.py
@@ -143,26 +163,71 @@ def source_of(path: str) -> str | None:
         return base + ".py" if extension == ".pyc" else None
 
 
-def check_source(header: PycHeader, source: str) -> str:
-    """Whether ``header`` is valid for the file ``source``, said in words."""
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a ``.pyc`` is valid for its source: ``valid`` (``None``: cannot tell), and why."""
+
+    valid: bool | None
+    reason: str
+
+    def __str__(self) -> str:
+        word = {True: "yes", False: "no", None: "unknown"}[self.valid]
+        return f"{word}: {self.reason}"
+
+
+def check_source(header: PycHeader, source: str) -> Verdict:
+    """Whether ``header`` is valid for the file ``source``, and why."""
     try:
         if header.invalidation == "timestamp":
             stat = os.stat(source)
             mtime, size = int(stat.st_mtime) & 0xFFFFFFFF, stat.st_size & 0xFFFFFFFF
             if mtime != header.source_mtime:
-                return f"no: the source's modification time is {mtime}, not {header.source_mtime}"
+                reason = f"the source's modification time is {mtime}, not {header.source_mtime}"
+                return Verdict(False, reason)
             if header.source_size is not None and size != header.source_size:
-                return f"no: the source's size is {size}, not {header.source_size}"
-            return (
-                "yes: same modification time and size (an edit of the same size within "
-                "the same second would not be noticed)"
+                return Verdict(False, f"the source's size is {size}, not {header.source_size}")
+            return Verdict(
+                True,
+                "same modification time and size (an edit of the same size within "
+                "the same second would not be noticed)",
             )
         with open(source, "rb") as file:
             digest = importlib.util.source_hash(file.read())
     except OSError as exc:
-        return f"unknown: cannot read the source ({exc.strerror})"
+        return Verdict(None, f"cannot read the source ({exc.strerror})")
     if digest == header.source_hash:
-        return "yes: the source's hash matches"
+        return Verdict(True, "the source's hash matches")
     if header.invalidation == "unchecked hash":
-        return "no: the source's hash differs, but Python does not check (unchecked hash)"
-    return "no: the source's hash differs"
+        return Verdict(
+            False, "the source's hash differs, but Python does not check (unchecked hash)"
+        )
+    return Verdict(False, "the source's hash differs")
+
+
+# -- this Python's checked-hash files ------------------------------------------------
+
+
+def _hash_header(source: bytes) -> bytes:
+    return importlib.util.MAGIC_NUMBER + _CHECKED_HASH + importlib.util.source_hash(source)
+
+
+def hash_pyc(source: bytes, code: CodeType) -> bytes:
+    """A checked-hash ``.pyc`` (PEP 552) of ``code``, compiled from ``source``, for this Python."""
+    return _hash_header(source) + marshal.dumps(code)
+
+
+def is_sound_hash_pyc(path: str, source: bytes) -> bool:
+    """Whether the file at ``path`` is a checked-hash ``.pyc`` of ``source`` that this
+    Python would load: its magic number, the source's hash, bytecode that unmarshals."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError:
+        return False
+    if not data.startswith(_hash_header(source)):
+        return False
+    try:
+        marshal.loads(data[_HEADER_SIZE:])
+    except (EOFError, ValueError, TypeError):
+        return False
+    return True

@@ -10,50 +10,80 @@ code.  Each file is written to a temporary name and renamed into place, so a
 crash leaves the old file or the new one, never a torn one.  Files are created
 with mode ``0o600`` and directories with ``0o700``, without following a
 symbolic link planted where one of them goes.
+
+Where and when: a kernel's private directory is memory-backed (``/dev/shm``)
+where the platform has one with room, else in the temporary directory; a
+lasting directory is wherever the user says.  A module's files are complete
+before its definition returns, so before any process, task or shipment that
+could need them can start.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
+import itertools
 import keyword
-import marshal
 import os
 import shutil
 import stat
 import sys
 import tempfile
+from dataclasses import dataclass
 from types import CodeType
+from typing import NamedTuple
 
-__all__ = ["CellStore", "StoreError", "kernel_store", "lasting_store"]
+from .pyc import hash_pyc, is_sound_hash_pyc
 
-# PEP 552 flags: hash-based (bit 0), checked (bit 1).
-_CHECKED_HASH = (0b11).to_bytes(4, "little")
-
+__all__ = [
+    "CellStore",
+    "MemoryOnly",
+    "StoreError",
+    "kernel_store",
+    "lasting_store",
+    "placement",
+]
 
 _PREFIX = "ipyexecmod-"
+# Memory-backed, where the platform has one: a private directory dies with its kernel, so
+# it needs no disk, and an atomic write there costs a sixth of one on disk.
+_MEMORY_ROOT = "/dev/shm"
+_MEMORY_NEEDED = 64 * 2**20  # free bytes, or the private directory goes on disk
+
+
+def _private_roots() -> list[str]:
+    """Where private directories may be: the memory-backed root first, if usable."""
+    roots = [tempfile.gettempdir()]
+    try:
+        usage = os.statvfs(_MEMORY_ROOT)
+    except OSError:
+        return roots
+    if usage.f_bavail * usage.f_frsize >= _MEMORY_NEEDED and os.access(_MEMORY_ROOT, os.W_OK):
+        roots.insert(0, _MEMORY_ROOT)
+    return roots
 
 
 def _remove_directories_of_dead_processes() -> None:
     """Remove the private directories, owned by this user, of processes no longer running."""
-    root = tempfile.gettempdir()
-    try:
-        entries = os.scandir(root)
-    except OSError:
-        return
-    with entries:
-        for entry in entries:
-            pid = entry.name.removeprefix(_PREFIX).partition("-")[0]
-            if not entry.name.startswith(_PREFIX) or not pid.isdigit():
-                continue
-            try:
-                if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+    for root in {tempfile.gettempdir(), _MEMORY_ROOT}:
+        try:
+            entries = os.scandir(root)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                pid = entry.name.removeprefix(_PREFIX).partition("-")[0]
+                if not entry.name.startswith(_PREFIX) or not pid.isdigit():
                     continue
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
-                shutil.rmtree(entry.path, ignore_errors=True)
-            except OSError:
-                continue  # running under another user, or gone already
+                try:
+                    if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                        continue
+                    os.kill(int(pid), 0)
+                except ProcessLookupError:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                except OSError:
+                    continue  # running under another user, or gone already
 
 
 class StoreError(OSError):
@@ -70,33 +100,37 @@ def _make_directory(path: str) -> None:
             raise StoreError(msg) from None
 
 
+_temporary_names = itertools.count()
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def _write_atomic(path: str, data: bytes) -> None:
     """Replace the file at ``path`` with ``data``: a temporary file, then a rename.
 
-    ``mkstemp`` creates the temporary file with ``O_EXCL | O_NOFOLLOW`` and mode
-    0o600, and a rename replaces a symbolic link at ``path`` instead of following it.
+    The temporary file is created with ``O_EXCL | O_NOFOLLOW`` and mode 0o600, under
+    a name of this process's own, and a rename replaces a symbolic link at ``path``
+    instead of following it.
     """
-    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    directory = os.path.dirname(path)
+    while True:
+        temporary = os.path.join(directory, f".tmp-{os.getpid()}-{next(_temporary_names)}")
+        try:
+            fd = os.open(temporary, _NEW_FILE, 0o600)
+        except FileExistsError:
+            continue  # left by a process that had this pid before
+        break
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+        finally:
+            os.close(fd)
         os.replace(temporary, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temporary)
-        except OSError:
-            pass
         raise
-
-
-def pyc_bytes(source: bytes, code: CodeType) -> bytes:
-    """A checked-hash ``.pyc`` (PEP 552) of ``code``, compiled from ``source``."""
-    return (
-        importlib.util.MAGIC_NUMBER
-        + _CHECKED_HASH
-        + importlib.util.source_hash(source)
-        + marshal.dumps(code)
-    )
 
 
 def _unchanged(path: str, data: bytes) -> bool:
@@ -114,20 +148,12 @@ def _identity(path: str) -> tuple[int, int, int, int]:
     return status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
 
 
-def _pyc_is_sound(cached: str, source: bytes) -> bool:
-    try:
-        with open(cached, "rb") as file:
-            data = file.read()
-    except OSError:
-        return False
-    header = importlib.util.MAGIC_NUMBER + _CHECKED_HASH + importlib.util.source_hash(source)
-    if not data.startswith(header):
-        return False
-    try:
-        marshal.loads(data[16:])
-    except (EOFError, ValueError, TypeError):
-        return False
-    return True
+class _Written(NamedTuple):
+    """A source and the identities of its file and its ``.pyc``, as last written or checked."""
+
+    data: bytes
+    source: tuple[int, ...]
+    cached: tuple[int, ...]
 
 
 class CellStore:
@@ -135,10 +161,9 @@ class CellStore:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = os.path.abspath(os.fspath(directory))
-        # Per source path: the source last written or checked there, and the identity
-        # (inode, size, mtime, ctime) of it and its .pyc then, so that running a cell again
-        # unchanged costs two stat() calls instead of reading and checking both files.
-        self._known: dict[str, tuple[bytes, tuple[int, ...], tuple[int, ...]]] = {}
+        # Per source path: what was last written or checked there, so that writing an
+        # unchanged version costs two stat() calls, and a changed one no read.
+        self._written: dict[str, _Written] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.directory!r}>"
@@ -147,12 +172,22 @@ class CellStore:
     def temporary(cls) -> CellStore:
         """A new private directory (mode 0o700) for this process, removed when it exits.
 
-        A process killed outright (a kernel restarted with SIGKILL) cannot remove its
-        directory; the directory names the process, and the next one removes it.
+        It is memory-backed (``/dev/shm``) where the platform has one with room,
+        else in :func:`tempfile.gettempdir`.  A process killed outright (a kernel
+        restarted with SIGKILL) cannot remove its directory; the directory names
+        the process, and the next one removes it.
         """
         _remove_directories_of_dead_processes()
         # Zero-padded, so that the path has the same length in every process.
-        store = cls(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid():07d}-"))
+        prefix = f"{_PREFIX}{os.getpid():07d}-"
+        for root in _private_roots():
+            try:
+                store = cls(tempfile.mkdtemp(prefix=prefix, dir=root))
+                break
+            except OSError:
+                continue
+        else:
+            store = cls(tempfile.mkdtemp(prefix=prefix))  # raises what the last one did
         atexit.register(shutil.rmtree, store.directory, ignore_errors=True)
         return store
 
@@ -161,8 +196,14 @@ class CellStore:
         if self.directory not in sys.path:
             sys.path.insert(0, self.directory)
 
+    def paths(self, name: str, is_package: bool) -> tuple[str, str]:
+        """Where module ``name``'s source and ``.pyc`` go (``name`` is a checked dotted
+        name: no path can escape the directory)."""
+        path = self.source_path(name, is_package)
+        return path, importlib.util.cache_from_source(path)
+
     def source_path(self, name: str, is_package: bool) -> str:
-        """Where module ``name`` goes (``name`` is a checked dotted name: no path can escape)."""
+        """Where module ``name``'s source goes."""
         parts = name.split(".")
         if is_package:
             return os.path.join(self.directory, *parts, "__init__.py")
@@ -176,35 +217,53 @@ class CellStore:
         ``code`` must have been compiled from ``source``; ``None`` writes the source
         only.  Raises :class:`StoreError` if the directory cannot take them.
         """
-        path = self.source_path(name, is_package)
-        cached = importlib.util.cache_from_source(path)
-        data = source.encode("utf-8")
-        known = self._known.get(path)
-        if known is not None and code is not None and known[0] == data:
+        path, cached = self.paths(name, is_package)
+        self.save(name, path, cached, source.encode("utf-8"), code, is_package=is_package)
+        return path, cached
+
+    def save(
+        self,
+        name: str,
+        path: str,
+        cached: str,
+        data: bytes,
+        code: CodeType | None,
+        *,
+        is_package: bool,
+    ) -> None:
+        """:meth:`write`, with the paths (from :meth:`paths`) and the encoded source given."""
+        written = self._written.get(path)
+        current = False  # whether the files are those last written or checked here
+        if written is not None:
             try:
-                if (_identity(path), _identity(cached)) == known[1:]:
-                    return path, cached
+                current = (_identity(path), _identity(cached)) == written[1:]
             except OSError:
-                pass  # gone: check and write as usual
+                pass  # gone: write as usual
+            if current and code is not None and written.data == data:
+                return
         try:
-            self._make_parents(name)
-            if is_package:
-                _make_directory(os.path.dirname(path))
-                self._remove_module_file(name)  # a module that became a package
-            if not (_unchanged(path, data) and (code is None or _pyc_is_sound(cached, data))):
+            if not current:  # checked once, then known: the directories are real ones
+                self._make_parents(name)
+                if is_package:
+                    _make_directory(os.path.dirname(path))
+                    self._remove_module_file(name)  # a module that became a package
+            fresh = current or not _unchanged(path, data)
+            if fresh:
                 _write_atomic(path, data)
-                if code is not None:
-                    _make_directory(os.path.dirname(cached))
-                    _write_atomic(cached, pyc_bytes(data, code))
-                elif os.path.lexists(cached):
+            if code is None:  # a note, with no bytecode
+                self._written.pop(path, None)
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(cached)
-            if code is not None:
-                self._known[path] = (data, _identity(path), _identity(cached))
+                return
+            if fresh or not is_sound_hash_pyc(cached, data):
+                if not current:
+                    _make_directory(os.path.dirname(cached))
+                _write_atomic(cached, hash_pyc(data, code))
+            self._written[path] = _Written(data, _identity(path), _identity(cached))
         except OSError as exc:
-            self._known.pop(path, None)
+            self._written.pop(path, None)
             msg = f"could not write {name!r} to {self.directory}: {exc.strerror or exc}"
             raise StoreError(msg) from exc
-        return path, cached
 
     def _make_parents(self, name: str) -> None:
         _make_directory(self.directory)
@@ -217,23 +276,16 @@ class CellStore:
                 _write_atomic(init, b"")
 
     def _remove_module_file(self, name: str) -> None:
-        path = self.source_path(name, is_package=False)
-        for stale in (path, importlib.util.cache_from_source(path)):
+        for stale in self.paths(name, is_package=False):
             try:
                 os.unlink(stale)
             except FileNotFoundError:
                 pass
 
-    def write_stub(self, name: str, is_package: bool) -> None:
-        """Put a module in ``name``'s place that says why other processes cannot import it."""
-        message = (
-            f"module {name!r} exists only in the memory of the process that defined it "
-            f"(%%as_module --no-persist); define it again without --no-persist so that "
-            f"other processes can import it"
-        )
-        self.write(
-            name, f"raise ImportError({message!r}, name={name!r})\n", None, is_package=is_package
-        )
+    def write_stub(self, name: str, is_package: bool, message: str) -> None:
+        """Put a module in ``name``'s place that raises :class:`ImportError` with ``message``."""
+        source = f"raise ImportError({message!r}, name={name!r})\n"
+        self.write(name, source, None, is_package=is_package)
 
     def repair(self) -> list[str]:
         """Rewrite every ``.pyc`` of the store that Python would not load as it should.
@@ -244,16 +296,15 @@ class CellStore:
         """
         rewritten = []
         for name in self.module_names():
-            path = self.source_path(name, is_package=os.path.isdir(self._package_dir(name)))
-            cached = importlib.util.cache_from_source(path)
+            path, cached = self.paths(name, is_package=os.path.isdir(self._package_dir(name)))
             try:
                 with open(path, "rb") as file:
                     source = file.read()
-                if _pyc_is_sound(cached, source):
+                if is_sound_hash_pyc(cached, source):
                     continue
                 code = compile(source, path, "exec", dont_inherit=True)
                 _make_directory(os.path.dirname(cached))
-                _write_atomic(cached, pyc_bytes(source, code))
+                _write_atomic(cached, hash_pyc(source, code))
             except (OSError, SyntaxError, ValueError):
                 continue  # Python will compile the source, or report its error, itself
             rewritten.append(cached)
@@ -285,6 +336,14 @@ class CellStore:
         return sorted(names, key=lambda n: (n.count("."), n))
 
 
+@dataclass(frozen=True)
+class MemoryOnly:
+    """Where a module kept in memory only goes: nowhere, but a note in ``note_in``'s
+    directory tells other processes that import it why they cannot."""
+
+    note_in: CellStore
+
+
 _stores: dict[str | None, CellStore] = {}
 
 
@@ -305,3 +364,11 @@ def lasting_store(directory: str | os.PathLike[str]) -> CellStore:
         store = _stores[key] = CellStore(key)
     store.install()
     return store
+
+
+def placement(*, persist: bool, directory: str | None) -> CellStore | MemoryOnly:
+    """Where a cell module's copy goes: in memory only (with a note in the private
+    directory), in the lasting ``directory``, or in the private directory."""
+    if not persist:
+        return MemoryOnly(kernel_store())
+    return lasting_store(directory) if directory else kernel_store()

@@ -556,7 +556,7 @@ def test_a_name_that_hides_another_module_is_neither_shipped_nor_stubbed(client,
         assert not any("statistics.py" in files for files in shipped_files.values())
     finally:
         __import__("sys").modules["statistics"] = real
-        cells.finder._modules.pop("statistics")  # no public way to undefine, in a test only
+        cells.finder.modules.pop("statistics")  # no public way to undefine, in a test only
 
 
 def test_ship_without_distributed_says_how_to_install_it(tmp_path):

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from ipyexecmod import cells
+from ipyexecmod.cells import locks
 
 THREADS = 8
 REDEFINITIONS = 300
@@ -45,7 +46,7 @@ def test_imports_wait_for_a_redefinition_and_see_one_whole_version(name):
     def importer(index: int) -> None:
         try:
             while not stop.is_set():
-                busy = name in cells._in_progress
+                busy = name in locks.in_progress
                 if index % 2:
                     module = __import__(name)
                     seen.append((module.VERSION, module.f(), module.DONE))

@@ -1,0 +1,299 @@
+# SPDX-License-Identifier: MIT
+"""The steps of a definition: parents, execution, commit, on-disk copy.
+
+Each step that changes something registers, on the definition's
+:class:`~.transaction.Transaction`, the named step that undoes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from importlib.util import module_from_spec
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from ..execmodule import NOT_FOUND, exec_code_module_object
+from ..loader import SourceTextLoader, forget_lines_when_unused
+from ..store import CellStore, MemoryOnly, StoreError
+from .locks import Discarded
+from .names import DefinitionError, check_available, check_module_name
+from .transaction import Transaction, transaction
+from .version import CellModule, Version
+
+if TYPE_CHECKING:
+    from .registry import CellModuleFinder
+
+__all__ = ["define", "reload"]
+
+_MISSING = object()
+
+
+def define(
+    finder: CellModuleFinder,
+    name: str,
+    source: str,
+    *,
+    force: bool,
+    defined_in: int | None,
+    store: CellStore | MemoryOnly | None,
+) -> ModuleType:
+    """:meth:`CellModuleFinder.define <ipyexecmod.cells.CellModuleFinder.define>`."""
+    __tracebackhide__ = True
+    check_module_name(name)
+    if not isinstance(source, str):
+        msg = f"source must be a str, not {type(source).__name__}"
+        raise TypeError(msg)
+    copy = store if isinstance(store, CellStore) else None
+    with finder.lock:
+        if copy is not None:
+            finder.add_store(copy)
+        if not force:
+            check_available(finder, name)
+        record = finder.get(name)
+        old = None if record is None else record.version
+        is_package = old is not None and old.is_package
+        version = Version.compile(
+            name, source, is_package=is_package, store=copy, defined_in=defined_in
+        )
+        with _transaction(finder) as steps:
+            if old is not None and old.filename == version.filename:
+                steps.undo(_put_back_lines, finder, old.loader)
+            else:
+                steps.undo(forget_lines_when_unused, version.loader)
+            _ensure_parents(finder, steps, name, copy)
+            module = _execute(finder, steps, version)
+            record = _commit(finder, steps, version)
+            if old is not None and old.filename != version.filename:
+                steps.after(forget_lines_when_unused, old.loader)
+            steps.after(_save, finder, record)
+            if isinstance(store, MemoryOnly):
+                steps.after(_leave_note, store.note_in, name, version.is_package)
+            steps.after(finder.notify, name)
+    return module
+
+
+def reload(finder: CellModuleFinder, name: str) -> ModuleType:
+    """Re-execute cell module ``name``'s latest version in the same object, as a transaction."""
+    __tracebackhide__ = True
+    with finder.lock:
+        version = finder.modules[name].version
+        with _transaction(finder) as steps:
+            return _execute(finder, steps, version)
+
+
+@contextlib.contextmanager
+def _transaction(finder: CellModuleFinder) -> Iterator[Transaction]:
+    """The finder's transaction; the outermost one puts the finder back on
+    :data:`sys.meta_path` if the code took it away (the first of its later steps)."""
+    __tracebackhide__ = True
+    with transaction(finder.transactions) as steps:
+        if steps.outermost and finder in sys.meta_path:
+            steps.after(_reinstall, finder)
+        yield steps
+
+
+def _ensure_parents(
+    finder: CellModuleFinder, steps: Transaction, name: str, store: CellStore | None
+) -> None:
+    """Create the missing parent packages of ``name``; make a cell-module parent a package."""
+    parts = name.split(".")
+    for depth in range(1, len(parts)):
+        prefix = ".".join(parts[:depth])
+        record = finder.get(prefix)
+        module = sys.modules.get(prefix)
+        if module is None and record is not None:
+            # Ours, dropped from sys.modules (%reset --aggressive): import re-creates it.
+            module = importlib.import_module(prefix)
+        if module is None:
+            _create_package(finder, steps, prefix, store)
+        elif record is not None and finder.owns(module):
+            if not record.is_package:
+                _make_package(steps, record, module)
+        elif not hasattr(module, "__path__"):
+            msg = (
+                f"cannot define {name!r}: {prefix!r} is a module, not a package, "
+                f"so it cannot have submodules; choose another name"
+            )
+            raise DefinitionError(msg)
+
+
+def _create_package(
+    finder: CellModuleFinder, steps: Transaction, name: str, store: CellStore | None
+) -> None:
+    version = Version.compile(name, "", is_package=True, store=store)
+    steps.undo(_put_back_item, finder.modules, name, None)
+    steps.undo(forget_lines_when_unused, version.loader)
+    finder.modules[name] = CellModule(version, implicit=True)
+    _execute(finder, steps, version)
+
+
+def _make_package(steps: Transaction, record: CellModule, module: ModuleType) -> None:
+    """Turn a cell module into a package, as a ``.py`` file becomes ``__init__.py``."""
+    steps.claim(record.name)
+    namespace = vars(module)
+    steps.undo(_restore_namespace, namespace, dict(namespace))
+    steps.undo(_set_version, record, record.version)
+    record.version = record.version.as_package()
+    spec = module.__spec__ = record.spec()
+    module.__loader__ = record.loader
+    module.__path__ = []
+    module.__package__ = record.name
+    namespace["__file__"], namespace["__cached__"] = spec.origin, spec.cached
+
+
+def _execute(finder: CellModuleFinder, steps: Transaction, version: Version) -> ModuleType:
+    """Run ``version``'s code as its module through the exec-code core.
+
+    A cell module's existing object is reused; anything else in its place
+    (a forced name) is replaced by a new module.
+    """
+    __tracebackhide__ = True
+    name, spec = version.name, version.spec()
+    previous = sys.modules.get(name)
+    parent_name, _, child = name.rpartition(".")
+    parent = sys.modules.get(parent_name) if parent_name else None
+    steps.undo(_put_back_module, name, previous, parent, child, getattr(parent, child, _MISSING))
+    record = finder.get(name)
+    if previous is not None and finder.ours(previous):
+        steps.claim(name)
+        steps.undo(_restore_namespace, vars(previous), dict(vars(previous)))
+        if record is not None:
+            steps.undo(_set_version, record, record.version)
+            record.version = version
+        # The loader goes on the module first: the core's fix-up keeps it, and the spec.
+        previous.__spec__, previous.__loader__ = spec, version.loader
+    else:
+        steps.claim(name, fresh=True)
+        created = sys.modules[name] = module_from_spec(spec)
+        steps.undo(setattr, created, "__class__", Discarded)
+    target = sys.modules[name]
+    try:
+        module: ModuleType = exec_code_module_object(
+            name, version.code, version.filename, spec.cached
+        )
+    except ImportError as exc:
+        if name in sys.modules or str(exc) != NOT_FOUND.format(name):
+            raise
+        msg = (
+            f"module {name!r} deleted its own entry in sys.modules as it ran, so it "
+            f"is not defined: a cell module must stay in sys.modules; remove the "
+            f"`del sys.modules[...]` from the cell"
+        )
+        raise ImportError(msg, name=name) from None
+    if module is not target:
+        msg = (
+            f"module {name!r} put an object of type {type(module).__name__!r} in its "
+            f"place in sys.modules as it ran, so it is not defined: a cell module must stay "
+            f"itself; give it a module-level __getattr__ or assign its __class__ instead"
+        )
+        raise ImportError(msg, name=name)
+    if parent is not None:
+        setattr(parent, child, module)
+    return module
+
+
+def _commit(finder: CellModuleFinder, steps: Transaction, version: Version) -> CellModule:
+    """Record ``version`` as its module's current one in the registry."""
+    name = version.name
+    record = finder.get(name)
+    if record is None or record.implicit:
+        steps.undo(_put_back_item, finder.modules, name, record)
+        new = finder.modules[name] = CellModule(version)
+        return new
+    steps.undo(_set_history, record, record.version, record.redefinitions)
+    _set_history(record, version, record.redefinitions + 1)
+    return record
+
+
+# -- after the commit --
+
+
+def _reinstall(finder: CellModuleFinder) -> None:
+    if finder not in sys.meta_path:  # the code took this finder away
+        finder.install()
+
+
+def _save(finder: CellModuleFinder, record: CellModule) -> None:
+    """Write the on-disk copy of ``record``'s module, and of parents that have none yet
+    (a module that has just become a package moves to ``NAME/__init__.py``)."""
+    if record.store is None:
+        return
+    parts = record.name.split(".")
+    try:
+        for depth in range(1, len(parts) + 1):
+            parent = finder.get(".".join(parts[:depth]))
+            if parent is None or parent.store is not record.store:
+                continue
+            if parent is record or not os.path.exists(parent.version.filename):
+                parent.version.save()
+    except StoreError as exc:
+        msg = f"{exc}; module {record.name!r} works in this process only"
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def _leave_note(store: CellStore, name: str, is_package: bool) -> None:
+    """For module ``name`` kept in memory only, leave other processes a note that says why."""
+    message = (
+        f"module {name!r} exists only in the memory of the process that defined it "
+        f"(%%as_module --no-persist); define it again without --no-persist so that "
+        f"other processes can import it"
+    )
+    try:
+        store.write_stub(name, is_package, message)
+    except OSError:
+        pass  # other processes get a plain ModuleNotFoundError
+
+
+# -- undo steps --
+
+
+def _put_back_lines(finder: CellModuleFinder, loader: SourceTextLoader) -> None:
+    """Put the previous version's lines back in linecache: now, or once the failed
+    version's traceback has been shown (:attr:`CellModuleFinder.defer_lines`)."""
+    if finder.defer_lines:
+        finder.pending_lines.append(loader.register_lines)
+    else:
+        loader.register_lines()
+
+
+def _restore_namespace(namespace: dict[str, Any], saved: dict[str, Any]) -> None:
+    namespace.clear()
+    namespace.update(saved)
+
+
+def _put_back_item(mapping: dict[str, Any], key: str, value: object) -> None:
+    if value is None:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
+
+
+def _set_version(record: CellModule, version: Version) -> None:
+    record.version = version
+
+
+def _set_history(record: CellModule, version: Version, redefinitions: int) -> None:
+    record.version, record.redefinitions = version, redefinitions
+
+
+def _put_back_module(
+    name: str,
+    previous: ModuleType | None,
+    parent: ModuleType | None,
+    child: str,
+    previous_attribute: object,
+) -> None:
+    if previous is None:
+        sys.modules.pop(name, None)
+    else:
+        sys.modules[name] = previous
+    if parent is not None:
+        if previous_attribute is _MISSING:
+            vars(parent).pop(child, None)
+        else:
+            setattr(parent, child, previous_attribute)

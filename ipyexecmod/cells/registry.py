@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: MIT
+"""The registry of cell modules, and the :data:`sys.meta_path` finder that serves them."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from importlib.abc import MetaPathFinder
+from importlib.machinery import ModuleSpec
+from types import ModuleType
+from typing import Any
+
+from ..store import CellStore, MemoryOnly
+from . import definition, names
+from .transaction import Transaction
+from .version import CellModule
+
+__all__ = ["CellModuleFinder", "is_cell_finder"]
+
+
+class CellModuleFinder(MetaPathFinder):
+    """The registry of cell modules, and the :data:`sys.meta_path` finder that serves them."""
+
+    def __init__(self) -> None:
+        self.modules: dict[str, CellModule] = {}
+        #: The directories of on-disk copies; modules imported from them count as ours.
+        self.stores: list[CellStore] = []
+        #: Called with the name of each module just defined or redefined, once its code
+        #: has run (before :meth:`define` returns); what one raises becomes a warning.
+        self.listeners: list[Callable[[str], object]] = []
+        #: Whether a failed redefinition leaves its own lines in linecache, for a
+        #: traceback shown after it, until :meth:`restore_lines` (IPython's case).
+        self.defer_lines = False
+        self.pending_lines: list[Callable[[], object]] = []
+        # Definitions run one at a time; a cell module's code may define another.
+        self.lock = threading.RLock()
+        self.transactions: list[Transaction] = []  # under way, outermost first
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {len(self.modules)} cell modules>"
+
+    # -- the finder protocol --
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        record = self.modules.get(fullname)
+        return None if record is None else record.spec()
+
+    def invalidate_caches(self) -> None:
+        """Nothing to invalidate: the finder holds no view of the file system."""
+
+    def install(self) -> None:
+        """Put this finder first on :data:`sys.meta_path`, exactly once."""
+        sys.meta_path[:] = [self] + [f for f in sys.meta_path if not is_cell_finder(f)]
+
+    def uninstall(self) -> None:
+        """Take this finder off :data:`sys.meta_path`; cell modules already imported stay."""
+        sys.meta_path[:] = [f for f in sys.meta_path if not is_cell_finder(f)]
+
+    # -- the registry --
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.modules
+
+    def get(self, name: str) -> CellModule | None:
+        return self.modules.get(name)
+
+    def records(self) -> list[CellModule]:
+        """Every cell module this finder knows, in the order they were first defined
+        (so a module comes after the cell modules its first version imported)."""
+        return list(self.modules.values())
+
+    def owns(self, module: object) -> bool:
+        """Whether ``module`` is the current incarnation of a cell module."""
+        record = self.modules.get(getattr(module, "__name__", None))  # type: ignore[arg-type]
+        spec = getattr(module, "__spec__", None)
+        return record is not None and getattr(spec, "loader", None) is record.loader
+
+    def is_restored(self, module: object) -> bool:
+        """Whether ``module`` was imported from an on-disk copy, by another finder."""
+        path = getattr(module, "__file__", None)
+        return not self.owns(module) and any(store.owns_path(path) for store in self.stores)
+
+    def ours(self, module: object) -> bool:
+        """Whether ipyexecmod made ``module``: a cell module, or one restored from a copy."""
+        return self.owns(module) or self.is_restored(module)
+
+    def add_store(self, store: CellStore) -> None:
+        """Count the modules in ``store`` as ours, put it on :data:`sys.path`, and rewrite
+        any of its ``.pyc`` files that Python would not load as it should."""
+        if store not in self.stores:
+            self.stores.append(store)
+            store.repair()
+        store.install()
+
+    def hides(self, top: str) -> str | None:
+        """Where the module that top-level name ``top`` would be without ipyexecmod comes
+        from (a cell module defined with ``force``), or ``None`` if nothing else has it."""
+        return names.hides(self, top)
+
+    # -- definitions --
+
+    def define(
+        self,
+        name: str,
+        source: str,
+        *,
+        force: bool = False,
+        defined_in: int | None = None,
+        store: CellStore | MemoryOnly | None = None,
+    ) -> ModuleType:
+        """Make ``source`` the code of module ``name`` and execute it; return the module.
+
+        A new module is created, with any missing parent packages; an existing
+        cell module is updated in place (the same object, as a reload does), so
+        every importer sees the new code.  With a :class:`~ipyexecmod.store.CellStore`,
+        the module's code, ``__file__`` and ``__cached__`` name its on-disk copy,
+        which is complete before this returns; with
+        :class:`~ipyexecmod.store.MemoryOnly`, other processes that import it get
+        an ImportError that says why they cannot.  ``defined_in`` is the
+        ``In[N]`` of the cell it comes from.
+
+        Raises
+        ------
+        DefinitionError
+            A bad name, a name used or importable by something else (unless
+            ``force``), or a parent that is not a package.  Nothing changed.
+        SyntaxError
+            The source does not compile.  Nothing changed.
+        BaseException
+            Whatever the code raised.  The previous version (same object, same
+            namespace) is back in ``sys.modules``; a first definition leaves no
+            module, and no parent created for it, behind.
+
+        Warns
+        -----
+        RuntimeWarning
+            The on-disk copy could not be written; the module works in this process.
+        """
+        __tracebackhide__ = True
+        return definition.define(
+            self, name, source, force=force, defined_in=defined_in, store=store
+        )
+
+    def reload(self, name: str) -> ModuleType:
+        """Re-execute cell module ``name``'s latest source in the same object, as a transaction."""
+        __tracebackhide__ = True
+        return definition.reload(self, name)
+
+    def after_commit(self, function: Callable[..., object], /, *args: Any) -> None:
+        """Call ``function(*args)`` once the definition under way in this thread (the
+        outermost) has committed, or at once if none is under way; never if it fails."""
+        if self.transactions and self.transactions[0].lock.thread == threading.get_ident():
+            self.transactions[-1].after(function, *args)
+        else:
+            function(*args)
+
+    def restore_lines(self) -> None:
+        """Put back in linecache the lines that failed redefinitions replaced (see
+        :attr:`defer_lines`)."""
+        while self.pending_lines:
+            self.pending_lines.pop()()
+
+    def notify(self, name: str) -> None:
+        """Tell the listeners that ``name`` was (re)defined; a failing one becomes a warning."""
+        for listener in list(self.listeners):
+            try:
+                listener(name)
+            except Exception as exc:
+                msg = f"module {name!r} is defined, but {listener!r} failed: {exc}"
+                warnings.warn(msg, RuntimeWarning, stacklevel=5)
+
+
+def is_cell_finder(finder: object) -> bool:
+    """Whether ``finder`` is a :class:`CellModuleFinder`, from this module or an earlier
+    import of it (``%reset --aggressive`` can make ipyexecmod be imported anew)."""
+    cls = type(finder)
+    return cls.__name__ == CellModuleFinder.__name__ and cls.__module__ == __name__

@@ -1,0 +1,119 @@
+# SPDX-License-Identifier: MIT
+"""Definitions as transactions: every change comes with the step that undoes it.
+
+A :class:`Transaction` collects named undo steps (a function and its arguments,
+so a failing one shows its name and each can be tested alone) and steps to
+take once it has committed.  One nested in a transaction under way (a cell
+module's code defining another module) joins it: its steps become the outer
+one's, and it commits or fails with it.  The undo steps run with Ctrl-C held
+back, so an interrupt cannot stop a rollback half way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .locks import DefinitionLock, claim, release
+
+__all__ = ["Transaction", "interrupts_held", "put_back_paths", "transaction"]
+
+Step = Callable[[], object]
+
+
+class Transaction:
+    """The steps that undo a definition, and those to take once it has committed."""
+
+    def __init__(self, lock: DefinitionLock, *, outermost: bool) -> None:
+        self.lock = lock
+        self.outermost = outermost
+        self.undo_steps: list[Step] = []
+        self.after_steps: list[Step] = []
+
+    def undo(self, function: Callable[..., object], /, *args: Any) -> None:
+        """If the definition fails, call ``function(*args)`` (last added, first called)."""
+        self.undo_steps.append(functools.partial(function, *args))
+
+    def after(self, function: Callable[..., object], /, *args: Any) -> None:
+        """Once the outermost definition has committed, call ``function(*args)``."""
+        self.after_steps.append(functools.partial(function, *args))
+
+    def claim(self, name: str, *, fresh: bool = False) -> None:
+        """Make imports of ``name`` in other threads wait until the definition has ended."""
+        claim(name, self.lock, fresh=fresh)
+
+    def rollback(self) -> None:
+        """Call the undo steps, newest first, with Ctrl-C held back."""
+        with interrupts_held():
+            for step in reversed(self.undo_steps):
+                step()
+
+
+@contextlib.contextmanager
+def transaction(stack: list[Transaction]) -> Iterator[Transaction]:
+    """Run a definition: undo it if it raises, else take its steps for after the commit.
+
+    ``stack`` holds the transactions under way, outermost first.  The outermost
+    one also puts back :data:`sys.path` and :data:`sys.meta_path` (the same list
+    objects, with the same contents) if it fails, whatever the code did to them.
+    """
+    __tracebackhide__ = True
+    outer = stack[-1] if stack else None
+    current = Transaction(
+        DefinitionLock() if outer is None else outer.lock, outermost=outer is None
+    )
+    if outer is None:
+        current.undo(put_back_paths, sys.path, list(sys.path), sys.meta_path, list(sys.meta_path))
+    stack.append(current)
+    try:
+        yield current
+    except BaseException:
+        stack.pop()
+        current.rollback()
+        if outer is None:
+            release(current.lock, failed=True)
+        raise
+    stack.pop()
+    if outer is not None:
+        outer.undo_steps.extend(current.undo_steps)
+        outer.after_steps.extend(current.after_steps)
+        return
+    release(current.lock, failed=False)
+    for step in current.after_steps:
+        step()
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) while the block runs, and deliver it after.
+
+    Only the main thread receives signals, and only it can change their handlers.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(handler):
+        yield
+        return
+    held: list[Any] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        if held:
+            handler(signal.SIGINT, held[0])
+
+
+def put_back_paths(
+    path: list[str], path_items: list[str], meta_path: list[Any], meta_path_items: list[Any]
+) -> None:
+    """Make :data:`sys.path` and :data:`sys.meta_path` the lists they were, as they were."""
+    sys.path, sys.meta_path = path, meta_path
+    if path != path_items:
+        path[:] = path_items
+    if meta_path != meta_path_items:
+        meta_path[:] = meta_path_items
