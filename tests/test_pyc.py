@@ -214,3 +214,29 @@ def test_pycinfo_usage_errors(ip, tmp_path):
     with pytest.raises(UsageError, match=r"is not a \.pyc file"):
         ip.run_line_magic("pycinfo", str(text))
     assert "%pycinfo" in repr(ip.run_line_magic("magic_number", ""))
+
+
+def test_check_source_gives_a_verdict_and_a_reason(tmp_path):
+    from ipyexecmod.pyc import Verdict, check_source
+
+    source, pyc = compiled(tmp_path, MODES.CHECKED_HASH)
+    assert check_source(read_header(pyc), str(source)) == Verdict(True, "the source's hash matches")
+    source.write_text("x = 2\n")
+    verdict = check_source(read_header(pyc), str(source))
+    assert verdict.valid is False and str(verdict) == "no: the source's hash differs"
+    source.unlink()
+    verdict = check_source(read_header(pyc), str(source))
+    assert verdict.valid is None and str(verdict).startswith("unknown: cannot read the source")
+
+
+def test_hash_pyc_is_what_py_compile_writes_for_a_checked_hash(tmp_path):
+    from ipyexecmod.pyc import hash_pyc, is_sound_hash_pyc
+
+    source, pyc = compiled(tmp_path, MODES.CHECKED_HASH, "def f():\n    return 42\n")
+    data = source.read_bytes()
+    ours = hash_pyc(data, compile(data, str(source), "exec", dont_inherit=True))
+    assert ours == pyc.read_bytes()
+    assert is_sound_hash_pyc(str(pyc), data)
+    pyc.write_bytes(ours[:20])  # truncated bytecode
+    assert not is_sound_hash_pyc(str(pyc), data)
+    assert not is_sound_hash_pyc(str(tmp_path / "missing.pyc"), data)

@@ -1,0 +1,99 @@
+"""ipyexecmod.store on its own: where copies go, what a write costs, what is never touched."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ipyexecmod import store as store_module
+from ipyexecmod.cells import Version
+from ipyexecmod.pyc import is_sound_hash_pyc, read_header
+from ipyexecmod.store import CellStore, MemoryOnly, placement
+
+
+def test_a_version_is_saved_where_its_code_says(tmp_path):
+    store = CellStore(tmp_path / "s")
+    version = Version.compile("_st_geo", "def f():\n    return 1\n", store=store)
+    version.save()
+    assert version.filename == str(tmp_path / "s" / "_st_geo.py")
+    assert version.code.co_filename == version.filename
+    assert Path(version.filename).read_bytes() == version.encoded
+    assert version.cached is not None and is_sound_hash_pyc(version.cached, version.encoded)
+    assert read_header(version.cached).invalidation == "checked hash"
+    assert version.spec().cached == version.cached
+
+
+def test_an_unchanged_save_writes_nothing_and_an_edit_behind_our_back_is_caught(tmp_path):
+    store = CellStore(tmp_path / "s")
+    first = Version.compile("_st_m", "X = 1\n", store=store)
+    first.save()
+    stat = os.stat(first.filename)
+    Version.compile("_st_m", "X = 1\n", store=store).save()
+    assert os.stat(first.filename).st_ino == stat.st_ino  # not replaced
+    Path(first.filename).write_text("X = 666\n")
+    Version.compile("_st_m", "X = 1\n", store=store).save()
+    assert Path(first.filename).read_text() == "X = 1\n"
+
+
+def test_no_temporary_file_is_left_behind(tmp_path):
+    store = CellStore(tmp_path / "s")
+    for value in range(5):
+        Version.compile("_st_t", f"X = {value}\n", store=store).save()
+    leftovers = [p for p in Path(store.directory).rglob(".tmp-*")]
+    assert leftovers == []
+
+
+def test_the_private_directory_is_in_memory_where_there_is_one():
+    directory = CellStore.temporary().directory
+    expected = "/dev/shm/" if store_module._MEMORY_ROOT in store_module._private_roots() else "/"
+    assert directory.startswith(expected)
+    assert os.stat(directory).st_mode & 0o777 == 0o700
+
+
+def test_without_a_usable_memory_root_the_private_directory_is_on_disk(monkeypatch, tmp_path):
+    monkeypatch.setattr(store_module, "_MEMORY_ROOT", str(tmp_path / "no-such-root"))
+    directory = CellStore.temporary().directory
+    assert not directory.startswith(str(tmp_path)) and os.path.isdir(directory)
+
+
+def test_placement_follows_the_settings(tmp_path):
+    assert isinstance(placement(persist=False, directory=None), MemoryOnly)
+    assert placement(persist=True, directory=None) is store_module.kernel_store()
+    lasting = placement(persist=True, directory=str(tmp_path))
+    assert lasting.directory == str(tmp_path)
+
+
+def test_a_stub_has_no_bytecode(tmp_path):
+    store = CellStore(tmp_path / "s")
+    code = compile("X = 1\n", "x", "exec")
+    path, cached = store.write("_st_s", "X = 1\n", code, is_package=False)
+    assert os.path.exists(cached)
+    store.write_stub("_st_s", False, "kept in memory")
+    assert not os.path.exists(cached)
+    assert "kept in memory" in Path(path).read_text()
+
+
+def test_a_store_directory_that_is_a_symbolic_link_is_refused(tmp_path):
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    with pytest.raises(store_module.StoreError, match="is not a directory"):
+        Version.compile("_st_l", "X = 1\n", store=CellStore(tmp_path / "link")).save()
+    assert list((tmp_path / "real").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "is_package", "source", "imports"),
+    [
+        ("a", False, "import x.y as z\nfrom w import v\n", {"x.y", "w"}),
+        ("p.q", False, "from . import r\nfrom .s import t\n", {"p", "p.s"}),
+        ("p", True, "from . import r\nfrom .s import t\n", {"p", "p.s"}),
+        ("a", False, "if 1:\n    import i\nclass C:\n    import c\n", {"i", "c"}),
+        ("a", False, "def f():\n    import inside\nlambda: __import__('no')\n", set()),
+        ("a", False, "try:\n    import t\nexcept ImportError:\n    import u\n", {"t", "u"}),
+    ],
+)
+def test_a_version_knows_what_it_imports_at_module_level(name, is_package, source, imports):
+    version = Version.compile(name, source, is_package=is_package)
+    assert version.imports == frozenset(imports)
