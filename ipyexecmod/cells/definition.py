@@ -56,10 +56,7 @@ def define(
             check_available(finder, name)
         record = finder.get(name)
         old = None if record is None else record.version
-        is_package = old is not None and old.is_package
-        version = Version.compile(
-            name, source, is_package=is_package, store=copy, defined_in=defined_in
-        )
+        version = _next_version(old, name, source, copy, defined_in)
         with _transaction(finder) as steps:
             if old is not None and old.filename == version.filename:
                 steps.undo(_put_back_lines, finder, old.loader)
@@ -75,6 +72,18 @@ def define(
                 steps.after(_leave_note, store.note_in, name, version.is_package)
             steps.after(finder.notify, name)
     return module
+
+
+def _next_version(
+    old: Version | None, name: str, source: str, store: CellStore | None, defined_in: int | None
+) -> Version:
+    """The version ``source`` makes of module ``name``; the same source in the same place
+    runs the code compiled before (a cell run again unchanged compiles nothing)."""
+    if old is not None and old.source == source and old.store is store:
+        old.loader.register_lines()  # they may have been dropped from linecache
+        return Version(old.loader, store, defined_in)
+    is_package = old is not None and old.is_package
+    return Version.compile(name, source, is_package=is_package, store=store, defined_in=defined_in)
 
 
 def reload(finder: CellModuleFinder, name: str) -> ModuleType:
