@@ -13,18 +13,9 @@ The real C functions, bound with ctypes, are in :mod:`ipyexecmod.capi`.
 
 from __future__ import annotations
 
-from .execmodule import (
-    add_module,
-    add_module_object,
-    add_module_ref,
-    exec_code_module,
-    exec_code_module_ex,
-    exec_code_module_object,
-    exec_code_module_with_pathnames,
-    get_magic_number,
-    get_magic_tag,
-    get_module_dict,
-)
+# The core's public names, exactly as execmodule lists them (the C API's, in Python).
+from .execmodule import *  # noqa: F403
+from .execmodule import __all__ as _core_names
 from .loader import SourceTextLoader
 
 TYPE_CHECKING = False
@@ -48,16 +39,4 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload_ipython_extension(ipython)
 
 
-__all__ = [
-    "SourceTextLoader",
-    "add_module",
-    "add_module_object",
-    "add_module_ref",
-    "exec_code_module",
-    "exec_code_module_ex",
-    "exec_code_module_object",
-    "exec_code_module_with_pathnames",
-    "get_magic_number",
-    "get_magic_tag",
-    "get_module_dict",
-]
+__all__ = ["SourceTextLoader", *_core_names]

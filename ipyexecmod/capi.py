@@ -22,19 +22,10 @@ from types import ModuleType
 from typing import Any
 
 from ._arguments import code_object, reject_nul, type_error
+from .execmodule import __all__ as _core_names
 
-__all__ = [
-    "add_module",
-    "add_module_object",
-    "add_module_ref",
-    "exec_code_module",
-    "exec_code_module_ex",
-    "exec_code_module_object",
-    "exec_code_module_with_pathnames",
-    "get_magic_number",
-    "get_magic_tag",
-    "get_module_dict",
-]
+# The same names as the core's, each bound to the C function it follows.
+__all__ = list(_core_names)
 
 if sys.implementation.name != "cpython":  # pragma: no cover
     msg = f"ipyexecmod.capi needs CPython, not {sys.implementation.name}"

@@ -382,7 +382,7 @@ def _family(top: str) -> dict[str, tuple[bytes, bool]]:
     family: dict[str, tuple[bytes, bool]] = {}
     for record in cells.finder.records():
         if _within(record.name, top):
-            family[record.name] = (record.loader.source.encode(), record.is_package)
+            family[record.name] = (record.version.encoded, record.version.is_package)
     for name, module in list(sys.modules.items()):
         if _within(name, top) and name not in family and cells.finder.is_restored(module):
             with open(module.__file__, "rb") as file:  # type: ignore[arg-type]

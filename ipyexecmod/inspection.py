@@ -174,12 +174,12 @@ def module_info(module: ModuleType, cells: CellModuleFinder = finder) -> ModuleI
         info["defined in"] = (
             "(a parent package, no cell)"
             if record.implicit
-            else f"In[{record.defined_in}]"
-            if record.defined_in is not None
+            else f"In[{record.version.defined_in}]"
+            if record.version.defined_in is not None
             else "(not from a cell)"
         )
         info["redefinitions"] = record.redefinitions
-        info["lines"] = len(record.loader.source.splitlines())
+        info["lines"] = len(record.version.source.splitlines())
     return info
 
 

@@ -43,9 +43,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
-from ..store import CellStore, MemoryOnly
+from .definition import Options
 from .names import DefinitionError, check_module_name, module_origin
 from .registry import CellModuleFinder, is_cell_finder
 from .version import CellModule, Version
@@ -71,20 +71,13 @@ finder: CellModuleFinder = next(
 )
 
 
-def define(
-    name: str,
-    source: str,
-    *,
-    force: bool = False,
-    defined_in: int | None = None,
-    store: CellStore | MemoryOnly | None = None,
-) -> ModuleType:
+def define(name: str, source: str, **options: Unpack[Options]) -> ModuleType:
     """Define (or redefine) cell module ``name`` from ``source``: :meth:`CellModuleFinder.define`
     on the process's :data:`finder`, which is put on :data:`sys.meta_path` if it is not there."""
     __tracebackhide__ = True
     if finder not in sys.meta_path:
         finder.install()
-    return finder.define(name, source, force=force, defined_in=defined_in, store=store)
+    return finder.define(name, source, **options)
 
 
 def after_commit(function: Callable[..., object], /, *args: Any) -> None:

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterator
 from importlib.util import module_from_spec
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..execmodule import NOT_FOUND, exec_code_module_object
 from ..loader import SourceTextLoader, forget_lines_when_unused
@@ -28,9 +28,17 @@ from .version import CellModule, Version
 if TYPE_CHECKING:
     from .registry import CellModuleFinder
 
-__all__ = ["define", "reload"]
+__all__ = ["Options", "define", "reload"]
 
 _MISSING = object()
+
+
+class Options(TypedDict, total=False):
+    """The options of a definition (see :meth:`CellModuleFinder.define`)."""
+
+    force: bool
+    defined_in: int | None
+    store: CellStore | MemoryOnly | None
 
 
 def define(
@@ -38,9 +46,9 @@ def define(
     name: str,
     source: str,
     *,
-    force: bool,
-    defined_in: int | None,
-    store: CellStore | MemoryOnly | None,
+    force: bool = False,
+    defined_in: int | None = None,
+    store: CellStore | MemoryOnly | None = None,
 ) -> ModuleType:
     """:meth:`CellModuleFinder.define <ipyexecmod.cells.CellModuleFinder.define>`."""
     __tracebackhide__ = True
@@ -80,8 +88,7 @@ def _next_version(
     """The version ``source`` makes of module ``name``; the same source in the same place
     runs the code compiled before (a cell run again unchanged compiles nothing)."""
     if old is not None and old.source == source and old.store is store:
-        old.loader.register_lines()  # they may have been dropped from linecache
-        return Version(old.loader, store, defined_in)
+        return old.again(defined_in)
     is_package = old is not None and old.is_package
     return Version.compile(name, source, is_package=is_package, store=store, defined_in=defined_in)
 
@@ -121,7 +128,7 @@ def _ensure_parents(
         if module is None:
             _create_package(finder, steps, prefix, store)
         elif record is not None and finder.owns(module):
-            if not record.is_package:
+            if not record.version.is_package:
                 _make_package(steps, record, module)
         elif not hasattr(module, "__path__"):
             msg = (
@@ -230,13 +237,13 @@ def _reinstall(finder: CellModuleFinder) -> None:
 def _save(finder: CellModuleFinder, record: CellModule) -> None:
     """Write the on-disk copy of ``record``'s module, and of parents that have none yet
     (a module that has just become a package moves to ``NAME/__init__.py``)."""
-    if record.store is None:
+    if record.version.store is None:
         return
     parts = record.name.split(".")
     try:
         for depth in range(1, len(parts) + 1):
             parent = finder.get(".".join(parts[:depth]))
-            if parent is None or parent.store is not record.store:
+            if parent is None or parent.version.store is not record.version.store:
                 continue
             if parent is record or not os.path.exists(parent.version.filename):
                 parent.version.save()

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any
+from typing import Any, Unpack
 
-from ..store import CellStore, MemoryOnly
+from ..store import CellStore
 from . import definition, names
+from .definition import Options
 from .transaction import Transaction
 from .version import CellModule
 
@@ -103,15 +104,7 @@ class CellModuleFinder(MetaPathFinder):
 
     # -- definitions --
 
-    def define(
-        self,
-        name: str,
-        source: str,
-        *,
-        force: bool = False,
-        defined_in: int | None = None,
-        store: CellStore | MemoryOnly | None = None,
-    ) -> ModuleType:
+    def define(self, name: str, source: str, **options: Unpack[Options]) -> ModuleType:
         """Make ``source`` the code of module ``name`` and execute it; return the module.
 
         A new module is created, with any missing parent packages; an existing
@@ -141,9 +134,7 @@ class CellModuleFinder(MetaPathFinder):
             The on-disk copy could not be written; the module works in this process.
         """
         __tracebackhide__ = True
-        return definition.define(
-            self, name, source, force=force, defined_in=defined_in, store=store
-        )
+        return definition.define(self, name, source, **options)
 
     def reload(self, name: str) -> ModuleType:
         """Re-execute cell module ``name``'s latest source in the same object, as a transaction."""

@@ -10,9 +10,8 @@ came from, and (on demand) the modules it imports.  The spec, the on-disk copy,
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from types import CodeType
 
@@ -27,8 +26,17 @@ _serial = itertools.count(1)
 
 @dataclass(frozen=True, eq=False)
 class Version:
-    """One version of cell module ``loader.name``; see the module docstring."""
+    """One version of cell module ``name``; see the module docstring."""
 
+    name: str
+    source: str
+    code: CodeType
+    #: The code's ``co_filename``: the on-disk copy's path, or a name of its own.
+    filename: str
+    #: The on-disk copy's ``.pyc``, if it has one.
+    cached: str | None
+    is_package: bool
+    #: What the module's spec names as its loader, serving ``source`` and ``code``.
     loader: SourceTextLoader
     #: Where its on-disk copy is, if it has one.
     store: CellStore | None = None
@@ -44,7 +52,6 @@ class Version:
         is_package: bool = False,
         store: CellStore | None = None,
         defined_in: int | None = None,
-        code: CodeType | None = None,
     ) -> Version:
         """Compile ``source`` as module ``name``; raises :class:`SyntaxError` if it does not.
 
@@ -53,48 +60,32 @@ class Version:
         version's traceback and the version put back each keep their own lines.
         """
         if store is None:
-            filename = f"ipyexecmod:{name}@{next(_serial)}"
+            filename, cached = f"ipyexecmod:{name}@{next(_serial)}", None
         else:
-            filename = store.source_path(name, is_package)
-        loader = SourceTextLoader(name, source, filename, is_package=is_package, code=code)
-        return cls(loader, store, defined_in)
+            filename, cached = store.paths(name, is_package)
+        loader = SourceTextLoader(name, source, filename, is_package=is_package)
+        code = loader.get_code(name)
+        return cls(name, source, code, filename, cached, is_package, loader, store, defined_in)
+
+    def again(self, defined_in: int | None) -> Version:
+        """The same version, run again from cell ``In[defined_in]`` (nothing is compiled)."""
+        self.loader.register_lines()  # they may have been dropped from linecache
+        return replace(self, defined_in=defined_in)
 
     def as_package(self) -> Version:
         """This version as a package, as ``x.py`` becomes ``x/__init__.py``."""
-        if self.store is None:
-            loader = SourceTextLoader(
-                self.name, self.source, self.filename, is_package=True, code=self.code
+        if self.store is not None:  # it moves on disk: compiled for its new file
+            return Version.compile(
+                self.name,
+                self.source,
+                is_package=True,
+                store=self.store,
+                defined_in=self.defined_in,
             )
-            return Version(loader, None, self.defined_in)
-        return Version.compile(
-            self.name, self.source, is_package=True, store=self.store, defined_in=self.defined_in
+        loader = SourceTextLoader(
+            self.name, self.source, self.filename, is_package=True, code=self.code
         )
-
-    @property
-    def name(self) -> str:
-        return self.loader.name
-
-    @property
-    def source(self) -> str:
-        return self.loader.source
-
-    @property
-    def code(self) -> CodeType:
-        return self.loader.get_code(self.loader.name)
-
-    @property
-    def filename(self) -> str:
-        """The code's ``co_filename``: the on-disk copy's path, or a name of its own."""
-        return self.loader.filename
-
-    @property
-    def is_package(self) -> bool:
-        return self.loader.is_package(self.loader.name)
-
-    @cached_property
-    def cached(self) -> str | None:
-        """The on-disk copy's ``.pyc``, if it has one."""
-        return None if self.store is None else importlib.util.cache_from_source(self.filename)
+        return replace(self, is_package=True, loader=loader)
 
     @cached_property
     def encoded(self) -> bytes:
@@ -170,18 +161,6 @@ class CellModule:
     @property
     def loader(self) -> SourceTextLoader:
         return self.version.loader
-
-    @property
-    def store(self) -> CellStore | None:
-        return self.version.store
-
-    @property
-    def defined_in(self) -> int | None:
-        return self.version.defined_in
-
-    @property
-    def is_package(self) -> bool:
-        return self.version.is_package
 
     def spec(self) -> CellSpec:
         return self.version.spec()
