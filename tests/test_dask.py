@@ -298,7 +298,9 @@ def test_auto_shipping_that_fails_at_the_end_of_a_cell_warns(ip, monkeypatch):
     def gone() -> None:
         raise OSError("the scheduler is gone")
 
-    monkeypatch.setattr(ipyexecmod.dask, "ship_to_default", gone)  # a cluster that went away
+    # A cluster that went away, for the end of each cell and for turning auto mode on.
+    monkeypatch.setattr(ipyexecmod.dask, "ship_to_default", gone)
+    monkeypatch.setattr(ipyexecmod.dask.shipping.shipper, "ship_to_default", gone)
     ip.run_line_magic("config", "ExecModMagics.ship_auto = True")
     try:
         with pytest.warns(RuntimeWarning, match=r"^auto shipping failed: the scheduler is gone$"):
