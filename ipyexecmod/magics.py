@@ -21,7 +21,7 @@ import re
 import sys
 import warnings
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
 from IPython.core.error import UsageError
@@ -43,6 +43,9 @@ from .inspection import (
 )
 from .pyc import PycError
 from .store import lasting_store, placement
+
+if TYPE_CHECKING:
+    from .dask import Shipment
 
 __all__ = ["ExecModMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -299,14 +302,14 @@ class ExecModMagics(Magics):
     )
     @argument("--no-auto", action="store_true", help="turn --auto off")
     @line_magic
-    def ship(self, line: str) -> None:
+    def ship(self, line: str) -> Shipment | None:
         """%ship NAME [NAME ...] [--client VAR] | --auto | --no-auto: cell modules on Dask workers.
 
         Sends the modules to every current and future worker of a Dask cluster
         (a dotted name sends its whole package), through Dask's UploadFile
         plugin.  Each later redefinition of their cells sends them again before
-        the cell finishes, and the next task runs the new code.  Needs
-        ipyexecmod[dask].
+        the cell finishes, and the next task runs the new code.  Returns what
+        was shipped where (or nothing).  Needs ipyexecmod[dask].
         """
         args = parse_argstring(self.ship, line)
         if args.auto and args.no_auto:
@@ -318,37 +321,23 @@ class ExecModMagics(Magics):
         if not (args.names or args.auto or args.no_auto):
             msg = "name the cell modules to ship (%ship NAME ...), or use %ship --auto"
             raise UsageError(msg)
+        auto = True if args.auto else False if args.no_auto else None
         shipping = _shipping()
-        if args.names:
-            client = self._client(args.client, shipping)
-            try:
-                shipping.check_client(client)
-            except TypeError as exc:
-                raise UsageError(str(exc)) from None
-            try:
-                shipped = shipping.ship(client, *args.names)
-            except shipping.ShipError as exc:
-                raise UsageError(str(exc)) from None
-            workers = len(client.scheduler_info()["workers"])
-            print(
-                f"shipped {', '.join(shipped)} to the {workers} workers of "
-                f"{client.scheduler.address}, and to any that join; redefinitions ship again"
+        try:
+            shipment: Shipment | None = shipping.ship_command(
+                args.names, self._client(args.client), auto=auto
             )
-        if args.auto or args.no_auto:
-            self.ship_auto = args.auto
-            if args.auto and shipping.current_client() is None:
-                print("auto shipping on: cell modules ship to the default client once there is one")
+        except shipping.ShipError as exc:
+            raise UsageError(str(exc)) from None
+        if auto is not None:
+            self.ship_auto = auto  # as %config shows it; its observer changes nothing more
+        return shipment
 
-    def _client(self, variable: str | None, shipping: ModuleType) -> Any:
+    def _client(self, variable: str | None) -> object:
+        """The value of the notebook variable ``variable``; ``None`` (the default client)
+        without one."""
         if variable is None:
-            client = shipping.current_client()
-            if client is None:
-                msg = (
-                    "no Dask client to ship to: create one (client = Client(...)) first, "
-                    "or name one with --client VAR"
-                )
-                raise UsageError(msg)
-            return client
+            return None
         if variable not in self._shell.user_ns:
             msg = f"no variable {variable!r} in the notebook: --client names a variable"
             raise UsageError(msg)
@@ -466,6 +455,9 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
         magics.ship_auto = False
         magics.after_cell()
         shell.events.unregister("post_run_cell", magics.after_cell)
+        shipping = sys.modules.get("ipyexecmod.dask")  # never imported just to unload
+        if shipping is not None:
+            shipping.disable()
     identifier = ExecModMagics.complete_module_names.matcher_identifier
     shell.Completer.custom_matchers[:] = [
         matcher

@@ -29,9 +29,14 @@ def kernel_running(ipython_dir: Path) -> Iterator[tuple[Any, Any]]:
 
 
 def execute(client: Any, code: str, timeout: float = 120) -> tuple[dict, list[dict]]:
-    """Execute ``code``; the reply's content and the iopub messages it caused."""
+    """Execute ``code``; the reply's content and the iopub messages it caused.
+
+    A cell that fails does not make the kernel abort the next request (stop_on_error).
+    """
     messages: list[dict] = []
-    reply = client.execute_interactive(code, output_hook=messages.append, timeout=timeout)
+    reply = client.execute_interactive(
+        code, output_hook=messages.append, timeout=timeout, stop_on_error=False
+    )
     return reply["content"], messages
 
 
@@ -41,3 +46,24 @@ def outputs(messages: list[dict], kind: str) -> list[dict]:
 
 def stream(messages: list[dict], name: str = "stdout") -> str:
     return "".join(c["text"] for c in outputs(messages, "stream") if c["name"] == name)
+
+
+def shown(messages: list[dict]) -> str:
+    """What a cell showed as text, in order: streams, results' text/plain (a line each),
+    and errors as ``ename: evalue``."""
+    texts: list[str] = []
+    for message in messages:
+        content = message["content"]
+        if message["msg_type"] == "stream":
+            texts.append(content["text"])
+        elif message["msg_type"] == "error":
+            texts.append(f"{content['ename']}: {content['evalue']}")
+        elif message["msg_type"] == "execute_result":
+            texts.append(content["data"]["text/plain"] + "\n")
+    return "".join(texts)
+
+
+def execute_text(client: Any, code: str, timeout: float = 120) -> tuple[dict, str]:
+    """Execute ``code``; the reply's content and what the cell showed, as :func:`shown`."""
+    reply, messages = execute(client, code, timeout)
+    return reply, shown(messages)

@@ -12,10 +12,11 @@ from IPython.core.error import UsageError
 pytest.importorskip("distributed")
 
 from distributed import Client, LocalCluster
-from kernels import kernel_running
+from kernels import execute_text, kernel_running
 
 from ipyexecmod import cells
-from ipyexecmod.dask import ShipError, ship
+from ipyexecmod.dask import ShipError, Shipment, ship
+from ipyexecmod.dask.clusters import placeholder
 from ipyexecmod.store import kernel_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -222,12 +223,18 @@ def test_ship_magic_ships_to_the_default_client(ip, client, unique, capsys):
     name = unique("magic")
     ip.run_cell_magic("as_module", name, "def f(x):\n    return x - 1\n")
     capsys.readouterr()
-    ip.run_line_magic("ship", name)
+    shipment = ip.run_line_magic("ship", name)
     address = client.scheduler.address
-    assert capsys.readouterr().out == (
+    assert isinstance(shipment, Shipment)
+    assert repr(shipment) == (
         f"shipped {name} to the 2 workers of {address}, and to any that join; "
-        "redefinitions ship again\n"
+        "redefinitions ship again"
     )
+    assert shipment._repr_html_() == (
+        f"<p>shipped <code>{name}</code> to the 2 workers of <code>{address}</code>, "
+        "and to any that join; redefinitions ship again</p>"
+    )
+    assert capsys.readouterr().out == ""  # shown as the cell's value, not printed
     module = ip.user_ns[name]
     assert client.submit(module.f, 10).result(timeout=60) == 9
     ip.run_cell_magic("as_module", name, "def f(x):\n    return x - 2\n")
@@ -265,40 +272,14 @@ def test_ship_magic_mistakes_are_usage_errors(ip, client, line, message):
 # -- in a real kernel (a fresh process: no other cell modules, no other client) --
 
 
-@pytest.fixture
-def kernel(tmp_path):
-    pytest.importorskip("jupyter_client")
-    with kernel_running(tmp_path / "ipython") as (_, client):
-        yield client
-
-
-def run(kernel, code: str) -> tuple[dict, str]:
-    """Execute ``code``: the reply's content, and stdout (or the error) as text."""
-    texts: list[str] = []
-
-    def hook(message: dict) -> None:
-        content = message["content"]
-        if message["msg_type"] == "stream":
-            texts.append(content["text"])
-        elif message["msg_type"] == "error":
-            texts.append(f"{content['ename']}: {content['evalue']}")
-        elif message["msg_type"] == "execute_result":
-            texts.append(content["data"]["text/plain"] + "\n")
-
-    reply = kernel.execute_interactive(code, output_hook=hook, timeout=120)
-    return reply["content"], "".join(texts)
-
-
 def test_a_placeholder_in_a_process(tmp_path):
     """A placeholder stands for any name, and once the real module is loaded over it
     (a reload), its names are the real module's only."""
     import types
 
-    import ipyexecmod.dask
-
     module = types.ModuleType("absent")
     module.__spec__ = None
-    exec(ipyexecmod.dask._stub("absent", "absent"), vars(module))
+    exec(placeholder("absent", "absent"), vars(module))
     assert repr(module.Shape.area) == "<absent.Shape.area, not shipped>"
     with pytest.raises(
         ImportError,
@@ -317,7 +298,9 @@ def test_auto_shipping_that_fails_at_the_end_of_a_cell_warns(ip, monkeypatch):
     def gone() -> None:
         raise OSError("the scheduler is gone")
 
-    monkeypatch.setattr(ipyexecmod.dask, "ship_to_default", gone)  # a cluster that went away
+    # A cluster that went away, for the end of each cell and for turning auto mode on.
+    monkeypatch.setattr(ipyexecmod.dask, "ship_to_default", gone)
+    monkeypatch.setattr(ipyexecmod.dask.shipping.shipper, "ship_to_default", gone)
     ip.run_line_magic("config", "ExecModMagics.ship_auto = True")
     try:
         with pytest.warns(RuntimeWarning, match=r"^auto shipping failed: the scheduler is gone$"):
@@ -326,44 +309,49 @@ def test_auto_shipping_that_fails_at_the_end_of_a_cell_warns(ip, monkeypatch):
         ip.run_line_magic("config", "ExecModMagics.ship_auto = False")
 
 
-def test_auto_mode_in_a_kernel(kernel):
+def test_auto_mode_in_a_kernel(tmp_path):
     """A cell module's function runs on every worker of a cluster started in the notebook,
     and a redefinition is picked up by the next task with no step in between."""
-    assert run(kernel, "%load_ext ipyexecmod")[0]["status"] == "ok"
-    reply, text = run(kernel, "%ship geo")
-    assert reply["status"] == "error"
-    assert text.strip() == (
-        "UsageError: no Dask client to ship to: create one (client = Client(...)) first, "
-        "or name one with --client VAR"
-    )
-    reply, text = run(kernel, "%ship --auto")
-    assert text == "auto shipping on: cell modules ship to the default client once there is one\n"
-    run(kernel, "%%as_module geo\ndef area(r):\n    return 3 * r * r\n")
-    reply, _ = run(
-        kernel,
-        "from distributed import Client, LocalCluster\n"
-        "cluster = LocalCluster(n_workers=2, threads_per_worker=1, host='127.0.0.1', "
-        "dashboard_address=':0')\n"
-        "client = Client(cluster)\n"
-        "workers = sorted(client.scheduler_info()['workers'])\n"
-        "def everywhere(f, *args):\n"
-        "    return [client.submit(f, *args, workers=[w], pure=False).result(60) for w in workers]",
-    )
-    assert reply["status"] == "ok"
-    assert run(kernel, "print(everywhere(geo.area, 2))")[1] == "[12, 12]\n"
-    run(kernel, "%%as_module geo\ndef area(r):\n    return 3.14 * r * r\n")
-    assert run(kernel, "print(client.submit(geo.area, 2).result(60))")[1] == "12.56\n"
-    assert run(kernel, "print(everywhere(geo.area, 2))")[1] == "[12.56, 12.56]\n"
-    run(kernel, "%%as_module geo.units\nMETRE = 1.0\n")  # geo becomes a package
-    assert (
-        run(
+    pytest.importorskip("jupyter_client")
+    with kernel_running(tmp_path / "ipython") as (_, kernel):
+        assert execute_text(kernel, "%load_ext ipyexecmod")[0]["status"] == "ok"
+        reply, text = execute_text(kernel, "%ship geo")
+        assert reply["status"] == "error"
+        assert text.strip() == (
+            "UsageError: no Dask client to ship to: create one (client = Client(...)) first, "
+            "or name one with --client VAR"
+        )
+        reply, text = execute_text(kernel, "%ship --auto")
+        assert (
+            text == "auto shipping on: cell modules ship to the default client once there is one\n"
+        )
+        execute_text(kernel, "%%as_module geo\ndef area(r):\n    return 3 * r * r\n")
+        reply, _ = execute_text(
             kernel,
-            "import geo.units\nprint(everywhere(lambda: __import__('geo.units').units.METRE))",
-        )[1]
-        == "[1.0, 1.0]\n"
-    )
-    reply, _ = run(kernel, "client.close(); cluster.close()")
-    assert reply["status"] == "ok"
+            "from distributed import Client, LocalCluster\n"
+            "cluster = LocalCluster(n_workers=2, threads_per_worker=1, host='127.0.0.1', "
+            "dashboard_address=':0')\n"
+            "client = Client(cluster)\n"
+            "workers = sorted(client.scheduler_info()['workers'])\n"
+            "def everywhere(f, *args):\n"
+            "    return [client.submit(f, *args, workers=[w], pure=False).result(60)"
+            " for w in workers]",
+        )
+        assert reply["status"] == "ok"
+        assert execute_text(kernel, "print(everywhere(geo.area, 2))")[1] == "[12, 12]\n"
+        execute_text(kernel, "%%as_module geo\ndef area(r):\n    return 3.14 * r * r\n")
+        assert execute_text(kernel, "print(client.submit(geo.area, 2).result(60))")[1] == "12.56\n"
+        assert execute_text(kernel, "print(everywhere(geo.area, 2))")[1] == "[12.56, 12.56]\n"
+        execute_text(kernel, "%%as_module geo.units\nMETRE = 1.0\n")  # geo becomes a package
+        assert (
+            execute_text(
+                kernel,
+                "import geo.units\nprint(everywhere(lambda: __import__('geo.units').units.METRE))",
+            )[1]
+            == "[1.0, 1.0]\n"
+        )
+        reply, _ = execute_text(kernel, "client.close(); cluster.close()")
+        assert reply["status"] == "ok"
 
 
 @pytest.fixture

@@ -1,0 +1,93 @@
+# SPDX-License-Identifier: MIT
+"""What ``%ship`` does, and the value it shows: the magic only parses its line.
+
+The messages here name the magic's options, as the magic's core may.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from distributed import Client
+
+from .clusters import ShipError, check_client, current_client
+from .shipping import shipper
+
+__all__ = ["Shipment", "ship_command"]
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """What ``%ship`` did: the modules shipped and where, or that auto mode is on but
+    waits for a default client.  Displays as one sentence."""
+
+    modules: tuple[str, ...] = ()
+    workers: int = 0
+    address: str = ""
+    #: Auto mode is on, and there is no default client yet.
+    waiting: bool = False
+
+    def __repr__(self) -> str:
+        return "\n".join(self._sentences(str))
+
+    def _repr_html_(self) -> str:
+        code = lambda text: f"<code>{html.escape(text)}</code>"  # noqa: E731
+        return "".join(f"<p>{sentence}</p>" for sentence in self._sentences(code))
+
+    def _sentences(self, code: Callable[[str], str]) -> list[str]:
+        sentences = []
+        if self.modules:
+            sentences.append(
+                f"shipped {', '.join(map(code, self.modules))} to the {self.workers} workers "
+                f"of {code(self.address)}, and to any that join; redefinitions ship again"
+            )
+        if self.waiting:
+            sentences.append(
+                "auto shipping on: cell modules ship to the default client once there is one"
+            )
+        return sentences
+
+
+def ship_command(
+    names: Sequence[str], client: object = None, *, auto: bool | None = None
+) -> Shipment | None:
+    """Ship ``names`` (if any) to ``client``, by default the default client; then turn auto
+    mode on or off (``auto``).  Returns what to show, or ``None`` for nothing.
+
+    Raises :class:`ShipError` for all a user can get wrong: no default client, ``client``
+    not a running synchronous :class:`~distributed.Client`, names :func:`ship` refuses,
+    or code that fails on the workers.
+    """
+    shipment = Shipment()
+    if names:
+        target = _client(client)
+        shipped = tuple(shipper.ship(target, *names))
+        workers = len(target.scheduler_info()["workers"])
+        assert target.scheduler is not None  # a running client has one
+        shipment = Shipment(shipped, workers, str(target.scheduler.address))
+    if auto is not None:
+        shipper.set_auto(auto)
+        if auto and current_client() is None:
+            shipment = dataclasses.replace(shipment, waiting=True)
+    return shipment if shipment != Shipment() else None
+
+
+def _client(client: object) -> Client:
+    """``client`` checked, or the default client; raises ShipError."""
+    if client is None:
+        client = current_client()
+        if client is None:
+            msg = (
+                "no Dask client to ship to: create one (client = Client(...)) first, "
+                "or name one with --client VAR"
+            )
+            raise ShipError(msg)
+    try:
+        check_client(client)
+    except TypeError as exc:
+        raise ShipError(str(exc)) from exc
+    assert isinstance(client, Client)  # checked just now
+    return client

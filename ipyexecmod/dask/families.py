@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: MIT
+"""Which cell modules there are, and which go together: queries over the registry.
+
+A *family* is a top-level cell module or package with every cell module below
+it: what one shipment sends.  Modules restored from on-disk copies (imported by
+another finder in a later kernel) count as cell modules too.  Nothing here
+changes any state.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from types import ModuleType
+from typing import NamedTuple
+
+from .. import cells
+from ..cells.version import imports_of
+
+__all__ = ["Version", "family", "is_cell_top", "tops", "with_imports", "within"]
+
+
+class Version(NamedTuple):
+    """The current version of one module, as it is shipped."""
+
+    name: str
+    source: bytes
+    is_package: bool
+    #: The modules its code imports as it runs (not inside functions), absolute.
+    imports: frozenset[str]
+
+
+def family(top: str) -> dict[str, Version]:
+    """Module ``top`` and every cell module below it, by name."""
+    found: dict[str, Version] = {}
+    for record in cells.finder.records():
+        if within(record.name, top):
+            found[record.name] = _version(record.name, record)
+    for name, module in list(sys.modules.items()):
+        if within(name, top) and name not in found and cells.finder.is_restored(module):
+            found[name] = _version(name, module)
+    return found
+
+
+def within(name: str, top: str) -> bool:
+    """Whether module ``name`` is ``top`` or below it."""
+    return name == top or name.startswith(top + ".")
+
+
+def tops() -> list[str]:
+    """The top-level names of every cell module, in the order of definition (restored
+    ones first), but those that hide another module (their placeholder would hide it
+    on the workers too)."""
+    names = [name for name, module in list(sys.modules.items()) if cells.finder.is_restored(module)]
+    names += [record.name for record in cells.finder.records()]
+    found = dict.fromkeys(name.partition(".")[0] for name in names)
+    return [top for top in found if cells.finder.hides(top) is None]
+
+
+def with_imports(wanted: list[str]) -> list[str]:
+    """``wanted`` and the cell packages and modules their code imports as it runs, each
+    after those it imports (an import cycle is broken anywhere)."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(top: str) -> None:
+        if top in order or top in visiting:
+            return
+        visiting.add(top)
+        needed = {name.partition(".")[0] for v in family(top).values() for name in v.imports}
+        for other in sorted(needed - {top}):
+            if is_cell_top(other):
+                visit(other)
+        visiting.discard(top)
+        order.append(top)
+
+    for top in wanted:
+        visit(top)
+    return order
+
+
+def is_cell_module(name: str) -> bool:
+    """Whether ``name`` is a cell module, defined here or restored from a copy."""
+    return name in cells.finder or cells.finder.is_restored(sys.modules.get(name))
+
+
+def is_cell_top(top: str) -> bool:
+    """Whether ``top`` is a cell module that hides no other module."""
+    return is_cell_module(top) and cells.finder.hides(top) is None
+
+
+def _version(name: str, found: cells.CellModule | ModuleType) -> Version:
+    """The version of a cell module (``found``), as its definition worked it out, or of a
+    restored one (imported from a copy an earlier kernel wrote), read from its file."""
+    if isinstance(found, ModuleType):
+        return _restored(name, found.__file__, hasattr(found, "__path__"))  # type: ignore[arg-type]
+    version = found.version
+    return Version(name, version.encoded, version.is_package, version.imports)
+
+
+def _restored(name: str, path: str, is_package: bool) -> Version:
+    with open(path, "rb") as file:  # read each time: another kernel may have rewritten it
+        source = file.read()
+    return Version(name, source, is_package, _imports_of(name, source, is_package))
+
+
+_imports_of = lru_cache(maxsize=256)(imports_of)  # by content: the same text parses the same
