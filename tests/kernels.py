@@ -28,10 +28,17 @@ def kernel_running(ipython_dir: Path) -> Iterator[tuple[Any, Any]]:
         manager.shutdown_kernel(now=True)
 
 
-def execute(client: Any, code: str, timeout: float = 120) -> tuple[dict, list[dict]]:
-    """Execute ``code``; the reply's content and the iopub messages it caused."""
+def execute(
+    client: Any, code: str, timeout: float = 120, *, stop_on_error: bool = True
+) -> tuple[dict, list[dict]]:
+    """Execute ``code``; the reply's content and the iopub messages it caused.
+
+    ``stop_on_error=False``: a failing cell does not abort requests queued after it.
+    """
     messages: list[dict] = []
-    reply = client.execute_interactive(code, output_hook=messages.append, timeout=timeout)
+    reply = client.execute_interactive(
+        code, output_hook=messages.append, timeout=timeout, stop_on_error=stop_on_error
+    )
     return reply["content"], messages
 
 
