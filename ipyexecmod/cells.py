@@ -546,6 +546,9 @@ class CellModuleFinder(MetaPathFinder):
             spec = self._foreign_spec(prefix, path)
             if spec is not None and not any(s.owns_path(spec.origin) for s in self.stores):
                 origin = spec.origin or "elsewhere"
+                if spec.origin is None and spec.submodule_search_locations:
+                    directories = ", ".join(spec.submodule_search_locations)
+                    origin = f"{directories} (a namespace package: a directory without __init__.py)"
                 if prefix == name:
                     problem = f"it can be imported from {origin} and a cell module would hide it"
                     hint = "choose another name"
