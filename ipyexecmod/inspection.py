@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import html
 import importlib.util
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from importlib.machinery import (
@@ -27,7 +28,7 @@ from typing import Any, NamedTuple
 
 from .cells import CellModuleFinder, finder, module_origin
 from .execmodule import get_magic_number, get_magic_tag
-from .pyc import check_source, read_header, source_of
+from .pyc import PycError, check_source, read_header, source_of
 
 __all__ = [
     "MagicNumber",
@@ -36,10 +37,14 @@ __all__ = [
     "ModuleList",
     "ModuleRow",
     "PycInfo",
+    "PycNotFound",
     "list_modules",
     "module_info",
     "module_kind",
+    "module_names",
     "pyc_info",
+    "pyc_info_for",
+    "pyc_path",
 ]
 
 
@@ -143,6 +148,23 @@ def list_modules(
     return rows
 
 
+def module_names(
+    prefix: str = "", *, cells_only: bool = False, cells: CellModuleFinder = finder
+) -> list[str]:
+    """The module names that start with ``prefix``: cell modules first, then the others
+    in :data:`sys.modules` (``cells_only``: none), each group sorted.
+
+    A notebook's own modules are the ones a user means most often; sorted with the
+    rest, they would come after hundreds of ``IPython.*`` and ``_*`` names.
+    """
+    ours = sorted(r.name for r in cells.records() if r.name.startswith(prefix))
+    if cells_only:
+        return ours
+    known = set(ours)
+    others = sorted(n for n in list(sys.modules) if n.startswith(prefix) and n not in known)
+    return ours + others
+
+
 class ModuleInfo(dict[str, object]):
     """The details of one module (:func:`module_info`): a dict that displays as a table."""
 
@@ -153,12 +175,22 @@ class ModuleInfo(dict[str, object]):
         return _html_table(None, self.items())
 
 
-def module_info(module: ModuleType, cells: CellModuleFinder = finder) -> ModuleInfo:
-    """Spec, loader, ``__file__``, ``__cached__``, package; for a cell module, its history."""
+def module_info(
+    module: ModuleType, cells: CellModuleFinder = finder, *, name: str | None = None
+) -> ModuleInfo:
+    """Spec, loader, ``__file__``, ``__cached__``, package; for a cell module, its history.
+
+    ``name`` is the name the module was looked up by (its key in :data:`sys.modules`);
+    if the module's ``__name__`` differs (``_frozen_importlib`` is
+    ``importlib._bootstrap``), that is shown too.
+    """
     spec = getattr(module, "__spec__", None)
     namespace = getattr(module, "__dict__", {})
-    info = ModuleInfo(
-        name=getattr(module, "__name__", None),
+    own_name = getattr(module, "__name__", None)
+    info = ModuleInfo(name=own_name if name is None else name)
+    if own_name != info["name"]:
+        info["__name__"] = own_name
+    info.update(
         kind=module_kind(module, cells),
         origin=getattr(spec, "origin", None),
         loader=_loader_of(module),
@@ -169,7 +201,7 @@ def module_info(module: ModuleType, cells: CellModuleFinder = finder) -> ModuleI
     )
     if "__path__" in namespace:
         info["__path__"] = namespace["__path__"]
-    record = cells.get(info["name"]) if info["kind"] == "cell" else None  # type: ignore[arg-type]
+    record = cells.get(own_name) if info["kind"] == "cell" else None  # type: ignore[arg-type]
     if record is not None:
         info["defined in"] = (
             "(a parent package, no cell)"
@@ -246,6 +278,43 @@ class MagicTag(str):
 
 class PycInfo(ModuleInfo):
     """The decoded header of a ``.pyc`` (:func:`pyc_info`): a dict that displays as a table."""
+
+
+class PycNotFound(PycError):
+    """No ``.pyc`` for a target: not a file, and not an imported module that has one."""
+
+
+def pyc_path(target: str) -> str:
+    """The ``.pyc`` that ``target`` names: a path to a file, or an imported module's ``__cached__``.
+
+    Raises :class:`PycNotFound` if ``target`` is neither a file nor the name of an
+    imported module, or if the module has no ``.pyc`` file.
+    """
+    if os.path.isfile(target):
+        return target
+    module = sys.modules.get(target)
+    if module is None:
+        msg = f"{target!r} is neither a file nor an imported module"
+        raise PycNotFound(msg)
+    spec = getattr(module, "__spec__", None)
+    path = getattr(module, "__cached__", None) or getattr(spec, "cached", None)
+    if not path or not os.path.isfile(path):
+        msg = (
+            f"module {target!r} has no .pyc file (it is built in, frozen, from a cell, or "
+            f"its bytecode was not written); give a path instead"
+        )
+        raise PycNotFound(msg)
+    return str(path)
+
+
+def pyc_info_for(target: str) -> PycInfo:
+    """:func:`pyc_info` of the ``.pyc`` that ``target`` names (see :func:`pyc_path`).
+
+    Raises :class:`PycNotFound` if there is no such ``.pyc``, its base class
+    :class:`~ipyexecmod.pyc.PycError` if it cannot be decoded, and :class:`OSError` if
+    it cannot be read.
+    """
+    return pyc_info(pyc_path(target))
 
 
 def pyc_info(path: str) -> PycInfo:

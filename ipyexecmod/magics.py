@@ -7,19 +7,21 @@ Load them with ``%load_ext ipyexecmod``, or in a profile::
     c.ExecModMagics.bind = True        # options: %config ExecModMagics
 
 This is the only module of ipyexecmod that imports IPython.  It is a thin
-layer: definitions are :mod:`ipyexecmod.cells`, the values the line magics
-return are :mod:`ipyexecmod.inspection`; here user mistakes become exactly
-:class:`~IPython.core.error.UsageError` (IPython prints those on one line).
+layer: definitions are :mod:`ipyexecmod.cells`, which names binding may take is
+:mod:`ipyexecmod.binding`, what is wrong with a cell's text and how a typo is shown
+is :mod:`ipyexecmod.typos`, the values the line magics return are
+:mod:`ipyexecmod.inspection`; here each magic parses its line, calls one of them,
+and turns a user's mistake into exactly :class:`~IPython.core.error.UsageError`
+(IPython prints those on one line).
 """
 
 from __future__ import annotations
 
-import ast
 import importlib
-import os
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +29,12 @@ from IPython.core.completer import CompletionContext, SimpleCompletion, context_
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 from traitlets import Bool, Unicode, observe
 
 from . import cells
+from .binding import binding_clash
 from .inspection import (
     MagicNumber,
     MagicTag,
@@ -39,23 +43,26 @@ from .inspection import (
     PycInfo,
     list_modules,
     module_info,
-    pyc_info,
+    module_names,
+    pyc_info_for,
 )
 from .pyc import PycError
 from .store import lasting_store, placement
+from .typos import TypoDisplay, not_python, not_source
 
 if TYPE_CHECKING:
     from .dask import Shipment
 
 __all__ = ["ExecModMagics", "load_ipython_extension", "unload_ipython_extension"]
 
-# A line with something other than blanks and a comment (found without splitting the cell).
-_CODE_LINE = re.compile(r"^[ \t\f]*[^\s#]", re.MULTILINE)
-
 # The magics whose argument is a module name, for completion.
 _MODULE_ARGUMENT = re.compile(
-    r"\s*(?:[\w.]+\s*=\s*)?%?(?:reload_module|modinfo|lsmod|ship)\s+(?:-\S+\s+)*[\w.]*$"
+    r"\s*(?:[\w.]+\s*=\s*)?(?P<magic>%%as_module|%?(?:reload_module|modinfo|lsmod|pycinfo|ship))"
+    r"\s+(?:-\S+\s+)*[\w.]*$"
 )
+# Of those, the ones that take only a cell module's name, and the one that also takes a path.
+_CELL_MODULES_ONLY = ("as_module", "ship")
+_PATHS_TOO = "pycinfo"
 
 
 @magics_class
@@ -91,6 +98,7 @@ class ExecModMagics(Magics):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._typos = TypoDisplay(self.shell)
         if self.persist_dir:
             cells.finder.add_store(lasting_store(self.persist_dir))
         if self.ship_auto:
@@ -106,17 +114,30 @@ class ExecModMagics(Magics):
         if change["new"]:
             cells.finder.add_store(lasting_store(change["new"]))
 
-    def after_cell(self, result: Any = None) -> None:
-        """After each cell (``post_run_cell``).
+    def hooks(self) -> list[tuple[str, Callable[..., None]]]:
+        """The shell events the magics follow, each with the method it calls."""
+        return [
+            ("pre_run_cell", self._typos.forget),
+            ("post_run_cell", self._typos.forget),
+            ("post_run_cell", self.put_back_lines),
+            ("post_run_cell", self.give_main_a_spec),
+            ("post_run_cell", self.ship_to_new_client),
+        ]
 
-        Puts back the lines a failed redefinition replaced in linecache (IPython has
-        shown its traceback by now), and gives the interactive ``__main__`` back the
-        ``__spec__`` that ``%reset`` deletes, without which spawned processes cannot
-        start at all.
+    def put_back_lines(self, result: object = None) -> None:
+        """Put back in linecache the lines a failed redefinition replaced.
+
+        After the cell: IPython has shown the traceback, whose lines are the failed version's.
         """
         cells.finder.restore_lines()
+
+    def give_main_a_spec(self, result: object = None) -> None:
+        """Give the interactive ``__main__`` back the ``__spec__`` that ``%reset`` deletes."""
         cells.restore_main_spec()
-        if self.ship_auto:  # a client made in this cell gets every module
+
+    def ship_to_new_client(self, result: object = None) -> None:
+        """With auto shipping, give a client made in this cell every module."""
+        if self.ship_auto:
             try:
                 _shipping().ship_to_default()
             except Exception as exc:  # the cluster went away: say so, keep the kernel going
@@ -173,39 +194,52 @@ class ExecModMagics(Magics):
         commands or top-level await.
         """
         __tracebackhide__ = True
-        args = parse_argstring(self.as_module, line)
-        if args.no_persist and args.persist_dir:
-            msg = "use --no-persist (memory only) or --persist-dir DIR, not both"
-            raise UsageError(msg)
-        problem = _not_source(args.name, cell)
+        args = _parse(self.as_module, line)
+        problem = _bad_options(args) or not_source(args.name, cell)
         if problem is not None:
             raise UsageError(problem)
-        store = placement(
-            persist=self.persist and not args.no_persist,
-            directory=args.persist_dir or self.persist_dir,
-        )
         try:
-            cells.define(
-                args.name, cell, force=args.force, defined_in=self._cell_number(), store=store
-            )
-            cells.after_commit(self._bind, args)
+            self._define(args, cell)
         except cells.DefinitionError as exc:
             hint = ", or use --force to define it anyway" if exc.forceable else ""
             msg = f"{exc}{hint}"
             raise UsageError(msg) from None
         except SyntaxError as exc:
-            reason = _not_python(self._shell, cell, exc)
-            if reason is None:
-                raise
-            msg = f"{args.name!r} not defined: {reason}"
-            raise UsageError(msg) from None
+            reason = not_python(self._shell, cell, exc)
+            if reason is not None:
+                msg = f"{args.name!r} not defined: {reason}"
+                raise UsageError(msg) from None
+            self._typos.expect(exc, cell)
+            raise
 
-    def _bind(self, args: Any) -> None:
-        """Once ``%%as_module`` has defined ``args.name`` (and the definition it was part
-        of, if its cell ran in a cell module's code, has succeeded): bind the name."""
-        top = args.name.partition(".")[0]
-        if self.bind and not args.no_bind and top in sys.modules:
-            self._shell.push({top: sys.modules[top]})
+    def _define(self, args: Any, cell: str) -> None:
+        """Define ``cell`` as module ``args.name``, with the options in ``args``; bind it
+        once the definition (and any it is part of: a cell module's code may run a cell)
+        has committed."""
+        __tracebackhide__ = True
+        store = placement(
+            persist=self.persist and not args.no_persist,
+            directory=args.persist_dir or self.persist_dir,
+        )
+        cells.define(args.name, cell, force=args.force, defined_in=self._cell_number(), store=store)
+        if self.bind and not args.no_bind:
+            cells.after_commit(self._bind, args.name)
+
+    def _bind(self, name: str) -> None:
+        """Bind the top-level package of module ``name`` in the notebook, as ``import NAME``
+        would, unless that would do harm (:func:`~ipyexecmod.binding.binding_clash`):
+        then say so, on one line."""
+        top = name.partition(".")[0]
+        module = sys.modules.get(top)
+        if module is None:
+            return
+        shell = self._shell
+        clash = binding_clash(top, module, shell.user_ns, shell.user_ns_hidden)
+        if clash is None:
+            shell.push({top: module})
+        else:
+            notice = f"module {name!r} is defined but not bound to {top!r}: {clash}"
+            print(f"{notice}; `import {name} as ...` gets it", file=sys.stderr)
 
     @magic_arguments()
     @argument("pattern", nargs="?", default="*", help="a glob on module names (default: *)")
@@ -216,7 +250,7 @@ class ExecModMagics(Magics):
 
         Returns a list of rows (name, kind, origin, loader), sorted by name.
         """
-        args = parse_argstring(self.lsmod, line)
+        args = _parse(self.lsmod, line)
         return list_modules(args.pattern, cells_only=args.cells)
 
     @magic_arguments()
@@ -224,21 +258,21 @@ class ExecModMagics(Magics):
     @line_magic
     def modinfo(self, line: str) -> ModuleInfo:
         """%modinfo NAME: one module in detail, and for a cell module the cell that defined it."""
-        args = parse_argstring(self.modinfo, line)
-        return module_info(_imported(args.name))
+        args = _parse(self.modinfo, line)
+        return module_info(_imported(args.name), name=args.name)
 
     @magic_arguments()
     @line_magic
     def magic_number(self, line: str) -> MagicNumber:
         """%magic_number: PyImport_GetMagicNumber(), the int this Python's .pyc files begin with."""
-        parse_argstring(self.magic_number, line)
+        _parse(self.magic_number, line)
         return MagicNumber.current()
 
     @magic_arguments()
     @line_magic
     def magic_tag(self, line: str) -> MagicTag:
         """%magic_tag: PyImport_GetMagicTag(), the tag in the names of this Python's .pyc files."""
-        parse_argstring(self.magic_tag, line)
+        _parse(self.magic_tag, line)
         return MagicTag.current()
 
     @magic_arguments()
@@ -252,22 +286,9 @@ class ExecModMagics(Magics):
         source's mtime and size or hash, and whether the file is valid for its
         source and for the running Python.  Works on any .pyc.
         """
-        args = parse_argstring(self.pycinfo, line)
-        path = args.target
-        if not os.path.isfile(path):
-            module = sys.modules.get(path)
-            if module is None:
-                msg = f"{path!r} is neither a file nor an imported module"
-                raise UsageError(msg)
-            path = getattr(module, "__cached__", None) or getattr(module.__spec__, "cached", None)
-            if not path or not os.path.isfile(path):
-                msg = (
-                    f"module {args.target!r} has no .pyc file (it is built in, frozen, "
-                    f"from a cell, or its bytecode was not written); give a path instead"
-                )
-                raise UsageError(msg)
+        args = _parse(self.pycinfo, line)
         try:
-            return pyc_info(path)
+            return pyc_info_for(args.target)
         except (PycError, OSError) as exc:
             raise UsageError(str(exc)) from None
 
@@ -281,7 +302,7 @@ class ExecModMagics(Magics):
         module is put back as it was.  Returns the module.
         """
         __tracebackhide__ = True
-        args = parse_argstring(self.reload_module, line)
+        args = _parse(self.reload_module, line)
         module = _imported(args.name)
         if cells.finder.owns(module):
             return cells.finder.reload(module.__name__)
@@ -311,7 +332,7 @@ class ExecModMagics(Magics):
         the cell finishes, and the next task runs the new code.  Returns what
         was shipped where (or nothing).  Needs ipyexecmod[dask].
         """
-        args = parse_argstring(self.ship, line)
+        args = _parse(self.ship, line)
         if args.auto and args.no_auto:
             msg = "use --auto or --no-auto, not both"
             raise UsageError(msg)
@@ -345,13 +366,21 @@ class ExecModMagics(Magics):
 
     @context_matcher()
     def complete_module_names(self, context: CompletionContext) -> dict[str, Any]:
-        """Complete module names after %reload_module, %modinfo and %lsmod."""
-        if not _MODULE_ARGUMENT.match(context.line_with_cursor):
+        """Complete module names after the magics that take one, cell modules first.
+
+        %%as_module and %ship get only cell modules; %pycinfo also gets the paths
+        IPython completes.
+        """
+        match = _MODULE_ARGUMENT.match(context.line_with_cursor)
+        if match is None:
             return {"completions": [], "suppress": False}
-        names = sorted(name for name in sys.modules if name.startswith(context.token))
+        magic = match["magic"].lstrip("%")
+        names = module_names(context.token, cells_only=magic in _CELL_MODULES_ONLY)
         return {
             "completions": [SimpleCompletion(name, type="module") for name in names],
             "suppress": True,
+            "do_not_suppress": {"IPCompleter.file_matcher"} if magic == _PATHS_TOO else set(),
+            "ordered": True,  # as module_names orders them, not alphabetically
         }
 
 
@@ -374,60 +403,47 @@ def _imported(name: str) -> ModuleType:
     raise UsageError(msg)
 
 
-def _not_source(name: str, cell: str) -> str | None:
-    """Why ``cell`` cannot be the source of module ``name`` at all, or ``None``."""
-    if not cell.strip():
-        return f"the cell is empty: write the code of module {name!r} below %%as_module"
-    if _CODE_LINE.search(cell) is None:
-        return (
-            f"the cell has only comments, so module {name!r} would have no code: "
-            f"uncomment its code, or write it below %%as_module"
-        )
-    if "\0" in cell:
-        line = cell.count("\n", 0, cell.index("\0")) + 1
-        return (
-            f"{name!r} not defined: line {line} contains a null byte (\\x00), which Python "
-            f"source cannot; delete it"
-        )
+def _parse(magic: Any, line: str) -> Any:
+    """The arguments of ``magic`` (a method made with ``magic_arguments``) in ``line``.
+
+    As IPython's ``parse_argstring``, but a word starting with ``#`` ends the line (a
+    comment), and an unknown option is named even when a required argument is missing
+    too (argparse reports only the missing one).  Raises UsageError.
+    """
     try:
-        cell.isascii() or cell.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        line = cell.count("\n", 0, exc.start) + 1
-        return (
-            f"{name!r} not defined: line {line} contains {cell[exc.start]!r}, a lone "
-            f"surrogate, which is not text (a bad copy and paste?); delete it"
-        )
+        words = arg_split(line)
+    except ValueError as exc:  # shlex's "No closing quotation"
+        msg = f"cannot read the arguments {line.strip()!r}: {exc}; close the quotation"
+        raise UsageError(msg) from None
+    comment = next((i for i, word in enumerate(words) if word.startswith("#")), len(words))
+    words = words[:comment]
+    try:
+        return magic.parser.parse_args(words)
+    except UsageError as error:
+        unknown = _unknown_options(magic.parser, words)
+        if all(option in str(error) for option in unknown):
+            raise  # no unknown option, or argparse named them already
+    msg = f"unrecognized arguments: {' '.join(unknown)}"
+    raise UsageError(msg)
+
+
+def _unknown_options(parser: Any, words: list[str]) -> list[str]:
+    """The options in ``words`` that ``parser`` does not know.
+
+    Found by parsing again with a stand-in after them for a missing argument.
+    """
+    try:
+        _, extra = parser.parse_known_args([*words, "--", "_"])
+    except UsageError:  # an error in a known option: the first parse said it
+        return []
+    return [word for word in extra if word.startswith("-") and word != "--"]
+
+
+def _bad_options(args: Any) -> str | None:
+    """Why ``%%as_module``'s options contradict each other, or ``None``."""
+    if args.no_persist and args.persist_dir:
+        return "use --no-persist (memory only) or --persist-dir DIR, not both"
     return None
-
-
-def _not_python(shell: InteractiveShell, cell: str, error: SyntaxError) -> str | None:
-    """Why a cell that failed to compile is not plain Python, or ``None`` if it is just wrong."""
-    manager = shell.input_transformer_manager
-    lines = (cell if cell.endswith("\n") else cell + "\n").splitlines(keepends=True)
-    transformed = lines
-    try:
-        for transform in manager.line_transforms:
-            transformed = transform(transformed)
-        transformed = manager.do_token_transforms(transformed)
-    except Exception:  # IPython's tokenizer gave up too: the Python error is the one to show
-        return None
-    for number, (before, after) in enumerate(zip(lines, transformed, strict=False), 1):
-        if before != after:
-            return (
-                f"line {number} is IPython syntax (a magic, a shell command or a help "
-                f"request), not Python: {before.strip()!r}; a module's code must be plain "
-                f"Python, so run it in an ordinary cell"
-            )
-    try:
-        compile(cell, "<cell>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-    except SyntaxError:
-        return None
-    text = lines[error.lineno - 1].strip() if error.lineno else ""
-    return (
-        f"line {error.lineno} uses 'await' (or 'async for'/'async with') outside a function, "
-        f"which a module cannot do: {text!r}; put it in an async function of the module and "
-        f"await that from an ordinary cell"
-    )
 
 
 def load_ipython_extension(shell: InteractiveShell) -> None:
@@ -435,9 +451,10 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     unload_ipython_extension(shell)  # whatever an earlier load left behind
     magics = ExecModMagics(shell=shell)
     shell.register_magics(magics)
-    shell.events.register("post_run_cell", magics.after_cell)
+    for event, hook in magics.hooks():
+        shell.events.register(event, hook)
     shell.Completer.custom_matchers.append(magics.complete_module_names)
-    cells.finder.defer_lines = True  # after_cell puts them back, once IPython has shown them
+    cells.finder.defer_lines = True  # put_back_lines does it, once IPython has shown them
     cells.finder.install()
 
 
@@ -453,8 +470,9 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
         if magics in shell.configurables:
             shell.configurables.remove(magics)
         magics.ship_auto = False
-        magics.after_cell()
-        shell.events.unregister("post_run_cell", magics.after_cell)
+        for event, hook in magics.hooks():
+            hook()  # what the end of a cell would have done
+            shell.events.unregister(event, hook)
         shipping = sys.modules.get("ipyexecmod.dask")  # never imported just to unload
         if shipping is not None:
             shipping.disable()

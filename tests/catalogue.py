@@ -160,6 +160,24 @@ CASES = [
         "unrecognized arguments: --bogus",
     ),
     Case(
+        "unknown-option-without-a-name",
+        _as_module("-x", "X = 1\n"),
+        USAGE,
+        "^unrecognized arguments: -x$",
+    ),
+    Case(
+        "unclosed-quotation",
+        _as_module('"{name}', "X = 1\n"),
+        USAGE,
+        "No closing quotation; close the quotation",
+    ),
+    Case(
+        "comment-on-the-magic-line",
+        _as_module("{name}  # helpers, --force", "X = 1\n"),
+        None,
+        check="{name}.X == 1",
+    ),
+    Case(
         "two-names", _as_module("{name} other", "X = 1\n"), USAGE, "unrecognized arguments: other"
     ),
     Case(
@@ -204,6 +222,7 @@ CASES = [
     Case("line-magic-unknown-option", "%lsmod --bogus", USAGE, "unrecognized arguments: --bogus"),
     Case("line-magic-extra-argument", "%magic_number 3", USAGE, "unrecognized arguments: 3"),
     Case("modinfo-no-name", "%modinfo", USAGE, "the following arguments are required: name"),
+    Case("modinfo-unknown-option", "%modinfo -x", USAGE, "^unrecognized arguments: -x$"),
     Case(
         "modinfo-unknown",
         "%modinfo {name}",

@@ -28,14 +28,16 @@ def kernel_running(ipython_dir: Path) -> Iterator[tuple[Any, Any]]:
         manager.shutdown_kernel(now=True)
 
 
-def execute(client: Any, code: str, timeout: float = 120) -> tuple[dict, list[dict]]:
+def execute(
+    client: Any, code: str, timeout: float = 120, *, stop_on_error: bool = False
+) -> tuple[dict, list[dict]]:
     """Execute ``code``; the reply's content and the iopub messages it caused.
 
-    A cell that fails does not make the kernel abort the next request (stop_on_error).
+    By default a cell that fails does not make the kernel abort the requests after it.
     """
     messages: list[dict] = []
     reply = client.execute_interactive(
-        code, output_hook=messages.append, timeout=timeout, stop_on_error=False
+        code, output_hook=messages.append, timeout=timeout, stop_on_error=stop_on_error
     )
     return reply["content"], messages
 

@@ -130,3 +130,55 @@ def test_spawned_workers_in_a_kernel_run_the_current_definition(kernel):
     run(kernel, "%%as_module kwork\ndef square(x):\n    return -x * x\n")
     reply, messages = run(kernel, code)
     assert stdout(messages) == "[-1, -4, -9]\n"
+
+
+def shown_lines(error: dict) -> list[str]:
+    text = ANSI.sub("", "\n".join(error["traceback"]))
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("body", "ename", "evalue", "line"),
+    [
+        ("x = 1\ny = (\nz = 3 +* 4\n", "SyntaxError", "'(' was never closed", "y = ("),
+        ("def f():\n        x = 1\n    return x\n", "IndentationError", "unindent", "return x"),
+    ],
+)
+def test_a_typo_in_a_redefinition_shows_the_short_form_with_the_new_line(
+    kernel, body, ename, evalue, line
+):
+    run(kernel, "%%as_module ktypo\nx = 1\ny = 2\nz = 3\n")
+    reply, messages = execute(kernel, f"%%as_module ktypo\n{body}", 60, stop_on_error=False)
+    assert reply["status"] == "error" and reply["ename"] == ename
+    assert evalue in reply["evalue"] and "ktypo.py" in reply["evalue"]
+    (error,) = outputs(messages, "error")
+    assert (error["ename"], error["evalue"]) == (ename, reply["evalue"])
+    lines = shown_lines(error)
+    assert len(lines) == 4 and lines[1].strip() == line, lines
+    assert "ktypo.py" in lines[0] and lines[-1].startswith(f"{ename}: ")
+    assert "y = 2" not in "\n".join(lines) and "run_cell_magic" not in "\n".join(lines)
+    reply, messages = run(kernel, "import ktypo\nprint(ktypo.y)")
+    assert stdout(messages) == "2\n"
+
+
+def test_binding_leaves_ipythons_names_and_the_notebooks_values(kernel):
+    reply, messages = execute(kernel, "%%as_module get_ipython\nX = 1\n", 60, stop_on_error=False)
+    assert reply["status"] == "ok"
+    assert "not bound to 'get_ipython'" in stream(messages, "stderr")
+    run(kernel, "kdata = [1, 2]")
+    reply, messages = run(kernel, "%%as_module kdata\nX = 2\n")
+    assert "'kdata' holds a list of the notebook" in stream(messages, "stderr")
+    reply, messages = run(kernel, "%lsmod kdat*\nimport get_ipython as g\ndisplay(kdata, g.X)")
+    assert reply["status"] == "ok"
+    assert [r["data"]["text/plain"] for r in outputs(messages, "display_data")] == ["[1, 2]", "1"]
+
+
+def test_cell_modules_complete_first_in_a_notebook(kernel):
+    run(kernel, "%%as_module kfirst_to_complete\nx = 1\n")
+    for code in ("%pycinfo kfirst_", "%%as_module kfirst_"):
+        kernel.complete(code, len(code))
+        assert kernel.get_shell_msg(timeout=30)["content"]["matches"] == ["kfirst_to_complete"]
+    code = "%modinfo "
+    kernel.complete(code, len(code))
+    matches = kernel.get_shell_msg(timeout=30)["content"]["matches"]
+    assert matches.index("kfirst_to_complete") < matches.index("IPython")

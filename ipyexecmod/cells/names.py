@@ -105,6 +105,9 @@ def check_available(finder: CellModuleFinder, name: str) -> None:
 def _in_the_way(name: str, prefix: str, spec: ModuleSpec) -> str:
     """Why the module that another finder has for ``prefix`` keeps ``name`` from being defined."""
     origin = spec.origin or "elsewhere"
+    if spec.origin is None and spec.submodule_search_locations:
+        directories = ", ".join(spec.submodule_search_locations)
+        origin = f"{directories} (a namespace package: a directory without __init__.py)"
     if prefix == name:
         problem = f"it can be imported from {origin} and a cell module would hide it"
         hint = "choose another name"
