@@ -1,68 +1,31 @@
 # SPDX-License-Identifier: MIT
-"""The IPython magics: ``%%as_module`` and the line magics that inspect modules.
-
-Load them with ``%load_ext ipyexecmod``, or in a profile::
-
-    c.InteractiveShellApp.extensions = ["ipyexecmod"]
-    c.ExecModMagics.bind = True        # options: %config ExecModMagics
-
-This is the only module of ipyexecmod that imports IPython.  It is a thin
-layer: definitions are :mod:`ipyexecmod.cells`, which names binding may take is
-:mod:`ipyexecmod.binding`, what is wrong with a cell's text and how a typo is shown
-is :mod:`ipyexecmod.typos`, the values the line magics return are
-:mod:`ipyexecmod.inspection`; here each magic parses its line, calls one of them,
-and turns a user's mistake into exactly :class:`~IPython.core.error.UsageError`
-(IPython prints those on one line).
-"""
+"""``%%as_module``, ``%ship`` and the options of both (``%config ExecModMagics``)."""
 
 from __future__ import annotations
 
 import importlib
-import re
 import sys
 import warnings
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 from traitlets import Bool, Unicode, observe
 
-from . import cells
-from .binding import binding_clash
-from .inspection import (
-    MagicNumber,
-    MagicTag,
-    ModuleInfo,
-    ModuleList,
-    PycInfo,
-    list_modules,
-    module_info,
-    module_names,
-    pyc_info_for,
-)
-from .pyc import PycError
-from .store import lasting_store, placement
-from .typos import TypoDisplay, not_python, not_source
+from .. import cells
+from ..binding import binding_clash
+from ..store import lasting_store, placement
+from ..typos import TypoDisplay, not_python, not_source
+from .arguments import parse
 
 if TYPE_CHECKING:
-    from .dask import Shipment
+    from ..dask import Shipment
 
-__all__ = ["ExecModMagics", "load_ipython_extension", "unload_ipython_extension"]
-
-# The magics whose argument is a module name, for completion.
-_MODULE_ARGUMENT = re.compile(
-    r"\s*(?:[\w.]+\s*=\s*)?(?P<magic>%%as_module|%?(?:reload_module|modinfo|lsmod|pycinfo|ship))"
-    r"\s+(?:-\S+\s+)*[\w.]*$"
-)
-# Of those, the ones that take only a cell module's name, and the one that also takes a path.
-_CELL_MODULES_ONLY = ("as_module", "ship")
-_PATHS_TOO = "pycinfo"
+__all__ = ["ExecModMagics"]
 
 
 @magics_class
@@ -194,7 +157,7 @@ class ExecModMagics(Magics):
         commands or top-level await.
         """
         __tracebackhide__ = True
-        args = _parse(self.as_module, line)
+        args = parse(self.as_module, line)
         problem = _bad_options(args) or not_source(args.name, cell)
         if problem is not None:
             raise UsageError(problem)
@@ -242,73 +205,6 @@ class ExecModMagics(Magics):
             print(f"{notice}; `import {name} as ...` gets it", file=sys.stderr)
 
     @magic_arguments()
-    @argument("pattern", nargs="?", default="*", help="a glob on module names (default: *)")
-    @argument("--cells", action="store_true", help="only the modules ipyexecmod made")
-    @line_magic
-    def lsmod(self, line: str) -> ModuleList:
-        """%lsmod [PATTERN] [--cells]: the entries of sys.modules, with kind, origin and loader.
-
-        Returns a list of rows (name, kind, origin, loader), sorted by name.
-        """
-        args = _parse(self.lsmod, line)
-        return list_modules(args.pattern, cells_only=args.cells)
-
-    @magic_arguments()
-    @argument("name", help="the module's name in sys.modules")
-    @line_magic
-    def modinfo(self, line: str) -> ModuleInfo:
-        """%modinfo NAME: one module in detail, and for a cell module the cell that defined it."""
-        args = _parse(self.modinfo, line)
-        return module_info(_imported(args.name), name=args.name)
-
-    @magic_arguments()
-    @line_magic
-    def magic_number(self, line: str) -> MagicNumber:
-        """%magic_number: PyImport_GetMagicNumber(), the int this Python's .pyc files begin with."""
-        _parse(self.magic_number, line)
-        return MagicNumber.current()
-
-    @magic_arguments()
-    @line_magic
-    def magic_tag(self, line: str) -> MagicTag:
-        """%magic_tag: PyImport_GetMagicTag(), the tag in the names of this Python's .pyc files."""
-        _parse(self.magic_tag, line)
-        return MagicTag.current()
-
-    @magic_arguments()
-    @argument("target", help="a .pyc file, or an imported module (its __cached__ is read)")
-    @line_magic
-    def pycinfo(self, line: str) -> PycInfo:
-        """%pycinfo PATH_OR_MODULE: decode a .pyc header and say whether it is still valid.
-
-        Shows the magic number and the Python version that wrote the file, the
-        invalidation mode (timestamp, unchecked hash, checked hash) with the
-        source's mtime and size or hash, and whether the file is valid for its
-        source and for the running Python.  Works on any .pyc.
-        """
-        args = _parse(self.pycinfo, line)
-        try:
-            return pyc_info_for(args.target)
-        except (PycError, OSError) as exc:
-            raise UsageError(str(exc)) from None
-
-    @magic_arguments()
-    @argument("name", help="the module's name in sys.modules")
-    @line_magic
-    def reload_module(self, line: str) -> ModuleType:
-        """%reload_module NAME: reload a module; a cell module re-executes its latest source.
-
-        A cell module is reloaded as a transaction: if its code raises, the
-        module is put back as it was.  Returns the module.
-        """
-        __tracebackhide__ = True
-        args = _parse(self.reload_module, line)
-        module = _imported(args.name)
-        if cells.finder.owns(module):
-            return cells.finder.reload(module.__name__)
-        return importlib.reload(module)
-
-    @magic_arguments()
     @argument("names", nargs="*", metavar="NAME", help="cell modules to ship")
     @argument(
         "--client",
@@ -332,7 +228,7 @@ class ExecModMagics(Magics):
         the cell finishes, and the next task runs the new code.  Returns what
         was shipped where (or nothing).  Needs ipyexecmod[dask].
         """
-        args = _parse(self.ship, line)
+        args = parse(self.ship, line)
         if args.auto and args.no_auto:
             msg = "use --auto or --no-auto, not both"
             raise UsageError(msg)
@@ -364,25 +260,6 @@ class ExecModMagics(Magics):
             raise UsageError(msg)
         return self._shell.user_ns[variable]
 
-    @context_matcher()
-    def complete_module_names(self, context: CompletionContext) -> dict[str, Any]:
-        """Complete module names after the magics that take one, cell modules first.
-
-        %%as_module and %ship get only cell modules; %pycinfo also gets the paths
-        IPython completes.
-        """
-        match = _MODULE_ARGUMENT.match(context.line_with_cursor)
-        if match is None:
-            return {"completions": [], "suppress": False}
-        magic = match["magic"].lstrip("%")
-        names = module_names(context.token, cells_only=magic in _CELL_MODULES_ONLY)
-        return {
-            "completions": [SimpleCompletion(name, type="module") for name in names],
-            "suppress": True,
-            "do_not_suppress": {"IPCompleter.file_matcher"} if magic == _PATHS_TOO else set(),
-            "ordered": True,  # as module_names orders them, not alphabetically
-        }
-
 
 def _shipping() -> ModuleType:
     """:mod:`ipyexecmod.dask`, or a UsageError that says how to install it."""
@@ -392,96 +269,8 @@ def _shipping() -> ModuleType:
         raise UsageError(str(exc)) from None
 
 
-def _imported(name: str) -> ModuleType:
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
-    if name in cells.finder:
-        msg = f"cell module {name!r} is not imported now; `import {name}` re-creates it"
-    else:
-        msg = f"no module named {name!r} is imported; check the name with %lsmod"
-    raise UsageError(msg)
-
-
-def _parse(magic: Any, line: str) -> Any:
-    """The arguments of ``magic`` (a method made with ``magic_arguments``) in ``line``.
-
-    As IPython's ``parse_argstring``, but a word starting with ``#`` ends the line (a
-    comment), and an unknown option is named even when a required argument is missing
-    too (argparse reports only the missing one).  Raises UsageError.
-    """
-    try:
-        words = arg_split(line)
-    except ValueError as exc:  # shlex's "No closing quotation"
-        msg = f"cannot read the arguments {line.strip()!r}: {exc}; close the quotation"
-        raise UsageError(msg) from None
-    comment = next((i for i, word in enumerate(words) if word.startswith("#")), len(words))
-    words = words[:comment]
-    try:
-        return magic.parser.parse_args(words)
-    except UsageError as error:
-        unknown = _unknown_options(magic.parser, words)
-        if all(option in str(error) for option in unknown):
-            raise  # no unknown option, or argparse named them already
-    msg = f"unrecognized arguments: {' '.join(unknown)}"
-    raise UsageError(msg)
-
-
-def _unknown_options(parser: Any, words: list[str]) -> list[str]:
-    """The options in ``words`` that ``parser`` does not know.
-
-    Found by parsing again with a stand-in after them for a missing argument.
-    """
-    try:
-        _, extra = parser.parse_known_args([*words, "--", "_"])
-    except UsageError:  # an error in a known option: the first parse said it
-        return []
-    return [word for word in extra if word.startswith("-") and word != "--"]
-
-
 def _bad_options(args: Any) -> str | None:
     """Why ``%%as_module``'s options contradict each other, or ``None``."""
     if args.no_persist and args.persist_dir:
         return "use --no-persist (memory only) or --persist-dir DIR, not both"
     return None
-
-
-def load_ipython_extension(shell: InteractiveShell) -> None:
-    """Register the magics, the completer and the cell-module finder (``%load_ext``)."""
-    unload_ipython_extension(shell)  # whatever an earlier load left behind
-    magics = ExecModMagics(shell=shell)
-    shell.register_magics(magics)
-    for event, hook in magics.hooks():
-        shell.events.register(event, hook)
-    shell.Completer.custom_matchers.append(magics.complete_module_names)
-    cells.finder.defer_lines = True  # put_back_lines does it, once IPython has shown them
-    cells.finder.install()
-
-
-def unload_ipython_extension(shell: InteractiveShell) -> None:
-    """Remove all that loading added (``%unload_ext``); cell modules already imported stay."""
-    manager = shell.magics_manager
-    magics = manager.registry.pop(ExecModMagics.__name__, None)
-    if magics is not None:
-        for kind, table in magics.magics.items():
-            for name, method in table.items():
-                if manager.magics[kind].get(name) == method:
-                    del manager.magics[kind][name]
-        if magics in shell.configurables:
-            shell.configurables.remove(magics)
-        magics.ship_auto = False
-        for event, hook in magics.hooks():
-            hook()  # what the end of a cell would have done
-            shell.events.unregister(event, hook)
-        shipping = sys.modules.get("ipyexecmod.dask")  # never imported just to unload
-        if shipping is not None:
-            shipping.disable()
-    identifier = ExecModMagics.complete_module_names.matcher_identifier
-    shell.Completer.custom_matchers[:] = [
-        matcher
-        for matcher in shell.Completer.custom_matchers
-        if getattr(matcher, "matcher_identifier", None) != identifier
-    ]
-    cells.finder.defer_lines = False
-    cells.finder.restore_lines()
-    cells.finder.uninstall()

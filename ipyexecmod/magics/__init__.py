@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: MIT
+"""The IPython magics: ``%%as_module`` and the line magics that inspect modules.
+
+Load them with ``%load_ext ipyexecmod``, or in a profile::
+
+    c.InteractiveShellApp.extensions = ["ipyexecmod"]
+    c.ExecModMagics.bind = True        # options: %config ExecModMagics
+
+This package is the only part of ipyexecmod that imports IPython:
+:mod:`.definitions` (``%%as_module`` and ``%ship``), :mod:`.modules` (the line
+magics that inspect modules) and :mod:`.arguments` (reading a magic's line,
+completing module names).  It is a thin layer: definitions are
+:mod:`ipyexecmod.cells`, which names binding may take is :mod:`ipyexecmod.binding`,
+what is wrong with a cell's text and how a typo is shown is :mod:`ipyexecmod.typos`,
+the values the line magics return are :mod:`ipyexecmod.inspection`, shipping is
+:mod:`ipyexecmod.dask`; here each magic parses its line, calls one of them, and
+turns a user's mistake into exactly :class:`~IPython.core.error.UsageError`
+(IPython prints those on one line).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from IPython.core.interactiveshell import InteractiveShell
+
+from .. import cells
+from .arguments import complete_module_names
+from .definitions import ExecModMagics
+from .modules import ModuleMagics
+
+__all__ = ["ExecModMagics", "ModuleMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+
+_MAGICS = (ExecModMagics, ModuleMagics)
+
+
+def load_ipython_extension(shell: InteractiveShell) -> None:
+    """Register the magics, the completer and the cell-module finder (``%load_ext``)."""
+    unload_ipython_extension(shell)  # whatever an earlier load left behind
+    for cls in _MAGICS:
+        shell.register_magics(cls(shell=shell))
+    magics = shell.magics_manager.registry[ExecModMagics.__name__]
+    for event, hook in magics.hooks():
+        shell.events.register(event, hook)
+    shell.Completer.custom_matchers.append(complete_module_names)
+    cells.finder.defer_lines = True  # put_back_lines does it, once IPython has shown them
+    cells.finder.install()
+
+
+def unload_ipython_extension(shell: InteractiveShell) -> None:
+    """Remove all that loading added (``%unload_ext``); cell modules already imported stay."""
+    manager = shell.magics_manager
+    for cls in _MAGICS:
+        magics = manager.registry.pop(cls.__name__, None)
+        if magics is None:
+            continue
+        for kind, table in magics.magics.items():
+            for name, method in table.items():
+                if manager.magics[kind].get(name) == method:
+                    del manager.magics[kind][name]
+        if magics in shell.configurables:
+            shell.configurables.remove(magics)
+        if isinstance(magics, ExecModMagics):
+            _stop_following_cells(shell, magics)
+    identifier = complete_module_names.matcher_identifier
+    shell.Completer.custom_matchers[:] = [
+        matcher
+        for matcher in shell.Completer.custom_matchers
+        if getattr(matcher, "matcher_identifier", None) != identifier
+    ]
+    cells.finder.defer_lines = False
+    cells.finder.restore_lines()
+    cells.finder.uninstall()
+
+
+def _stop_following_cells(shell: InteractiveShell, magics: ExecModMagics) -> None:
+    """Undo what ``magics`` set up to run around cells, and any shipping it started."""
+    magics.ship_auto = False
+    for event, hook in magics.hooks():
+        hook()  # what the end of a cell would have done
+        shell.events.unregister(event, hook)
+    shipping = sys.modules.get("ipyexecmod.dask")  # never imported just to unload
+    if shipping is not None:
+        shipping.disable()
