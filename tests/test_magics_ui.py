@@ -19,7 +19,7 @@ from IPython.core.completer import provisionalcompleter
 from IPython.core.error import UsageError
 
 from ipyexecmod import cells
-from ipyexecmod.magics import ExecModMagics, ModuleMagics
+from ipyexecmod.magics import ExecModMagics, ModuleMagics, ShipMagics
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -349,7 +349,7 @@ def test_a_namespace_package_in_the_way_is_named(ip, unique, tmp_path, monkeypat
 # -- thin magics ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [ExecModMagics, ModuleMagics])
+@pytest.mark.parametrize("cls", [ExecModMagics, ModuleMagics, ShipMagics])
 def test_magic_methods_are_thin(cls):
     """Each magic parses, makes one call into the core and returns: at most 25 lines of body."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))

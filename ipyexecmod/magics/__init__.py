@@ -7,9 +7,9 @@ Load them with ``%load_ext ipyexecmod``, or in a profile::
     c.ExecModMagics.bind = True        # options: %config ExecModMagics
 
 This package is the only part of ipyexecmod that imports IPython:
-:mod:`.definitions` (``%%as_module`` and ``%ship``), :mod:`.modules` (the line
-magics that inspect modules) and :mod:`.arguments` (reading a magic's line,
-completing module names).  It is a thin layer: definitions are
+:mod:`.definitions` (``%%as_module`` and the options), :mod:`.modules` (the line
+magics that inspect modules), :mod:`.shipping` (``%ship``) and :mod:`.arguments`
+(reading a magic's line, completing module names).  It is a thin layer: definitions are
 :mod:`ipyexecmod.cells`, which names binding may take is :mod:`ipyexecmod.binding`,
 what is wrong with a cell's text and how a typo is shown is :mod:`ipyexecmod.typos`,
 the values the line magics return are :mod:`ipyexecmod.inspection`, shipping is
@@ -28,11 +28,18 @@ from .. import cells
 from .arguments import complete_module_names
 from .definitions import ExecModMagics
 from .modules import ModuleMagics
+from .shipping import ShipMagics
 
-__all__ = ["ExecModMagics", "ModuleMagics", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "ExecModMagics",
+    "ModuleMagics",
+    "ShipMagics",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 
 
-_MAGICS = (ExecModMagics, ModuleMagics)
+_MAGICS = (ExecModMagics, ModuleMagics, ShipMagics)
 
 
 def load_ipython_extension(shell: InteractiveShell) -> None:

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""``%%as_module``, ``%ship`` and the options of both (``%config ExecModMagics``)."""
+"""``%%as_module``, and the options of the magics (``%config ExecModMagics``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import sys
 import warnings
 from collections.abc import Callable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Unicode, observe
 
@@ -22,10 +22,7 @@ from ..store import lasting_store, placement
 from ..typos import TypoDisplay, not_python, not_source
 from .arguments import parse
 
-if TYPE_CHECKING:
-    from ..dask import Shipment
-
-__all__ = ["ExecModMagics"]
+__all__ = ["ExecModMagics", "shipping"]
 
 
 @magics_class
@@ -65,12 +62,12 @@ class ExecModMagics(Magics):
         if self.persist_dir:
             cells.finder.add_store(lasting_store(self.persist_dir))
         if self.ship_auto:
-            _shipping().set_auto(True)
+            shipping().set_auto(True)
 
     @observe("ship_auto")
     def _ship_auto_changed(self, change: Any) -> None:
         if change["new"] or "ipyexecmod.dask" in sys.modules:
-            _shipping().set_auto(change["new"])
+            shipping().set_auto(change["new"])
 
     @observe("persist_dir")
     def _persist_dir_changed(self, change: Any) -> None:
@@ -102,7 +99,7 @@ class ExecModMagics(Magics):
         """With auto shipping, give a client made in this cell every module."""
         if self.ship_auto:
             try:
-                _shipping().ship_to_default()
+                shipping().ship_to_default()
             except Exception as exc:  # the cluster went away: say so, keep the kernel going
                 warnings.warn(f"auto shipping failed: {exc}", RuntimeWarning, stacklevel=1)
 
@@ -204,64 +201,8 @@ class ExecModMagics(Magics):
             notice = f"module {name!r} is defined but not bound to {top!r}: {clash}"
             print(f"{notice}; `import {name} as ...` gets it", file=sys.stderr)
 
-    @magic_arguments()
-    @argument("names", nargs="*", metavar="NAME", help="cell modules to ship")
-    @argument(
-        "--client",
-        metavar="VAR",
-        help="the variable holding the distributed.Client (default: the default client)",
-    )
-    @argument(
-        "--auto",
-        action="store_true",
-        help="from now on, ship every new or redefined cell module to the default client "
-        "(see ExecModMagics.ship_auto)",
-    )
-    @argument("--no-auto", action="store_true", help="turn --auto off")
-    @line_magic
-    def ship(self, line: str) -> Shipment | None:
-        """%ship NAME [NAME ...] [--client VAR] | --auto | --no-auto: cell modules on Dask workers.
 
-        Sends the modules to every current and future worker of a Dask cluster
-        (a dotted name sends its whole package), through Dask's UploadFile
-        plugin.  Each later redefinition of their cells sends them again before
-        the cell finishes, and the next task runs the new code.  Returns what
-        was shipped where (or nothing).  Needs ipyexecmod[dask].
-        """
-        args = parse(self.ship, line)
-        if args.auto and args.no_auto:
-            msg = "use --auto or --no-auto, not both"
-            raise UsageError(msg)
-        if args.client and (args.auto or args.no_auto):
-            msg = "--auto always ships to the default client; leave out --client VAR"
-            raise UsageError(msg)
-        if not (args.names or args.auto or args.no_auto):
-            msg = "name the cell modules to ship (%ship NAME ...), or use %ship --auto"
-            raise UsageError(msg)
-        auto = True if args.auto else False if args.no_auto else None
-        shipping = _shipping()
-        try:
-            shipment: Shipment | None = shipping.ship_command(
-                args.names, self._client(args.client), auto=auto
-            )
-        except shipping.ShipError as exc:
-            raise UsageError(str(exc)) from None
-        if auto is not None:
-            self.ship_auto = auto  # as %config shows it; its observer changes nothing more
-        return shipment
-
-    def _client(self, variable: str | None) -> object:
-        """The value of the notebook variable ``variable``; ``None`` (the default client)
-        without one."""
-        if variable is None:
-            return None
-        if variable not in self._shell.user_ns:
-            msg = f"no variable {variable!r} in the notebook: --client names a variable"
-            raise UsageError(msg)
-        return self._shell.user_ns[variable]
-
-
-def _shipping() -> ModuleType:
+def shipping() -> ModuleType:
     """:mod:`ipyexecmod.dask`, or a UsageError that says how to install it."""
     try:
         return importlib.import_module("ipyexecmod.dask")
