@@ -23,17 +23,22 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib.util
-import itertools
 import keyword
 import os
 import shutil
-import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from types import CodeType
 from typing import NamedTuple
 
+from ._files import (
+    StoreError,
+    identity,
+    make_directory,
+    new_private_directory,
+    unchanged,
+    write_atomic,
+)
 from .pyc import hash_pyc, is_sound_hash_pyc
 
 __all__ = [
@@ -44,108 +49,6 @@ __all__ = [
     "lasting_store",
     "placement",
 ]
-
-_PREFIX = "ipyexecmod-"
-# Memory-backed, where the platform has one: a private directory dies with its kernel, so
-# it needs no disk, and an atomic write there costs a sixth of one on disk.
-_MEMORY_ROOT = "/dev/shm"
-_MEMORY_NEEDED = 64 * 2**20  # free bytes, or the private directory goes on disk
-
-
-def _private_roots() -> list[str]:
-    """Where private directories may be: the memory-backed root first, if usable."""
-    roots = [tempfile.gettempdir()]
-    try:
-        usage = os.statvfs(_MEMORY_ROOT)
-    except OSError:
-        return roots
-    if usage.f_bavail * usage.f_frsize >= _MEMORY_NEEDED and os.access(_MEMORY_ROOT, os.W_OK):
-        roots.insert(0, _MEMORY_ROOT)
-    return roots
-
-
-def _remove_directories_of_dead_processes() -> None:
-    """Remove the private directories, owned by this user, of processes no longer running."""
-    for root in {tempfile.gettempdir(), _MEMORY_ROOT}:
-        try:
-            entries = os.scandir(root)
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                pid = entry.name.removeprefix(_PREFIX).partition("-")[0]
-                if not entry.name.startswith(_PREFIX) or not pid.isdigit():
-                    continue
-                try:
-                    if entry.stat(follow_symlinks=False).st_uid != os.getuid():
-                        continue
-                    os.kill(int(pid), 0)
-                except ProcessLookupError:
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                except OSError:
-                    continue  # running under another user, or gone already
-
-
-class StoreError(OSError):
-    """A copy could not be written; the module still works in memory."""
-
-
-def _make_directory(path: str) -> None:
-    """Create ``path`` with mode 0o700, or accept it if it is a real directory already."""
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        if not stat.S_ISDIR(os.lstat(path).st_mode):
-            msg = f"{path} exists and is not a directory (or is a symbolic link)"
-            raise StoreError(msg) from None
-
-
-_temporary_names = itertools.count()
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    """Replace the file at ``path`` with ``data``: a temporary file, then a rename.
-
-    The temporary file is created with ``O_EXCL | O_NOFOLLOW`` and mode 0o600, under
-    a name of this process's own, and a rename replaces a symbolic link at ``path``
-    instead of following it.
-    """
-    directory = os.path.dirname(path)
-    while True:
-        temporary = os.path.join(directory, f".tmp-{os.getpid()}-{next(_temporary_names)}")
-        try:
-            fd = os.open(temporary, _NEW_FILE, 0o600)
-        except FileExistsError:
-            continue  # left by a process that had this pid before
-        break
-    try:
-        try:
-            written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _unchanged(path: str, data: bytes) -> bool:
-    try:
-        with open(path, "rb") as file:
-            return file.read() == data
-    except OSError:
-        return False
-
-
-def _identity(path: str) -> tuple[int, int, int, int]:
-    """What changes when anything replaces or rewrites the file at ``path`` (``ctime``
-    too: unlike ``mtime``, no one can set it back)."""
-    status = os.stat(path, follow_symlinks=False)
-    return status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
 
 
 class _Written(NamedTuple):
@@ -177,17 +80,7 @@ class CellStore:
         restarted with SIGKILL) cannot remove its directory; the directory names
         the process, and the next one removes it.
         """
-        _remove_directories_of_dead_processes()
-        # Zero-padded, so that the path has the same length in every process.
-        prefix = f"{_PREFIX}{os.getpid():07d}-"
-        for root in _private_roots():
-            try:
-                store = cls(tempfile.mkdtemp(prefix=prefix, dir=root))
-                break
-            except OSError:
-                continue
-        else:
-            store = cls(tempfile.mkdtemp(prefix=prefix))  # raises what the last one did
+        store = cls(new_private_directory())
         atexit.register(shutil.rmtree, store.directory, ignore_errors=True)
         return store
 
@@ -236,7 +129,7 @@ class CellStore:
         current = False  # whether the files are those last written or checked here
         if written is not None:
             try:
-                current = (_identity(path), _identity(cached)) == written[1:]
+                current = (identity(path), identity(cached)) == written[1:]
             except OSError:
                 pass  # gone: write as usual
             if current and code is not None and written.data == data:
@@ -245,11 +138,11 @@ class CellStore:
             if not current:  # checked once, then known: the directories are real ones
                 self._make_parents(name)
                 if is_package:
-                    _make_directory(os.path.dirname(path))
+                    make_directory(os.path.dirname(path))
                     self._remove_module_file(name)  # a module that became a package
-            fresh = current or not _unchanged(path, data)
+            fresh = current or not unchanged(path, data)
             if fresh:
-                _write_atomic(path, data)
+                write_atomic(path, data)
             if code is None:  # a note, with no bytecode
                 self._written.pop(path, None)
                 with contextlib.suppress(FileNotFoundError):
@@ -257,23 +150,23 @@ class CellStore:
                 return
             if fresh or not is_sound_hash_pyc(cached, data):
                 if not current:
-                    _make_directory(os.path.dirname(cached))
-                _write_atomic(cached, hash_pyc(data, code))
-            self._written[path] = _Written(data, _identity(path), _identity(cached))
+                    make_directory(os.path.dirname(cached))
+                write_atomic(cached, hash_pyc(data, code))
+            self._written[path] = _Written(data, identity(path), identity(cached))
         except OSError as exc:
             self._written.pop(path, None)
             msg = f"could not write {name!r} to {self.directory}: {exc.strerror or exc}"
             raise StoreError(msg) from exc
 
     def _make_parents(self, name: str) -> None:
-        _make_directory(self.directory)
+        make_directory(self.directory)
         parts = name.split(".")
         for depth in range(1, len(parts)):
             package = os.path.join(self.directory, *parts[:depth])
-            _make_directory(package)
+            make_directory(package)
             init = os.path.join(package, "__init__.py")
             if not os.path.lexists(init):
-                _write_atomic(init, b"")
+                write_atomic(init, b"")
 
     def _remove_module_file(self, name: str) -> None:
         for stale in self.paths(name, is_package=False):
@@ -303,8 +196,8 @@ class CellStore:
                 if is_sound_hash_pyc(cached, source):
                     continue
                 code = compile(source, path, "exec", dont_inherit=True)
-                _make_directory(os.path.dirname(cached))
-                _write_atomic(cached, hash_pyc(source, code))
+                make_directory(os.path.dirname(cached))
+                write_atomic(cached, hash_pyc(source, code))
             except (OSError, SyntaxError, ValueError):
                 continue  # Python will compile the source, or report its error, itself
             rewritten.append(cached)

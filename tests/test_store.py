@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ipyexecmod import _files
 from ipyexecmod import store as store_module
 from ipyexecmod.cells import Version
 from ipyexecmod.pyc import is_sound_hash_pyc, read_header
@@ -47,13 +48,13 @@ def test_no_temporary_file_is_left_behind(tmp_path):
 
 def test_the_private_directory_is_in_memory_where_there_is_one():
     directory = CellStore.temporary().directory
-    expected = "/dev/shm/" if store_module._MEMORY_ROOT in store_module._private_roots() else "/"
+    expected = "/dev/shm/" if _files.MEMORY_ROOT in _files.private_roots() else "/"
     assert directory.startswith(expected)
     assert os.stat(directory).st_mode & 0o777 == 0o700
 
 
 def test_without_a_usable_memory_root_the_private_directory_is_on_disk(monkeypatch, tmp_path):
-    monkeypatch.setattr(store_module, "_MEMORY_ROOT", str(tmp_path / "no-such-root"))
+    monkeypatch.setattr(_files, "MEMORY_ROOT", str(tmp_path / "no-such-root"))
     directory = CellStore.temporary().directory
     assert not directory.startswith(str(tmp_path)) and os.path.isdir(directory)
 

@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: MIT
+"""Files that ipyexecmod writes: atomically, never through a symbolic link, and where.
+
+A file is written to a temporary file of this process's own and renamed into
+place, so a crash leaves the old file or the new one, never a torn one; files
+get mode ``0o600`` and directories ``0o700``.  A private directory is
+memory-backed (``/dev/shm``) where the platform has one with room, else in the
+temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import stat
+import tempfile
+
+__all__ = [
+    "StoreError",
+    "identity",
+    "make_directory",
+    "new_private_directory",
+    "private_roots",
+    "unchanged",
+    "write_atomic",
+]
+
+_PREFIX = "ipyexecmod-"
+# Memory-backed, where the platform has one: a private directory dies with its kernel, so
+# it needs no disk, and an atomic write there costs a sixth of one on disk.
+MEMORY_ROOT = "/dev/shm"
+_MEMORY_NEEDED = 64 * 2**20  # free bytes, or the private directory goes on disk
+
+
+def private_roots() -> list[str]:
+    """Where private directories may be: the memory-backed root first, if usable."""
+    roots = [tempfile.gettempdir()]
+    try:
+        usage = os.statvfs(MEMORY_ROOT)
+    except OSError:
+        return roots
+    if usage.f_bavail * usage.f_frsize >= _MEMORY_NEEDED and os.access(MEMORY_ROOT, os.W_OK):
+        roots.insert(0, MEMORY_ROOT)
+    return roots
+
+
+def _remove_directories_of_dead_processes() -> None:
+    """Remove the private directories, owned by this user, of processes no longer running."""
+    for root in {tempfile.gettempdir(), MEMORY_ROOT}:
+        try:
+            entries = os.scandir(root)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                pid = entry.name.removeprefix(_PREFIX).partition("-")[0]
+                if not entry.name.startswith(_PREFIX) or not pid.isdigit():
+                    continue
+                try:
+                    if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                        continue
+                    os.kill(int(pid), 0)
+                except ProcessLookupError:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                except OSError:
+                    continue  # running under another user, or gone already
+
+
+class StoreError(OSError):
+    """A copy could not be written; the module still works in memory."""
+
+
+def make_directory(path: str) -> None:
+    """Create ``path`` with mode 0o700, or accept it if it is a real directory already."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            msg = f"{path} exists and is not a directory (or is a symbolic link)"
+            raise StoreError(msg) from None
+
+
+_temporary_names = itertools.count()
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Replace the file at ``path`` with ``data``: a temporary file, then a rename.
+
+    The temporary file is created with ``O_EXCL | O_NOFOLLOW`` and mode 0o600, under
+    a name of this process's own, and a rename replaces a symbolic link at ``path``
+    instead of following it.
+    """
+    directory = os.path.dirname(path)
+    while True:
+        temporary = os.path.join(directory, f".tmp-{os.getpid()}-{next(_temporary_names)}")
+        try:
+            fd = os.open(temporary, _NEW_FILE, 0o600)
+        except FileExistsError:
+            continue  # left by a process that had this pid before
+        break
+    try:
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def unchanged(path: str, data: bytes) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read() == data
+    except OSError:
+        return False
+
+
+def identity(path: str) -> tuple[int, int, int, int]:
+    """What changes when anything replaces or rewrites the file at ``path`` (``ctime``
+    too: unlike ``mtime``, no one can set it back)."""
+    status = os.stat(path, follow_symlinks=False)
+    return status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
+
+
+def new_private_directory() -> str:
+    """A new directory (mode 0o700) named after this process, in the first usable root.
+
+    Directories that earlier processes of this user left behind (killed outright)
+    are removed first.
+    """
+    _remove_directories_of_dead_processes()
+    # Zero-padded, so that the path has the same length in every process.
+    prefix = f"{_PREFIX}{os.getpid():07d}-"
+    for root in private_roots():
+        try:
+            return tempfile.mkdtemp(prefix=prefix, dir=root)
+        except OSError:
+            continue
+    return tempfile.mkdtemp(prefix=prefix)  # raises what the last root did
