@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import linecache
 from types import CodeType, ModuleType
 
 TYPE_CHECKING = False
@@ -100,6 +99,8 @@ class SourceTextLoader(_Protocol):
         The entry's mtime is ``None``: :func:`linecache.checkcache` keeps it, even
         when a file of that name exists and differs.
         """
+        import linecache  # here: on 3.11 and 3.12 it brings tokenize and re along
+
         linecache.cache[self.filename] = (
             len(self._source),
             None,
@@ -160,6 +161,7 @@ def forget_lines_when_unused(loader: SourceTextLoader) -> None:
     and still need their lines; when the last of them is gone, so are the lines,
     and replacing a module's source many times does not pile them up.
     """
+    import linecache
     import weakref  # here: `import ipyexecmod` would take a tenth longer
 
     filename = loader.filename
