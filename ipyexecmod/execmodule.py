@@ -29,6 +29,7 @@ crash or fail half-way; the README lists each such deliberate difference.
 from __future__ import annotations
 
 import builtins
+import importlib.util
 import os
 import stat
 import sys
@@ -61,9 +62,6 @@ _MODULES: dict[Any, Any] = sys.modules
 # PyImport_GetMagicTag() returns a string fixed when CPython was built; later
 # changes to sys.implementation.cache_tag do not reach it.
 _MAGIC_TAG: str = sys.implementation.cache_tag
-
-# _IMPORTED_LATE: importlib.util is imported by the functions that need it, not here: on
-# 3.11 and 3.12 it brings contextlib and functools, a third of `import ipyexecmod`'s time.
 
 # 3.12 changed importlib's _fix_up_module: spec.cached comes from cpathname.
 _SPEC_CACHED_FROM_CPATHNAME = sys.version_info >= (3, 12)
@@ -121,8 +119,6 @@ def _source_from_bytecode_path(bytecode_path: str) -> str | None:
     rest, _, extension = bytecode_path.rpartition(".")
     if not rest or extension.lower()[-3:-1] != "py":
         return bytecode_path
-    import importlib.util  # see _IMPORTED_LATE
-
     try:
         source_path = importlib.util.source_from_cache(bytecode_path)
     except (NotImplementedError, ValueError):
@@ -149,8 +145,6 @@ def _fix_up_module(
         else:
             loader = SourceFileLoader(name, pathname)  # type: ignore[arg-type]
     if not spec:
-        import importlib.util  # see _IMPORTED_LATE
-
         spec = importlib.util.spec_from_file_location(name, pathname, loader=loader)
         if cpathname and _SPEC_CACHED_FROM_CPATHNAME:
             spec.cached = _path_abspath(cpathname)  # type: ignore[union-attr]
@@ -324,8 +318,6 @@ def add_module_ref(name: str | bytes) -> ModuleType:
 
 def get_magic_number() -> int:
     """``PyImport_GetMagicNumber``: the ``.pyc`` magic number as a little-endian int."""
-    import importlib.util  # see _IMPORTED_LATE
-
     return int.from_bytes(importlib.util.MAGIC_NUMBER, "little")
 
 
