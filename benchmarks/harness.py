@@ -133,14 +133,21 @@ def paired(
     pairs: int,
     inner: int,
     timer: Callable[..., float] = wall,
+    setup: Callable[[], object] = lambda: None,
 ) -> Paired:
-    """Time ``candidate`` and ``baseline`` in ``pairs`` alternating pairs."""
+    """Time ``candidate`` and ``baseline`` in ``pairs`` alternating pairs; ``setup``
+    runs, untimed, before each best-of."""
+
+    def best(function: Callable[[], object]) -> float:
+        setup()
+        return best_of(function, inner, timer)
+
     candidates, baselines = [], []
     for index in range(pairs):
         if index % 2:
-            c, b = best_of(candidate, inner, timer), best_of(baseline, inner, timer)
+            c, b = best(candidate), best(baseline)
         else:
-            b, c = best_of(baseline, inner, timer), best_of(candidate, inner, timer)
+            b, c = best(baseline), best(candidate)
         candidates.append(c)
         baselines.append(b)
     return Paired(candidates, baselines)

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import tracemalloc
 from pathlib import Path
+from types import CodeType
 
 from harness import Goal, Row, Settings, best_of, paired
 from workloads import ONE_LINE, fresh_name, functions
@@ -24,10 +25,10 @@ def core_vs_c(settings: Settings) -> list[Row]:
         name = fresh_name("core")
         code = compile(source, f"<{name}>", "exec")
 
-        def core(name: str = name, code: object = code) -> None:
+        def core(name: str = name, code: CodeType = code) -> None:
             exec_code_module_object(name, code, None, None)
 
-        def c_function(name: str = name, code: object = code) -> None:
+        def c_function(name: str = name, code: CodeType = code) -> None:
             capi.exec_code_module_object(name, code, None, None)
 
         rows.append(

@@ -20,7 +20,7 @@ def dask_rows(settings: Settings) -> list[Row]:
     except ImportError:
         return [skipped(WHAT, "distributed not installed (`.[bench]`)", goal)]
     module = cells.define(fresh_name("dask"), functions(20), store=kernel_store())
-    task = (module.f7, (1,), {})
+    task: tuple[object, ...] = (module.f7, (1,), {})
     by_reference = len(dask_pickle.dumps(task))
     cloudpickle.register_pickle_by_value(module)
     try:

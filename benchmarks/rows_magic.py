@@ -10,7 +10,15 @@ import itertools
 from collections.abc import Callable, Iterator
 
 from harness import Goal, Row, Settings, paired
-from workloads import ONE_LINE, compile_exec, fresh_name, functions, run_cell, shell
+from workloads import (
+    ONE_LINE,
+    compile_exec,
+    forget_inputs,
+    fresh_name,
+    functions,
+    run_cell,
+    shell,
+)
 
 Call = Callable[[], object]
 
@@ -78,7 +86,9 @@ def magic_vs_plain_rows(settings: Settings) -> list[Row]:
 def edited_cell_rows(settings: Settings) -> list[Row]:
     """An edited 1-function cell through ``shell.run_cell``, as a notebook runs it:
     ``%%as_module`` against the same code as a plain cell, in alternating pairs, and
-    in runs of cells back to back (work a cell leaves for later lands inside the run)."""
+    in runs of cells back to back (work a cell leaves for later lands inside the run).
+    Before each best-of, the shell forgets its past inputs (see ``forget_inputs``).
+    """
     ip = shell()
     name = fresh_name("edited")
     edits = itertools.count(2)
@@ -89,15 +99,18 @@ def edited_cell_rows(settings: Settings) -> list[Row]:
     def plain() -> None:
         run_cell(ip, functions(1, next(edits)))
 
+    def forget() -> None:
+        forget_inputs(ip)
+
     magic()
     run = max(5, round(50 * settings.scale))
     what = "an edited 1-function cell through `shell.run_cell`: `%%as_module` vs a plain cell"
-    return [
+    rows = [
         Row(
             what=f"{what}, alternating pairs",
             candidate="%%as_module cell",
             baseline="plain cell",
-            timing=paired(magic, plain, settings.pairs, settings.inner),
+            timing=paired(magic, plain, settings.pairs, settings.inner, setup=forget),
             goal=Goal(1.0),
             release=True,
         ),
@@ -106,12 +119,14 @@ def edited_cell_rows(settings: Settings) -> list[Row]:
             candidate=f"{run} %%as_module cells",
             baseline=f"{run} plain cells",
             timing=paired(
-                repeated(magic, run), repeated(plain, run), settings.pairs, settings.inner // 5 or 1
+                repeated(magic, run), repeated(plain, run), settings.pairs, 3, setup=forget
             ),
             goal=Goal(1.0),
             release=True,
         ),
     ]
+    forget()
+    return rows
 
 
 def repeated(function: Call, times: int) -> Call:

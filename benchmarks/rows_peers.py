@@ -74,7 +74,12 @@ def _writefile(directory: str, source: str) -> Callable[[], None]:
 
     writefile()
     module = importlib.import_module(written)
-    return lambda: (writefile(), importlib.reload(module))
+
+    def write_and_reload() -> None:
+        writefile()
+        importlib.reload(module)
+
+    return write_and_reload
 
 
 def _importnb(directory: str, source: str) -> Callable[[], None]:

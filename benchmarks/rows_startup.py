@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable
@@ -42,8 +43,8 @@ def import_rows(settings: Settings) -> list[Row]:
             msg = f"{python}: ipyexecmod from {origin}, IPython imported: {ipython}"
             raise RuntimeError(msg)
         timing = paired(
-            lambda bare=bare: bare("import ipyexecmod"),
-            lambda bare=bare: bare("pass"),
+            functools.partial(bare, "import ipyexecmod"),
+            functools.partial(bare, "pass"),
             settings.processes,
             settings.process_inner,
         )

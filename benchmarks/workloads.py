@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 ONE_LINE = "x = 1\n"
 _serial = itertools.count(1)
+_INPUT = re.compile(r"_i\d+")
 
 
 def fresh_name(stem: str) -> str:
@@ -48,6 +50,14 @@ def run_cell(ip: InteractiveShell, cell: str) -> None:
     """Run ``cell`` as a notebook's kernel does (history, events, displayhook); raise
     what it raised, so that a failing row cannot pass for a fast one."""
     ip.run_cell(cell, store_history=True).raise_error()
+
+
+def forget_inputs(ip: InteractiveShell) -> None:
+    """Drop the ``_iN`` copies of past inputs from the user namespace (untimed, between
+    groups of cells): IPython copies that namespace to expand each magic line, so a run
+    of thousands of cells would charge a magic for a notebook far longer than most."""
+    for key in [key for key in ip.user_ns if _INPUT.fullmatch(key)]:
+        del ip.user_ns[key]
 
 
 def compile_exec(name: str, source: str) -> Callable[[], None]:
