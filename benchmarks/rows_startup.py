@@ -29,7 +29,7 @@ def _version(text: str) -> list[int]:
 def import_rows(settings: Settings) -> list[Row]:
     """``import ipyexecmod`` in a bare interpreter: only this checkout on its path, its
     bytecode cached as an installed package's is (see :func:`_bare`)."""
-    what = "`import ipyexecmod` added to a bare interpreter, CPython"
+    what = "`import ipyexecmod` added to a bare interpreter (`-S -s -P`, no environment), CPython"
     goal = Goal(10e-3, "s", "overhead")
     rows = []
     for minor, python in pyenv_pythons().items():
