@@ -3,10 +3,11 @@
     python benchmarks/profile_cell.py [CELLS]
 
 Runs CELLS edited cells through ``shell.run_cell`` as a notebook does, first without a
-profiler (the real time per cell, and a plain cell's for scale), then under cProfile:
-the functions with the most own time, and the cumulative time of the steps named in
-STEPS, in µs per cell.  cProfile slows Python-level calls more than C ones; the
-profiled total is printed next to the real one to tell by how much.
+profiler (the real time per cell, and a plain cell's for scale), then each step on its
+own, then under cProfile: the C functions in BUILTINS, IPython's steps in IPYTHON,
+ipyexecmod's functions, and the most own time, in µs per cell.  cProfile slows
+Python-level calls more than C ones; the profiled total is printed next to the real
+one to tell by how much.
 """
 
 from __future__ import annotations
@@ -33,30 +34,34 @@ if TYPE_CHECKING:
 
 PROFILE = cProfile.Profile()
 
-# (label, function name, a part of its file name): cumulative time per cell.
-STEPS = [
-    ("shell.run_cell, all of it", "run_cell", "interactiveshell"),
-    ("IPython: transform_cell (magic line to a call)", "transform_cell", "interactiveshell"),
-    ("IPython: run_cell_magic", "run_cell_magic", "interactiveshell"),
-    ("magic: parse_argstring", "parse_argstring", "magic_arguments"),
-    ("magic: _not_source (is it Python?)", "_not_source", "magics"),
-    ("cells.define (the whole definition)", "define", "cells"),
-    ("compile (builtin)", "<built-in method builtins.compile>", ""),
-    ("exec (builtin, the cell's code)", "<built-in method builtins.exec>", ""),
-    ("store.write (on-disk copy)", "write", "store"),
-    ("  _write_atomic (both files)", "_write_atomic", "store"),
-    ("  tempfile.mkstemp", "mkstemp", "tempfile"),
-    ("  os.replace", "<built-in method posix.replace>", ""),
-    ("  os.fsync", "<built-in method posix.fsync>", ""),
-    ("  _unchanged + _pyc_is_sound (reads)", "_unchanged", "store"),
-    ("  _pyc_is_sound", "_pyc_is_sound", "store"),
-    ("  marshal.dumps", "<built-in method marshal.dumps>", ""),
-    ("  os.stat (_identity)", "_identity", "store"),
-    ("linecache: register_lines", "register_lines", "loader"),
-    ("linecache: _forget_lines_when_unused", "_forget_lines_when_unused", "cells"),
-    ("listeners (_notify)", "_notify", "cells"),
-    ("post_run_cell: after_cell", "after_cell", "magics"),
+# The C functions whose time is worth seeing on its own (their names in cProfile).
+BUILTINS = [
+    "builtins.compile",
+    "builtins.exec",
+    "posix.replace",
+    "posix.open",
+    "posix.mkdir",
+    "posix.stat",
+    "posix.lstat",
+    "posix.fsync",
+    "posix.unlink",
+    "_io.open",
+    "marshal.dumps",
+    "marshal.loads",
 ]
+# The IPython steps a magic cell goes through (matched by function name in IPython's files).
+IPYTHON = [
+    "run_cell",
+    "transform_cell",
+    "should_run_async",
+    "store_inputs",
+    "run_ast_nodes",
+    "run_cell_magic",
+    "var_expand",
+    "push",
+    "trigger",
+]
+Stats = dict[tuple[str, int, str], tuple[int, int, float, float, object]]
 
 
 def per_cell(ip: InteractiveShell, run: Callable[[], None], cells: int, on: bool = False) -> float:
@@ -157,17 +162,34 @@ def main() -> None:
     stats = pstats.Stats(PROFILE).stats  # type: ignore[attr-defined]
     total = sum(tt for _, _, tt, _, _ in stats.values()) / cells
     print(f"profiled: {total * 1e6:.0f} µs per cell (x{total / real:.1f} of the real time)\n")
-    print("cumulative, µs per cell:")
-    for label, function, file in STEPS:
-        found = [
-            v[3] for (path, _, f), v in stats.items() if f == function and file in path and v[1]
-        ]
-        print(f"  {sum(found) / cells * 1e6:8.1f}  {label}")
-    print("\nmost own time, µs per cell:")
-    top = sorted(stats.items(), key=lambda item: -item[1][2])[:25]
-    for (path, line, function), (_, calls, own, _, _) in top:
-        where = f"{path.rsplit('/', 2)[-1]}:{line}" if line else ""
-        print(f"  {own / cells * 1e6:8.1f}  {calls / cells:5.1f} calls  {function} {where}")
+    report(stats, cells)
+
+
+def report(stats: Stats, cells: int) -> None:
+    """Print the profile in µs per cell: C functions, IPython's steps, ipyexecmod's
+    functions by cumulative time, and the most own time."""
+
+    def show(title: str, rows: list[tuple[tuple[str, int, str], float]]) -> None:
+        print(f"\n{title}, µs per cell:")
+        for (path, line, function), seconds in rows:
+            calls = stats[path, line, function][1] / cells
+            where = f" {path.rsplit('/', 2)[-1]}:{line}" if line else ""
+            print(f"  {seconds / cells * 1e6:8.1f}  {calls:5.1f} calls  {function}{where}")
+
+    def cumulative(keys: list[tuple[str, int, str]]) -> list[tuple[tuple[str, int, str], float]]:
+        return sorted(((key, stats[key][3]) for key in keys), key=lambda item: -item[1])
+
+    show("C functions (cumulative)", cumulative([k for k in stats if _builtin(k[2])]))
+    ipython = [k for k in stats if "/IPython/" in k[0] and k[2] in IPYTHON]
+    show("IPython's steps (cumulative)", cumulative(ipython))
+    ours = [k for k in stats if "/ipyexecmod/" in k[0]]
+    show("ipyexecmod (cumulative, top 20)", cumulative(ours)[:20])
+    own = sorted(((key, value[2]) for key, value in stats.items()), key=lambda item: -item[1])
+    show("most own time (top 20)", own[:20])
+
+
+def _builtin(function: str) -> bool:
+    return any(function in (f"<built-in method {name}>", f"<method '{name}'") for name in BUILTINS)
 
 
 if __name__ == "__main__":
