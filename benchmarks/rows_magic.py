@@ -99,9 +99,13 @@ def edited_cell_rows(settings: Settings) -> list[Row]:
     def plain() -> None:
         run_cell(ip, functions(1, next(edits)))
 
+    def noop() -> None:  # a cell magic that does nothing: IPython's floor for any of them
+        run_cell(ip, f"%%_bench_noop\n{functions(1, next(edits))}")
+
     def forget() -> None:
         forget_inputs(ip)
 
+    ip.register_magic_function(lambda line, cell: None, "cell", "_bench_noop")
     magic()
     run = max(5, round(50 * settings.scale))
     what = "an edited 1-function cell through `shell.run_cell`: `%%as_module` vs a plain cell"
@@ -123,6 +127,14 @@ def edited_cell_rows(settings: Settings) -> list[Row]:
             ),
             goal=Goal(1.0),
             release=True,
+        ),
+        Row(
+            what="IPython's floor: an edited cell under a cell magic that does nothing "
+            "vs a plain cell, through `shell.run_cell` (no ipyexecmod code runs)",
+            candidate="no-op cell magic",
+            baseline="plain cell",
+            timing=paired(noop, plain, settings.pairs, settings.inner, setup=forget),
+            goal=Goal(1.0),
         ),
     ]
     forget()
