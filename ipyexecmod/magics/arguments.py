@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import argparse
+import functools
 import re
 from typing import Any
 
@@ -30,7 +32,15 @@ def parse(magic: Any, line: str) -> Any:
     As IPython's ``parse_argstring``, but a word starting with ``#`` ends the line (a
     comment), and an unknown option is named even when a required argument is missing
     too (argparse reports only the missing one).  Raises UsageError.
+
+    A line parsed before is not parsed again (a cell is run again and again with the
+    same first line): its arguments are a copy of those it gave then.
     """
+    return argparse.Namespace(**vars(_parsed(magic.parser, line)))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(parser: Any, line: str) -> argparse.Namespace:
     try:
         words = arg_split(line)
     except ValueError as exc:  # shlex's "No closing quotation"
@@ -39,9 +49,9 @@ def parse(magic: Any, line: str) -> Any:
     comment = next((i for i, word in enumerate(words) if word.startswith("#")), len(words))
     words = words[:comment]
     try:
-        return magic.parser.parse_args(words)
+        return parser.parse_args(words)  # type: ignore[no-any-return]
     except UsageError as error:
-        unknown = _unknown_options(magic.parser, words)
+        unknown = _unknown_options(parser, words)
         if all(option in str(error) for option in unknown):
             raise  # no unknown option, or argparse named them already
     msg = f"unrecognized arguments: {' '.join(unknown)}"
