@@ -9,18 +9,18 @@ import threading
 import pytest
 
 from ipyexecmod.cells import locks
-from ipyexecmod.cells.transaction import Transaction, interrupts_held, transaction
+from ipyexecmod.cells.transaction import Transaction, interrupts_held
 
 
 def test_undo_steps_run_newest_first_and_only_on_failure():
     calls: list[str] = []
     stack: list[Transaction] = []
-    with transaction(stack) as steps:
+    with Transaction(stack) as steps:
         steps.undo(calls.append, "first")
         steps.after(calls.append, "after")
     assert calls == ["after"] and stack == []
     calls.clear()
-    with pytest.raises(KeyError), transaction(stack) as steps:
+    with pytest.raises(KeyError), Transaction(stack) as steps:
         steps.undo(calls.append, "first")
         steps.undo(calls.append, "second")
         steps.after(calls.append, "never")
@@ -32,7 +32,7 @@ def test_an_undo_step_that_fails_shows_its_name():
     def put_back_something() -> None:
         raise RuntimeError("undo failed")
 
-    with pytest.raises(RuntimeError) as info, transaction([]) as steps:
+    with pytest.raises(RuntimeError) as info, Transaction([]) as steps:
         steps.undo(put_back_something)
         raise ValueError("the definition failed")
     assert any(entry.name == "put_back_something" for entry in info.traceback)
@@ -42,9 +42,9 @@ def test_an_undo_step_that_fails_shows_its_name():
 def test_a_nested_transaction_joins_the_outer_one():
     calls: list[str] = []
     stack: list[Transaction] = []
-    with pytest.raises(ZeroDivisionError), transaction(stack) as outer:
+    with pytest.raises(ZeroDivisionError), Transaction(stack) as outer:
         outer.undo(calls.append, "outer")
-        with transaction(stack) as inner:
+        with Transaction(stack) as inner:
             assert inner.lock is outer.lock and not inner.outermost
             inner.undo(calls.append, "inner")
             inner.after(calls.append, "inner after")
@@ -56,9 +56,9 @@ def test_a_nested_transaction_joins_the_outer_one():
 def test_a_nested_failure_undoes_its_own_steps_and_the_outer_may_go_on():
     calls: list[str] = []
     stack: list[Transaction] = []
-    with transaction(stack) as outer:
+    with Transaction(stack) as outer:
         outer.after(calls.append, "outer after")
-        with pytest.raises(KeyError), transaction(stack) as inner:
+        with pytest.raises(KeyError), Transaction(stack) as inner:
             inner.undo(calls.append, "inner undone")
             inner.after(calls.append, "inner after, never")
             raise KeyError
@@ -68,7 +68,7 @@ def test_a_nested_failure_undoes_its_own_steps_and_the_outer_may_go_on():
 def test_a_failed_transaction_puts_sys_path_and_meta_path_back():
     path, meta_path = sys.path, sys.meta_path
     before = list(sys.path), list(sys.meta_path)
-    with pytest.raises(RuntimeError), transaction([]):
+    with pytest.raises(RuntimeError), Transaction([]):
         sys.path = ["elsewhere"]
         meta_path.clear()
         path.append("junk")
@@ -80,7 +80,7 @@ def test_a_failed_transaction_puts_sys_path_and_meta_path_back():
 def test_claimed_names_make_other_threads_wait_until_the_end():
     stack: list[Transaction] = []
     seen: list[bool] = []
-    with transaction(stack) as steps:
+    with Transaction(stack) as steps:
         steps.claim("_tx_claimed")
         assert locks.in_progress["_tx_claimed"] is steps.lock
         spec = locks.CellSpec("_tx_claimed", None)

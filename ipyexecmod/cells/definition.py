@@ -7,12 +7,10 @@ Each step that changes something registers, on the definition's
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import sys
 import warnings
-from collections.abc import Iterator
 from importlib.util import module_from_spec
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -22,7 +20,7 @@ from ..loader import SourceTextLoader, forget_lines_when_unused
 from ..store import CellStore, MemoryOnly, StoreError
 from .locks import Discarded
 from .names import DefinitionError, check_available, check_module_name
-from .transaction import Transaction, transaction
+from .transaction import Transaction
 from .version import CellModule, Version
 
 if TYPE_CHECKING:
@@ -52,7 +50,8 @@ def define(
 ) -> ModuleType:
     """:meth:`CellModuleFinder.define <ipyexecmod.cells.CellModuleFinder.define>`."""
     __tracebackhide__ = True
-    check_module_name(name)
+    if not (type(name) is str and name in finder.modules):  # a known name was checked then
+        check_module_name(name)
     if not isinstance(source, str):
         msg = f"source must be a str, not {type(source).__name__}"
         raise TypeError(msg)
@@ -102,15 +101,13 @@ def reload(finder: CellModuleFinder, name: str) -> ModuleType:
             return _execute(finder, steps, version)
 
 
-@contextlib.contextmanager
-def _transaction(finder: CellModuleFinder) -> Iterator[Transaction]:
-    """The finder's transaction; the outermost one puts the finder back on
+def _transaction(finder: CellModuleFinder) -> Transaction:
+    """A transaction of the finder's; the outermost one puts the finder back on
     :data:`sys.meta_path` if the code took it away (the first of its later steps)."""
-    __tracebackhide__ = True
-    with transaction(finder.transactions) as steps:
-        if steps.outermost and finder in sys.meta_path:
-            steps.after(_reinstall, finder)
-        yield steps
+    steps = Transaction(finder.transactions)
+    if steps.outermost and finder in sys.meta_path:
+        steps.after(_reinstall, finder)
+    return steps
 
 
 def _ensure_parents(

@@ -21,19 +21,53 @@ from typing import Any
 
 from .locks import DefinitionLock, claim, release
 
-__all__ = ["Transaction", "interrupts_held", "put_back_paths", "transaction"]
+__all__ = ["Transaction", "interrupts_held", "put_back_paths"]
 
 Step = Callable[[], object]
 
 
 class Transaction:
-    """The steps that undo a definition, and those to take once it has committed."""
+    """The steps that undo a definition, and those to take once it has committed.
 
-    def __init__(self, lock: DefinitionLock, *, outermost: bool) -> None:
-        self.lock = lock
-        self.outermost = outermost
+    A context manager: entering it begins the definition (or joins the one under
+    way in ``stack``, the transactions under way, outermost first); leaving it by an
+    exception undoes every step and re-raises; leaving it normally commits, and the
+    outermost one then takes its later steps.  The outermost one also puts back
+    :data:`sys.path` and :data:`sys.meta_path` (the same list objects, with the same
+    contents) if it fails, whatever the code did to them.
+    """
+
+    def __init__(self, stack: list[Transaction]) -> None:
+        self._stack = stack
+        self._outer = stack[-1] if stack else None
+        self.outermost = self._outer is None
         self.undo_steps: list[Step] = []
         self.after_steps: list[Step] = []
+
+    def __enter__(self) -> Transaction:
+        outer = self._outer
+        if outer is None:
+            self.lock = DefinitionLock()
+            self.undo(put_back_paths, sys.path, list(sys.path), sys.meta_path, list(sys.meta_path))
+        else:
+            self.lock = outer.lock
+        self._stack.append(self)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        self._stack.pop()
+        outer = self._outer
+        if kind is not None:
+            self.rollback()
+            if outer is None:
+                release(self.lock, failed=True)
+        elif outer is not None:
+            outer.undo_steps.extend(self.undo_steps)
+            outer.after_steps.extend(self.after_steps)
+        else:
+            release(self.lock, failed=False)
+            for step in self.after_steps:
+                step()
 
     def undo(self, function: Callable[..., object], /, *args: Any) -> None:
         """If the definition fails, call ``function(*args)`` (last added, first called)."""
@@ -52,40 +86,6 @@ class Transaction:
         with interrupts_held():
             for step in reversed(self.undo_steps):
                 step()
-
-
-@contextlib.contextmanager
-def transaction(stack: list[Transaction]) -> Iterator[Transaction]:
-    """Run a definition: undo it if it raises, else take its steps for after the commit.
-
-    ``stack`` holds the transactions under way, outermost first.  The outermost
-    one also puts back :data:`sys.path` and :data:`sys.meta_path` (the same list
-    objects, with the same contents) if it fails, whatever the code did to them.
-    """
-    __tracebackhide__ = True
-    outer = stack[-1] if stack else None
-    current = Transaction(
-        DefinitionLock() if outer is None else outer.lock, outermost=outer is None
-    )
-    if outer is None:
-        current.undo(put_back_paths, sys.path, list(sys.path), sys.meta_path, list(sys.meta_path))
-    stack.append(current)
-    try:
-        yield current
-    except BaseException:
-        stack.pop()
-        current.rollback()
-        if outer is None:
-            release(current.lock, failed=True)
-        raise
-    stack.pop()
-    if outer is not None:
-        outer.undo_steps.extend(current.undo_steps)
-        outer.after_steps.extend(current.after_steps)
-        return
-    release(current.lock, failed=False)
-    for step in current.after_steps:
-        step()
 
 
 @contextlib.contextmanager

@@ -70,6 +70,8 @@ class Version:
     def again(self, defined_in: int | None) -> Version:
         """The same version, run again from cell ``In[defined_in]`` (nothing is compiled)."""
         self.loader.register_lines()  # they may have been dropped from linecache
+        if defined_in == self.defined_in:
+            return self
         return replace(self, defined_in=defined_in)
 
     def as_package(self) -> Version:

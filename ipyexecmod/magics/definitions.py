@@ -194,6 +194,8 @@ class ExecModMagics(Magics):
         if module is None:
             return
         shell = self._shell
+        if shell.user_ns.get(top) is module:
+            return  # bound already (a cell run again)
         clash = binding_clash(top, module, shell.user_ns, shell.user_ns_hidden)
         if clash is None:
             shell.push({top: module})
