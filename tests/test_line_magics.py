@@ -352,3 +352,12 @@ def test_core_and_inspection_do_not_import_ipython():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_html_is_escaped_as_the_html_module_escapes_it():
+    import html
+
+    from ipyexecmod.inspection.tables import escape
+
+    text = '<a href="x">&\'</a> ünïcode'
+    assert escape(text) == html.escape(text)

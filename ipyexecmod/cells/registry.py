@@ -7,7 +7,6 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
-from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any, Unpack
@@ -21,8 +20,13 @@ from .version import CellModule
 __all__ = ["CellModuleFinder", "is_cell_finder"]
 
 
-class CellModuleFinder(MetaPathFinder):
-    """The registry of cell modules, and the :data:`sys.meta_path` finder that serves them."""
+class CellModuleFinder:
+    """The registry of cell modules, and the :data:`sys.meta_path` finder that serves them.
+
+    A meta-path finder by its methods (``find_spec``, ``invalidate_caches``), without
+    deriving from :class:`importlib.abc.MetaPathFinder`: importing :mod:`importlib.abc`
+    would cost ``%load_ext`` more than all of this package.
+    """
 
     def __init__(self) -> None:
         self.modules: dict[str, CellModule] = {}

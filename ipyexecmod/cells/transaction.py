@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -94,6 +93,8 @@ def interrupts_held() -> Iterator[None]:
 
     Only the main thread receives signals, and only it can change their handlers.
     """
+    import signal  # here: only a failed definition needs it
+
     handler = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or not callable(handler):
         yield
