@@ -4,34 +4,58 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from helpers import HANG_GUARD
 
 
 @contextlib.contextmanager
 def kernel_running(ipython_dir: Path) -> Iterator[tuple[Any, Any]]:
     """A fresh python3 kernel: its manager and a client with its channels started.
 
-    A private IPYTHONDIR keeps the developer's own profile and extensions out.
+    A private IPYTHONDIR keeps the developer's own profile and extensions out.  The
+    kernel talks over Unix sockets in a private directory, not TCP ports: a port picked
+    as free can be taken by another process (another test run) before the kernel binds
+    it, and the kernel then dies at startup.
     """
-    import jupyter_client
+    from jupyter_client.manager import KernelManager
 
     env = {**os.environ, "IPYTHONDIR": str(ipython_dir)}
-    manager, client = jupyter_client.manager.start_new_kernel(
-        kernel_name="python3", env=env, startup_timeout=60
-    )
-    try:
-        yield manager, client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+    # A short path of its own: a Unix socket's path must stay under ~100 bytes.
+    with tempfile.TemporaryDirectory(prefix="kernel-ipc-") as sockets:
+        manager = KernelManager(
+            kernel_name="python3",
+            transport="ipc",
+            ip=os.path.join(sockets, "k"),
+            connection_file=os.path.join(sockets, "kernel.json"),
+        )
+        manager.start_kernel(env=env)
+        try:
+            client = manager.client()
+            client.start_channels()
+            try:
+                client.wait_for_ready(timeout=HANG_GUARD)
+                yield manager, client
+            finally:
+                client.stop_channels()
+        finally:
+            manager.shutdown_kernel(now=True)
 
 
-def execute(client: Any, code: str, timeout: float = 120) -> tuple[dict, list[dict]]:
-    """Execute ``code``; the reply's content and the iopub messages it caused."""
+def execute(client: Any, code: str, timeout: float = HANG_GUARD) -> tuple[dict, list[dict]]:
+    """Execute ``code``; the reply's content and the iopub messages it caused.
+
+    ``stop_on_error=False``: after a cell that fails, ipykernel otherwise aborts the
+    requests that reach it within its stop-on-error window, and on a busy machine the
+    next cell's request can arrive within it (reply status 'aborted').
+    """
     messages: list[dict] = []
-    reply = client.execute_interactive(code, output_hook=messages.append, timeout=timeout)
+    reply = client.execute_interactive(
+        code, output_hook=messages.append, timeout=timeout, stop_on_error=False
+    )
     return reply["content"], messages
 
 

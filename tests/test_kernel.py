@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("jupyter_client")
 
+from helpers import HANG_GUARD
 from kernels import execute, kernel_running, outputs, stream
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -21,11 +22,16 @@ def kernel(tmp_path_factory):
 
 
 def run(client, code: str) -> tuple[dict, list[dict]]:
-    return execute(client, code, timeout=60)
+    return execute(client, code)
 
 
 def stdout(messages: list[dict]) -> str:
     return stream(messages)
+
+
+def complete(client, code: str) -> dict:
+    """The reply to a completion request at the end of ``code`` (matched by its id)."""
+    return client.complete(code, len(code), reply=True, timeout=HANG_GUARD)
 
 
 def test_cell_module_is_importable_from_later_cells(kernel):
@@ -77,12 +83,10 @@ def test_failed_rerun_shows_the_cells_line_and_keeps_the_old_version(kernel):
 def test_completion_of_module_names(kernel):
     run(kernel, "%%as_module kcomplete_me\nx = 1\n")
     for code in ("%reload_module kcomplete_", "%modinfo kcomplete_", "%lsmod kcomplete_"):
-        kernel.complete(code, len(code))
-        reply = kernel.get_shell_msg(timeout=30)
+        reply = complete(kernel, code)
         assert reply["content"]["matches"] == ["kcomplete_me"]
     code = "%modinfo json.de"
-    kernel.complete(code, len(code))
-    assert "json.decoder" in kernel.get_shell_msg(timeout=30)["content"]["matches"]
+    assert "json.decoder" in complete(kernel, code)["content"]["matches"]
 
 
 def test_alongside_autoreload_and_reset(kernel):
