@@ -7,8 +7,14 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 _names = itertools.count()
+
+# Hypothesis's time limits (a 200 ms deadline per example, the too_slow health check) fail
+# a test when the machine is busy with other work, not when the code is wrong: off for all.
+settings.register_profile("ipyexecmod", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ipyexecmod")
 
 
 @pytest.fixture(scope="session")
