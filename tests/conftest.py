@@ -17,6 +17,19 @@ settings.register_profile("ipyexecmod", deadline=None, suppress_health_check=[He
 settings.load_profile("ipyexecmod")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_jedi_cache(tmp_path_factory) -> Iterator:
+    """jedi (IPython's completer) writes its cache of parsed files in place, under
+    ~/.cache/jedi: a test run that reads a file another run is writing gets no completions
+    at all.  This run's cache is its own."""
+    import jedi
+
+    shared = jedi.settings.cache_directory
+    jedi.settings.cache_directory = str(tmp_path_factory.mktemp("jedi-cache"))
+    yield
+    jedi.settings.cache_directory = shared
+
+
 @pytest.fixture(scope="session")
 def shell():
     """The process's one InteractiveShell (IPython allows no second), history off."""

@@ -16,16 +16,22 @@ from helpers import HANG_GUARD
 def kernel_running(ipython_dir: Path) -> Iterator[tuple[Any, Any]]:
     """A fresh python3 kernel: its manager and a client with its channels started.
 
-    A private IPYTHONDIR keeps the developer's own profile and extensions out.  The
-    kernel talks over Unix sockets in a private directory, not TCP ports: a port picked
-    as free can be taken by another process (another test run) before the kernel binds
-    it, and the kernel then dies at startup.
+    A private IPYTHONDIR keeps the developer's own profile and extensions out.  What
+    other processes (another test run) could take or write at the same time is the
+    kernel's own, in a private directory: it talks over Unix sockets there, not TCP ports
+    (a port picked as free can be taken before the kernel binds it, and the kernel dies),
+    and jedi, its completer, caches parsed files there (it writes them in place, and a
+    completion that reads a half-written one finds nothing).
     """
     from jupyter_client.manager import KernelManager
 
-    env = {**os.environ, "IPYTHONDIR": str(ipython_dir)}
-    # A short path of its own: a Unix socket's path must stay under ~100 bytes.
-    with tempfile.TemporaryDirectory(prefix="kernel-ipc-") as sockets:
+    # A short path: a Unix socket's path must stay under ~100 bytes.
+    with tempfile.TemporaryDirectory(prefix="test-kernel-") as sockets:
+        env = {
+            **os.environ,
+            "IPYTHONDIR": str(ipython_dir),
+            "XDG_CACHE_HOME": os.path.join(sockets, "cache"),
+        }
         manager = KernelManager(
             kernel_name="python3",
             transport="ipc",
