@@ -7,8 +7,27 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 _names = itertools.count()
+
+# Hypothesis's time limits (a 200 ms deadline per example, the too_slow health check) fail
+# a test when the machine is busy with other work, not when the code is wrong: off for all.
+settings.register_profile("ipyexecmod", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ipyexecmod")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_jedi_cache(tmp_path_factory) -> Iterator:
+    """jedi (IPython's completer) writes its cache of parsed files in place, under
+    ~/.cache/jedi: a test run that reads a file another run is writing gets no completions
+    at all.  This run's cache is its own."""
+    import jedi
+
+    shared = jedi.settings.cache_directory
+    jedi.settings.cache_directory = str(tmp_path_factory.mktemp("jedi-cache"))
+    yield
+    jedi.settings.cache_directory = shared
 
 
 @pytest.fixture(scope="session")

@@ -4,36 +4,61 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from helpers import HANG_GUARD
 
 
 @contextlib.contextmanager
 def kernel_running(ipython_dir: Path) -> Iterator[tuple[Any, Any]]:
     """A fresh python3 kernel: its manager and a client with its channels started.
 
-    A private IPYTHONDIR keeps the developer's own profile and extensions out.
+    A private IPYTHONDIR keeps the developer's own profile and extensions out.  What
+    other processes (another test run) could take or write at the same time is the
+    kernel's own, in a private directory: it talks over Unix sockets there, not TCP ports
+    (a port picked as free can be taken before the kernel binds it, and the kernel dies),
+    and jedi, its completer, caches parsed files there (it writes them in place, and a
+    completion that reads a half-written one finds nothing).
     """
-    import jupyter_client
+    from jupyter_client.manager import KernelManager
 
-    env = {**os.environ, "IPYTHONDIR": str(ipython_dir)}
-    manager, client = jupyter_client.manager.start_new_kernel(
-        kernel_name="python3", env=env, startup_timeout=60
-    )
-    try:
-        yield manager, client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+    # A short path: a Unix socket's path must stay under ~100 bytes.
+    with tempfile.TemporaryDirectory(prefix="test-kernel-") as sockets:
+        env = {
+            **os.environ,
+            "IPYTHONDIR": str(ipython_dir),
+            "XDG_CACHE_HOME": os.path.join(sockets, "cache"),
+        }
+        manager = KernelManager(
+            kernel_name="python3",
+            transport="ipc",
+            ip=os.path.join(sockets, "k"),
+            connection_file=os.path.join(sockets, "kernel.json"),
+        )
+        manager.start_kernel(env=env)
+        try:
+            client = manager.client()
+            client.start_channels()
+            try:
+                client.wait_for_ready(timeout=HANG_GUARD)
+                yield manager, client
+            finally:
+                client.stop_channels()
+        finally:
+            manager.shutdown_kernel(now=True)
 
 
 def execute(
-    client: Any, code: str, timeout: float = 120, *, stop_on_error: bool = False
+    client: Any, code: str, timeout: float = HANG_GUARD, *, stop_on_error: bool = False
 ) -> tuple[dict, list[dict]]:
     """Execute ``code``; the reply's content and the iopub messages it caused.
 
-    By default a cell that fails does not make the kernel abort the requests after it.
+    ``stop_on_error=False`` (the default): after a cell that fails, ipykernel otherwise
+    aborts the requests that reach it within its stop-on-error window, and on a busy
+    machine the next cell's request can arrive within it (reply status 'aborted').
     """
     messages: list[dict] = []
     reply = client.execute_interactive(

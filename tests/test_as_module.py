@@ -13,6 +13,7 @@ import sys
 import traceback
 
 import pytest
+from helpers import define
 from IPython.core.error import UsageError
 
 from ipyexecmod import cells
@@ -39,11 +40,6 @@ def fail():
 def plain(text: str) -> str:
     """``text`` without the ANSI colour codes of IPython's tracebacks."""
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
-
-
-def define(ip, name: str, body: str, options: str = ""):
-    ip.run_cell_magic("as_module", f"{options} {name}".strip(), body)
-    return sys.modules[name]
 
 
 # -- names ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from IPython.core.error import UsageError
 pytest.importorskip("distributed")
 
 from distributed import Client, LocalCluster
+from helpers import HANG_GUARD
 from kernels import execute_text, kernel_running
 
 from ipyexecmod import cells
@@ -44,11 +45,11 @@ def define(name: str, source: str):
 
 def on_each_worker(client: Client, function, *args) -> dict[str, object]:
     """``function(*args)`` run as a task on every worker, by address."""
-    workers = sorted(client.scheduler_info()["workers"])
+    workers = sorted(client.nthreads())  # asks the scheduler (scheduler_info() is a cache)
     futures = {
         worker: client.submit(function, *args, workers=[worker], pure=False) for worker in workers
     }
-    return {worker: future.result(timeout=60) for worker, future in futures.items()}
+    return {worker: future.result(timeout=HANG_GUARD) for worker, future in futures.items()}
 
 
 def test_a_shipped_function_runs_on_every_worker(client, unique):
@@ -71,7 +72,7 @@ def test_a_module_whose_name_cannot_be_a_file_gets_no_placeholder(client, unique
     name = unique("geo")
     geo = define(name, "def area(r):\n    return 3 * r * r\n")
     assert ship(client, name) == [name]  # the placeholders it sends leave the long name out
-    assert client.submit(geo.area, 2).result(timeout=60) == 12
+    assert client.submit(geo.area, 2).result(timeout=HANG_GUARD) == 12
     with pytest.raises(ShipError, match=r"could not be loaded on the workers .*File name too long"):
         ship(client, long_name)
 
@@ -81,13 +82,13 @@ def test_a_redefinition_is_shipped_before_the_cell_finishes(client, unique):
     module = define(name, "def step(x):\n    return x + 1\n")
     ship(client, name)
     first = client.submit(module.step, 1)
-    assert first.result(timeout=60) == 2
+    assert first.result(timeout=HANG_GUARD) == 2
     define(name, "def step(x):\n    return x + 100\n")
     # `first` is still held, so Dask would hand it back for the same key: the key
     # must change with the code, and every worker must run the new code.
     second = client.submit(module.step, 1)
     assert second.key != first.key
-    assert second.result(timeout=60) == 101
+    assert second.result(timeout=HANG_GUARD) == 101
     assert set(on_each_worker(client, module.step, 1).values()) == {101}
     assert first.result() == 2  # the old result is still the old code's
 
@@ -102,13 +103,13 @@ def test_running_a_cell_again_unchanged_reruns_it_on_the_workers(client, unique)
     ship(client, top)
     assert set(on_each_worker(client, module.total, 100).values()) == {150}
     before = client.submit(module.total, 100)
-    assert before.result(timeout=60) == 150
+    assert before.result(timeout=HANG_GUARD) == 150
     define(f"{top}.tax", "RATE = 0.25\n")
     define(checkout, source)  # the same text, run again
     assert module.total(100) == 125
     after = client.submit(module.total, 100)
     assert after.key != before.key
-    assert after.result(timeout=60) == 125
+    assert after.result(timeout=HANG_GUARD) == 125
     assert set(on_each_worker(client, module.total, 100).values()) == {125}
 
 
@@ -117,9 +118,9 @@ def test_classes_and_map_see_the_new_version(client, unique):
     module = define(name, "class Square:\n    def __init__(self, s):\n        self.s = s\n")
     ship(client, name)
     make = lambda cls, s: type(cls(s)).__module__ + str(vars(cls(s)))  # noqa: E731
-    assert client.submit(make, module.Square, 2).result(timeout=60) == f"{name}{{'s': 2}}"
+    assert client.submit(make, module.Square, 2).result(timeout=HANG_GUARD) == f"{name}{{'s': 2}}"
     define(name, "class Square:\n    def __init__(self, s):\n        self.s = s * s\n")
-    assert client.submit(make, module.Square, 2).result(timeout=60) == f"{name}{{'s': 4}}"
+    assert client.submit(make, module.Square, 2).result(timeout=HANG_GUARD) == f"{name}{{'s': 4}}"
     define(name, "class Square:\n    pass\ndef area(s):\n    return s * s\n")
     assert client.gather(client.map(module.area, [1, 2, 3])) == [1, 4, 9]
 
@@ -150,16 +151,16 @@ def test_a_module_not_shipped_fails_fast_with_a_message(client, unique):
     started = time.monotonic()
     failed = client.submit(module.g, 1)
     with pytest.raises(ImportError, match=rf"'{forgotten}' was not shipped .*%ship {forgotten}"):
-        failed.result(timeout=60)
+        failed.result(timeout=HANG_GUARD)
     assert time.monotonic() - started < 30
     # Once shipped, the same call is a new task, though the failed one is still held.
     ship(client, forgotten)
-    assert client.submit(module.g, 1).result(timeout=60) == -1
+    assert client.submit(module.g, 1).result(timeout=HANG_GUARD) == -1
     # Defined after the client was known, and below a package: a placeholder too.
     later = unique("later")
     nested = define(f"{later}.inner", "def h():\n    return 1\n")
     with pytest.raises(ImportError, match=rf"'{later}.inner' was not shipped .*%ship {later}"):
-        client.submit(nested.h).result(timeout=60)
+        client.submit(nested.h).result(timeout=HANG_GUARD)
     # Shipping it then replaces the placeholder, on workers that imported it too.
     ship(client, later)
     assert set(on_each_worker(client, nested.h).values()) == {1}
@@ -187,10 +188,8 @@ def test_a_worker_that_joins_later_gets_the_current_version(unique):
         ship(client, name)
         define(name, "def f():\n    return 'v2'\n")
         cluster.scale(2)
-        client.wait_for_workers(2, timeout=60)
-        assert on_each_worker(client, module.f) == dict.fromkeys(
-            client.scheduler_info()["workers"], "v2"
-        )
+        client.wait_for_workers(2, timeout=HANG_GUARD)
+        assert on_each_worker(client, module.f) == dict.fromkeys(client.nthreads(), "v2")
 
 
 def test_an_instance_of_an_unshipped_class_as_argument_still_hangs(unique):
@@ -236,9 +235,9 @@ def test_ship_magic_ships_to_the_default_client(ip, client, unique, capsys):
     )
     assert capsys.readouterr().out == ""  # shown as the cell's value, not printed
     module = ip.user_ns[name]
-    assert client.submit(module.f, 10).result(timeout=60) == 9
+    assert client.submit(module.f, 10).result(timeout=HANG_GUARD) == 9
     ip.run_cell_magic("as_module", name, "def f(x):\n    return x - 2\n")
-    assert client.submit(module.f, 10).result(timeout=60) == 8
+    assert client.submit(module.f, 10).result(timeout=HANG_GUARD) == 8
 
 
 def test_ship_magic_takes_a_client_variable(ip, client, unique):
@@ -246,7 +245,7 @@ def test_ship_magic_takes_a_client_variable(ip, client, unique):
     ip.run_cell_magic("as_module", name, "def f():\n    return 'here'\n")
     ip.user_ns["my_client"] = client
     ip.run_line_magic("ship", f"{name} --client my_client")
-    assert client.submit(ip.user_ns[name].f).result(timeout=60) == "here"
+    assert client.submit(ip.user_ns[name].f).result(timeout=HANG_GUARD) == "here"
 
 
 @pytest.mark.parametrize(
@@ -332,15 +331,15 @@ def test_auto_mode_in_a_kernel(tmp_path):
             "cluster = LocalCluster(n_workers=2, threads_per_worker=1, host='127.0.0.1', "
             "dashboard_address=':0')\n"
             "client = Client(cluster)\n"
-            "workers = sorted(client.scheduler_info()['workers'])\n"
+            "workers = sorted(client.nthreads())\n"
             "def everywhere(f, *args):\n"
-            "    return [client.submit(f, *args, workers=[w], pure=False).result(60)"
+            "    return [client.submit(f, *args, workers=[w], pure=False).result(600)"
             " for w in workers]",
         )
         assert reply["status"] == "ok"
         assert execute_text(kernel, "print(everywhere(geo.area, 2))")[1] == "[12, 12]\n"
         execute_text(kernel, "%%as_module geo\ndef area(r):\n    return 3.14 * r * r\n")
-        assert execute_text(kernel, "print(client.submit(geo.area, 2).result(60))")[1] == "12.56\n"
+        assert execute_text(kernel, "print(client.submit(geo.area, 2).result(600))")[1] == "12.56\n"
         assert execute_text(kernel, "print(everywhere(geo.area, 2))")[1] == "[12.56, 12.56]\n"
         execute_text(kernel, "%%as_module geo.units\nMETRE = 1.0\n")  # geo becomes a package
         assert (
@@ -403,16 +402,16 @@ def remote_client(tmp_path):
         **common,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANG_GUARD
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
-            client.wait_for_workers(1, timeout=60)
+        with Client(scheduler_file=str(scheduler_file), timeout=HANG_GUARD) as client:
+            client.wait_for_workers(1, timeout=HANG_GUARD)
             yield client
     finally:
         for process in (worker, scheduler):
             process.terminate()
-            process.wait(timeout=30)
+            process.wait(timeout=HANG_GUARD)
 
 
 def test_a_remote_scheduler_gets_the_modules_too(remote_client, unique):
@@ -420,9 +419,9 @@ def test_a_remote_scheduler_gets_the_modules_too(remote_client, unique):
     module = define(f"{top}.core", "def f(x):\n    return [x, 'v1']\n")
     assert remote_client.run_on_scheduler(os.getpid) != os.getpid()
     ship(remote_client, top)
-    assert remote_client.submit(module.f, 1).result(timeout=60) == [1, "v1"]
+    assert remote_client.submit(module.f, 1).result(timeout=HANG_GUARD) == [1, "v1"]
     define(f"{top}.core", "def f(x):\n    return [x, 'v2']\n")
-    assert remote_client.submit(module.f, 1).result(timeout=60) == [1, "v2"]
+    assert remote_client.submit(module.f, 1).result(timeout=HANG_GUARD) == [1, "v2"]
     on_scheduler = remote_client.run_on_scheduler(lambda: __import__(f"{top}.core").core.f(0))
     assert on_scheduler == [0, "v2"]
 
@@ -454,7 +453,7 @@ def test_no_stale_result_through_methods_wrappers_instances_or_imports(client, u
     }
 
     def results(futures):
-        return {what: future.result(timeout=60) for what, future in futures.items()}
+        return {what: future.result(timeout=HANG_GUARD) for what, future in futures.items()}
 
     held = {what: call() for what, call in calls.items()}
     assert results(held) == dict.fromkeys(calls, 2)
@@ -467,7 +466,7 @@ def test_no_stale_result_through_methods_wrappers_instances_or_imports(client, u
     }
     define(geo, source.replace("FACTOR = 1", "FACTOR = 10"))
     assert module.cached(2) == 20
-    assert client.submit(module.cached, 2).result(timeout=60) == 20
+    assert client.submit(module.cached, 2).result(timeout=HANG_GUARD) == 20
 
 
 def test_a_module_ships_with_the_cell_modules_it_imports(client, unique):
@@ -492,7 +491,7 @@ def test_two_clients_of_one_cluster_share_what_it_has(unique):
         ship(first, shipped)
         ship(second, other)  # must not send a placeholder over `shipped`
         cluster.scale(2)
-        second.wait_for_workers(2, timeout=60)
+        second.wait_for_workers(2, timeout=HANG_GUARD)
         assert set(on_each_worker(second, module.f).values()) == {"real"}
 
 
@@ -566,7 +565,7 @@ def test_ship_without_distributed_says_how_to_install_it(tmp_path):
     )
     env = {**os.environ, "IPYTHONDIR": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=HANG_GUARD
     )
     assert result.stdout == (
         "ipyexecmod.dask needs Dask's distributed package: pip install 'ipyexecmod[dask]'\n"

@@ -22,6 +22,7 @@ import dask.tokenize
 from dask.base import normalize_token, tokenize
 from dask.utils import Dispatch
 from distributed import Client, LocalCluster
+from helpers import HANG_GUARD
 
 import ipyexecmod.dask
 from ipyexecmod import cells
@@ -175,7 +176,7 @@ def test_importing_the_package_changes_nothing():
         "print(cells.finder.listeners, sorted(cloudpickle.list_registry_pickle_by_value()))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=HANG_GUARD
     )
     assert result.stdout == "True\n[] []\n", result.stderr
 
@@ -194,7 +195,7 @@ def test_the_functions_for_the_workers_travel_by_value(alone):
         "print(pickle.loads(sys.stdin.buffer.read())(['json', 'no_such_module']))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], input=data, capture_output=True, timeout=120
+        [sys.executable, "-c", script], input=data, capture_output=True, timeout=HANG_GUARD
     )
     assert result.stdout == b"['json']\n", result.stderr
     assert "ipyexecmod.dask._on_worker" not in cloudpickle.list_registry_pickle_by_value()
@@ -217,7 +218,7 @@ def test_unload_ext_puts_back_dasks_handlers(shell, alone, unique):
             shell.user_ns["unload_client"] = client
             shell.run_line_magic("ship", f"{name} --client unload_client")
             assert normalize_token.dispatch(object) is not before[object]
-            assert client.submit(shell.user_ns[name].f).result(timeout=60) == "shipped"
+            assert client.submit(shell.user_ns[name].f).result(timeout=HANG_GUARD) == "shipped"
             shell.run_line_magic("unload_ext", "ipyexecmod")
     finally:
         shell.user_ns.pop("unload_client", None)
@@ -247,4 +248,4 @@ def test_a_module_redefined_while_unloaded_is_sent_by_the_next_shipment(alone, u
         ipyexecmod.dask.disable()  # what %unload_ext does
         cells.define(first, "def f():\n    return 'v2'\n", store=kernel_store())
         ipyexecmod.dask.ship(client, second)
-        assert client.submit(module.f).result(timeout=60) == "v2"
+        assert client.submit(module.f).result(timeout=HANG_GUARD) == "v2"

@@ -7,14 +7,13 @@ wrong type, the core raises before touching anything.
 from __future__ import annotations
 
 import builtins
-import subprocess
 import sys
-import textwrap
 import types
 from pathlib import PurePosixPath
 
 import pytest
 from differential import compile_module
+from helpers import run_python
 
 import ipyexecmod
 from ipyexecmod import capi
@@ -28,12 +27,6 @@ def name(request: pytest.FixtureRequest):
     yield name
     for key in [k for k in sys.modules if isinstance(k, str) and k.startswith(name)]:
         del sys.modules[key]
-
-
-def run_python(source: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source)], capture_output=True, text=True, timeout=60
-    )
 
 
 @pytest.mark.parametrize("api", [ipyexecmod, capi], ids=["core", "capi"])

@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("jupyter_client")
 
+from helpers import HANG_GUARD
 from kernels import execute, kernel_running, outputs, stream
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -21,11 +22,16 @@ def kernel(tmp_path_factory):
 
 
 def run(client, code: str) -> tuple[dict, list[dict]]:
-    return execute(client, code, timeout=60)
+    return execute(client, code)
 
 
 def stdout(messages: list[dict]) -> str:
     return stream(messages)
+
+
+def complete(client, code: str) -> dict:
+    """The reply to a completion request at the end of ``code`` (matched by its id)."""
+    return client.complete(code, len(code), reply=True, timeout=HANG_GUARD)
 
 
 def test_cell_module_is_importable_from_later_cells(kernel):
@@ -77,12 +83,10 @@ def test_failed_rerun_shows_the_cells_line_and_keeps_the_old_version(kernel):
 def test_completion_of_module_names(kernel):
     run(kernel, "%%as_module kcomplete_me\nx = 1\n")
     for code in ("%reload_module kcomplete_", "%modinfo kcomplete_", "%lsmod kcomplete_"):
-        kernel.complete(code, len(code))
-        reply = kernel.get_shell_msg(timeout=30)
+        reply = complete(kernel, code)
         assert reply["content"]["matches"] == ["kcomplete_me"]
     code = "%modinfo json.de"
-    kernel.complete(code, len(code))
-    assert "json.decoder" in kernel.get_shell_msg(timeout=30)["content"]["matches"]
+    assert "json.decoder" in complete(kernel, code)["content"]["matches"]
 
 
 def test_alongside_autoreload_and_reset(kernel):
@@ -148,7 +152,7 @@ def test_a_typo_in_a_redefinition_shows_the_short_form_with_the_new_line(
     kernel, body, ename, evalue, line
 ):
     run(kernel, "%%as_module ktypo\nx = 1\ny = 2\nz = 3\n")
-    reply, messages = execute(kernel, f"%%as_module ktypo\n{body}", 60, stop_on_error=False)
+    reply, messages = execute(kernel, f"%%as_module ktypo\n{body}")
     assert reply["status"] == "error" and reply["ename"] == ename
     assert evalue in reply["evalue"] and "ktypo.py" in reply["evalue"]
     (error,) = outputs(messages, "error")
@@ -162,7 +166,7 @@ def test_a_typo_in_a_redefinition_shows_the_short_form_with_the_new_line(
 
 
 def test_binding_leaves_ipythons_names_and_the_notebooks_values(kernel):
-    reply, messages = execute(kernel, "%%as_module get_ipython\nX = 1\n", 60, stop_on_error=False)
+    reply, messages = execute(kernel, "%%as_module get_ipython\nX = 1\n")
     assert reply["status"] == "ok"
     assert "not bound to 'get_ipython'" in stream(messages, "stderr")
     run(kernel, "kdata = [1, 2]")
@@ -176,9 +180,6 @@ def test_binding_leaves_ipythons_names_and_the_notebooks_values(kernel):
 def test_cell_modules_complete_first_in_a_notebook(kernel):
     run(kernel, "%%as_module kfirst_to_complete\nx = 1\n")
     for code in ("%pycinfo kfirst_", "%%as_module kfirst_"):
-        kernel.complete(code, len(code))
-        assert kernel.get_shell_msg(timeout=30)["content"]["matches"] == ["kfirst_to_complete"]
-    code = "%modinfo "
-    kernel.complete(code, len(code))
-    matches = kernel.get_shell_msg(timeout=30)["content"]["matches"]
+        assert complete(kernel, code)["content"]["matches"] == ["kfirst_to_complete"]
+    matches = complete(kernel, "%modinfo ")["content"]["matches"]
     assert matches.index("kfirst_to_complete") < matches.index("IPython")

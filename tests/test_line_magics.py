@@ -8,17 +8,13 @@ import sys
 import types
 
 import pytest
+from helpers import define
 from IPython.core.completer import provisionalcompleter
 from IPython.core.error import UsageError
 
 import ipyexecmod
 from ipyexecmod import cells
 from ipyexecmod.inspection import MagicNumber, ModuleList, module_kind
-
-
-def define(ip, name: str, body: str = "x = 1\n") -> types.ModuleType:
-    ip.run_cell_magic("as_module", name, body)
-    return sys.modules[name]
 
 
 def formats(ip, value) -> dict:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import HANG_GUARD, define, run_python
 
 from ipyexecmod.pyc import check_source, read_header
 from ipyexecmod.store import CellStore, StoreError
@@ -41,25 +42,10 @@ class Point:
 SPAWN = multiprocessing.get_context("spawn")
 
 
-def define(ip, name: str, body: str, options: str = ""):
-    ip.run_cell_magic("as_module", f"{options} {name}".strip(), body)
-    return sys.modules[name]
-
-
 def import_value(directory: str) -> subprocess.CompletedProcess:
     """``victim.VALUE``, imported from ``directory`` in a fresh interpreter."""
     code = f"import sys; sys.path.insert(0, {directory!r}); import victim; print(victim.VALUE)"
     return run_python(code)
-
-
-def run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        **kwargs,
-    )
 
 
 def test_on_disk_copy_is_a_real_file_and_checked_hash_pyc(ip, unique):
@@ -128,8 +114,8 @@ def test_spawned_workers_run_the_current_definition(ip, unique):
     queue = SPAWN.Queue()
     process = SPAWN.Process(target=queue.put, args=(module.Point(7),))
     process.start()
-    point = queue.get(timeout=60)
-    process.join(60)
+    point = queue.get(timeout=HANG_GUARD)
+    process.join(HANG_GUARD)
     assert type(point) is module.Point and point.x == 7
 
 
@@ -148,7 +134,7 @@ def test_a_module_kept_in_memory_says_why_in_other_processes(ip, unique):
     )
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=SPAWN) as pool:
         with pytest.raises(concurrent.futures.process.BrokenProcessPool):
-            pool.submit(module.f).result(timeout=60)
+            pool.submit(module.f).result(timeout=HANG_GUARD)
 
 
 def test_a_lasting_directory_serves_later_kernels(ip, unique, tmp_path):
@@ -217,6 +203,7 @@ def test_a_writer_killed_mid_write_never_leaves_wrong_code(tmp_path):
         from ipyexecmod.store import CellStore, StoreError
         store = CellStore({str(directory)!r})
         padding = "# " + "x" * 200_000 + "\\n"
+        print("writing", flush=True)
         for i in itertools.count():
             source = f"VALUE = {{i}}\\n" + padding + "END = True\\n"
             store.write("victim", source, compile(source, "victim.py", "exec"), is_package=False)
@@ -225,13 +212,16 @@ def test_a_writer_killed_mid_write_never_leaves_wrong_code(tmp_path):
     kills = 0
     random.seed(1234)
     while kills < KILLS:
-        process = subprocess.Popen([sys.executable, "-c", writer])
-        time.sleep(random.uniform(0.1, 0.4))
+        process = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE)
+        # Killed at a random moment of its writing, however long it took to start.
+        assert process.stdout is not None and process.stdout.readline() == b"writing\n"
+        time.sleep(random.uniform(0, 0.3))
         process.send_signal(signal.SIGKILL)
         process.wait()
+        process.stdout.close()
         kills += 1
         if not (directory / "victim.py").exists():
-            continue  # killed before its first write (a slow start)
+            continue  # killed before its first write ended
         source = (directory / "victim.py").read_text()
         assert source.endswith("END = True\n")  # never a torn file
         value = int(source.split("\n", 1)[0].removeprefix("VALUE = "))
@@ -289,7 +279,7 @@ def test_a_read_only_or_full_file_system_warns_and_the_module_works_in_memory(
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=120,
+        timeout=HANG_GUARD,
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()

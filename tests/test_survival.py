@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("jupyter_client")
 
 from catalogue import CASES, GOOD
+from helpers import HANG_GUARD
 from kernels import execute, kernel_running, outputs, stream
 
 GOOD_STILL_GOOD = """\
@@ -76,10 +77,14 @@ for i in range(10**9):  # long enough to be interrupted anywhere
 
 
 def run_and_interrupt(manager, client, code: str, delay: float) -> dict:
-    """Start ``code``, and send Ctrl-C ``delay`` seconds after it begins to print."""
-    msg_id = client.execute(code)
+    """Start ``code``, and send Ctrl-C ``delay`` seconds after it begins to print.
+
+    ``stop_on_error=False``: the interrupted cell fails, and ipykernel would otherwise
+    abort the next request if it arrived within its stop-on-error window (a busy machine).
+    """
+    msg_id = client.execute(code, stop_on_error=False)
     while True:
-        message = client.get_iopub_msg(timeout=60)
+        message = client.get_iopub_msg(timeout=HANG_GUARD)
         if message["parent_header"].get("msg_id") != msg_id:
             continue
         if message["msg_type"] == "stream" and "running" in message["content"]["text"]:
@@ -87,7 +92,7 @@ def run_and_interrupt(manager, client, code: str, delay: float) -> dict:
     time.sleep(delay)
     manager.interrupt_kernel()
     while True:
-        reply = client.get_shell_msg(timeout=60)
+        reply = client.get_shell_msg(timeout=HANG_GUARD)
         if reply["parent_header"].get("msg_id") == msg_id:
             return reply["content"]
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+import types
 
 import pytest
+from helpers import HANG_GUARD
 
+import ipyexecmod
 from ipyexecmod import cells
 from ipyexecmod.cells import locks
 
@@ -17,15 +21,56 @@ FAIL_EVERY = 4  # every fourth redefinition raises half way and is rolled back
 
 
 def version(number: int, *, fail: bool = False) -> str:
-    """A module whose names are all set from ``number``, with a pause between them."""
+    """A module whose names are all set from ``number``, with a pause between them.
+
+    Before it changes any name it counts itself in the ``begun`` fixture's list.
+    """
     return (
-        "import time\n"
+        "import sys, time\n"
+        "sys.modules['_threads_begun'][0] += 1\n"
         f"VERSION = {number}\n"
         "time.sleep(0.001)  # half done: an import that did not wait would see a mix\n"
         f"def f():\n    return {number}\n"
         + (f"raise RuntimeError('version {number} fails')\n" if fail else "")
         + f"DONE = {number}\n"
     )
+
+
+#: Where ipyexecmod's code is: an import that waits for a definition runs some of it.
+PACKAGE = os.path.dirname(ipyexecmod.__file__) + os.sep
+
+
+def import_noting_the_wait(name: str, waiting: threading.Event) -> object:
+    """``__import__(name)``, setting ``waiting`` once ipyexecmod's code runs in the import.
+
+    An import of a module that is being defined finds it in sys.modules and asks its spec
+    whether it is initializing; ipyexecmod's answer waits for the definition.  Once the
+    event is set, the import holds the module and is in that wait (or past it).
+    """
+
+    def note(frame: types.FrameType, event: str, _arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(PACKAGE):
+            waiting.set()
+
+    sys.setprofile(note)  # this thread's only
+    try:
+        return __import__(name)
+    finally:
+        sys.setprofile(None)
+
+
+@pytest.fixture
+def begun():
+    """How many definitions of a :func:`version` module have begun to change it.
+
+    A thread that reads a module's names after importing it reads one version only if
+    no definition began in the meantime: a redefinition changes the same module object,
+    and a busy machine can pause the reader between two of its names for that long.
+    """
+    count = [0]
+    sys.modules["_threads_begun"] = count  # type: ignore[assignment]
+    yield count
+    del sys.modules["_threads_begun"]
 
 
 @pytest.fixture
@@ -35,7 +80,7 @@ def name():
     sys.modules.pop(name, None)
 
 
-def test_imports_wait_for_a_redefinition_and_see_one_whole_version(name):
+def test_imports_wait_for_a_redefinition_and_see_one_whole_version(name, begun):
     cells.define(name, version(0))
     good, failed = {0}, set()
     seen: list[tuple[object, ...]] = []
@@ -48,14 +93,18 @@ def test_imports_wait_for_a_redefinition_and_see_one_whole_version(name):
             while not stop.is_set():
                 busy = name in locks.in_progress
                 if index % 2:
+                    before = begun[0]
                     module = __import__(name)
-                    seen.append((module.VERSION, module.f(), module.DONE))
+                    triple = (module.VERSION, module.f(), module.DONE)
                 else:
+                    before = begun[0]
                     namespace: dict[str, object] = {}
                     exec(f"from {name} import VERSION, f, DONE", namespace)
                     f = namespace["f"]
-                    seen.append((namespace["VERSION"], f(), namespace["DONE"]))  # type: ignore[operator]
-                waited[index] += busy
+                    triple = (namespace["VERSION"], f(), namespace["DONE"])  # type: ignore[operator]
+                if begun[0] == before:  # no later definition changed what this thread read
+                    seen.append(triple)
+                    waited[index] += busy
                 time.sleep(0)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
@@ -90,30 +139,33 @@ def test_imports_wait_for_a_redefinition_and_see_one_whole_version(name):
 
 
 def test_an_import_waiting_for_a_first_definition_that_fails_gets_an_import_error(name):
-    ready = threading.Event()
+    ready, waiting = threading.Event(), threading.Event()
     outcome: list[BaseException | object] = []
 
     def importer() -> None:
         ready.wait()
         try:  # 3.13 raises at the import; 3.11 and 3.12 return the module, dead
-            module = __import__(name)
+            module = import_noting_the_wait(name, waiting)
             outcome.append(module)
             module.X
         except ImportError as exc:
             outcome.append(exc)
+        finally:
+            waiting.set()  # whatever happened, the definition goes on
 
     thread = threading.Thread(target=importer)
     thread.start()
     sys.modules["_threads_ready"] = ready  # type: ignore[assignment]
+    sys.modules["_threads_waiting"] = waiting  # type: ignore[assignment]
     try:
         with pytest.raises(ZeroDivisionError):
             cells.define(
                 name,
-                "import sys, time\nsys.modules['_threads_ready'].set()\n"
-                "time.sleep(0.3)\nX = 1 / 0\n",
+                "import sys\nsys.modules['_threads_ready'].set()\n"
+                f"sys.modules['_threads_waiting'].wait({HANG_GUARD})\nX = 1 / 0\n",
             )
     finally:
-        del sys.modules["_threads_ready"]
+        del sys.modules["_threads_ready"], sys.modules["_threads_waiting"]
         thread.join()
     assert name not in sys.modules
     error = outcome[-1]
@@ -129,24 +181,29 @@ def test_an_import_waiting_for_a_first_definition_that_fails_gets_an_import_erro
 
 
 def test_an_import_waiting_for_a_first_definition_gets_the_whole_module(name):
-    ready = threading.Event()
+    ready, waiting = threading.Event(), threading.Event()
     outcome: list[object] = []
 
     def importer() -> None:
         ready.wait()
-        module = __import__(name)
-        outcome.append((module, getattr(module, "LAST", None)))
+        try:
+            module = import_noting_the_wait(name, waiting)
+            outcome.append((module, getattr(module, "LAST", None)))
+        finally:
+            waiting.set()  # whatever happened, the definition goes on
 
     thread = threading.Thread(target=importer)
     thread.start()
     sys.modules["_threads_ready"] = ready  # type: ignore[assignment]
+    sys.modules["_threads_waiting"] = waiting  # type: ignore[assignment]
     try:
         module = cells.define(
             name,
-            "import sys, time\nsys.modules['_threads_ready'].set()\ntime.sleep(0.3)\nLAST = 1\n",
+            "import sys\nsys.modules['_threads_ready'].set()\n"
+            f"sys.modules['_threads_waiting'].wait({HANG_GUARD})\nLAST = 1\n",
         )
     finally:
-        del sys.modules["_threads_ready"]
+        del sys.modules["_threads_ready"], sys.modules["_threads_waiting"]
         thread.join()
     assert outcome == [(module, 1)]
 

@@ -1,0 +1,38 @@
+"""Helpers that several test modules share: define a cell module, run a fresh Python."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import types
+from typing import Any
+
+#: Seconds to wait for something that must happen (a kernel to start, a process to exit,
+#: a reply to come).  Only a hang reaches it: a machine busy with other test runs can
+#: make the wait many times longer than usual, and must not fail the test.
+HANG_GUARD = 600
+
+
+def define(ip: Any, name: str, body: str = "x = 1\n", options: str = "") -> types.ModuleType:
+    """Run ``%%as_module [options] name`` with ``body`` as the cell; the module it defined.
+
+    Raises what the magic raises (UsageError for bad input, the cell's own exception).
+    """
+    ip.run_cell_magic("as_module", f"{options} {name}".strip(), body)
+    return sys.modules[name]
+
+
+def run_python(code: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``code`` (dedented) run by this interpreter in a new process, its output as text.
+
+    ``kwargs`` go to :func:`subprocess.run` (``cwd``, ``env``, ``check``).  Raises
+    subprocess.TimeoutExpired only if the process hangs (see :data:`HANG_GUARD`).
+    """
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        **kwargs,
+    )
