@@ -31,7 +31,20 @@ _PREFIX = "ipyexecmod-"
 # Memory-backed, where the platform has one: a private directory dies with its kernel, so
 # it needs no disk, and an atomic write there costs a sixth of one on disk.
 MEMORY_ROOT = "/dev/shm"
-_MEMORY_NEEDED = 64 * 2**20  # free bytes, or the private directory goes on disk
+# Free bytes, or the private directory goes on disk: more than a container's default 64 MiB,
+# which other programs of the container (data loaders) may need.
+_MEMORY_NEEDED = 256 * 2**20
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace, as part of a private directory's name (``n`` and a
+    number; ``""`` where there is none): a ``/dev/shm`` shared by containers holds the
+    directories of processes that ``os.kill`` cannot see, and only those of this
+    namespace may be taken for a dead process's."""
+    try:
+        return f"n{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
 
 
 def private_roots() -> list[str]:
@@ -39,7 +52,7 @@ def private_roots() -> list[str]:
     roots = [tempfile.gettempdir()]
     try:
         usage = os.statvfs(MEMORY_ROOT)
-    except OSError:
+    except (OSError, AttributeError):  # no statvfs: not a POSIX system
         return roots
     if usage.f_bavail * usage.f_frsize >= _MEMORY_NEEDED and os.access(MEMORY_ROOT, os.W_OK):
         roots.insert(0, MEMORY_ROOT)
@@ -47,7 +60,9 @@ def private_roots() -> list[str]:
 
 
 def _remove_directories_of_dead_processes() -> None:
-    """Remove the private directories, owned by this user, of processes no longer running."""
+    """Remove the private directories, owned by this user, of processes no longer running
+    (in this PID namespace)."""
+    namespace = _pid_namespace()
     for root in {tempfile.gettempdir(), MEMORY_ROOT}:
         try:
             entries = os.scandir(root)
@@ -55,9 +70,12 @@ def _remove_directories_of_dead_processes() -> None:
             continue
         with entries:
             for entry in entries:
-                pid = entry.name.removeprefix(_PREFIX).partition("-")[0]
+                pid, _, rest = entry.name.removeprefix(_PREFIX).partition("-")
                 if not entry.name.startswith(_PREFIX) or not pid.isdigit():
                     continue
+                tag = rest.partition("-")[0]
+                if tag[:1] == "n" and tag[1:].isdigit() and tag != namespace:
+                    continue  # another PID namespace's: its processes are not ours to see
                 try:
                     if entry.stat(follow_symlinks=False).st_uid != os.getuid():
                         continue
@@ -83,7 +101,13 @@ def make_directory(path: str) -> None:
 
 
 _temporary_names = itertools.count()
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)  # POSIX; elsewhere, the rename still replaces a link
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -138,7 +162,8 @@ def new_private_directory() -> str:
     """
     _remove_directories_of_dead_processes()
     # Zero-padded, so that the path has the same length in every process.
-    prefix = f"{_PREFIX}{os.getpid():07d}-"
+    namespace = _pid_namespace()
+    prefix = f"{_PREFIX}{os.getpid():07d}-{namespace + '-' if namespace else ''}"
     for root in private_roots():
         try:
             return tempfile.mkdtemp(prefix=prefix, dir=root)

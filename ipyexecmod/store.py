@@ -14,8 +14,9 @@ symbolic link planted where one of them goes.
 Where and when: a kernel's private directory is memory-backed (``/dev/shm``)
 where the platform has one with room, else in the temporary directory; a
 lasting directory is wherever the user says.  A module's files are complete
-before its definition returns, so before any process, task or shipment that
-could need them can start.
+once its definition has committed (when ``define`` returns; for a module that
+another cell module's code defines, when that definition returns), so before
+any process, task or shipment that could need them can start.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class CellStore:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = os.path.abspath(os.fspath(directory))
         # Per source path: what was last written or checked there, so that writing an
-        # unchanged version costs two stat() calls, and a changed one no read.
+        # unchanged version costs two stat() calls, and a changed one no read while the
+        # files are the ones written here.
         self._written: dict[str, _Written] = {}
 
     def __repr__(self) -> str:

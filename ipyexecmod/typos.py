@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["TypoDisplay", "not_python", "not_source"]
+__all__ = ["TypoDisplay", "compiles", "not_python", "not_source"]
 
 # A line with something other than blanks and a comment (found without splitting the cell).
 _CODE_LINE = re.compile(r"^[ \t\f]*[^\s#]", re.MULTILINE)
@@ -45,6 +45,15 @@ def not_source(name: str, cell: str) -> str | None:
             f"surrogate, which is not text (a bad copy and paste?); delete it"
         )
     return None
+
+
+def compiles(cell: str) -> bool:
+    """Whether ``cell`` compiles as a module (a SyntaxError then came from running it)."""
+    try:
+        compile(cell, "<cell>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def not_python(shell: Any, cell: str, error: SyntaxError) -> str | None:

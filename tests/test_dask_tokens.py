@@ -249,3 +249,24 @@ def test_a_module_redefined_while_unloaded_is_sent_by_the_next_shipment(alone, u
         cells.define(first, "def f():\n    return 'v2'\n", store=kernel_store())
         ipyexecmod.dask.ship(client, second)
         assert client.submit(module.f).result(timeout=HANG_GUARD) == "v2"
+
+
+def test_reload_ext_goes_on_shipping_redefinitions(shell, alone, unique):
+    shell.run_line_magic("load_ext", "ipyexecmod")
+    try:
+        name = unique("reloaded")
+        shell.run_cell_magic("as_module", name, "def f():\n    return 'v1'\n")
+        with (
+            LocalCluster(
+                n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            shell.user_ns["reload_client"] = client
+            shell.run_line_magic("ship", f"{name} --client reload_client")
+            shell.run_line_magic("reload_ext", "ipyexecmod")
+            shell.run_cell_magic("as_module", name, "def f():\n    return 'v2'\n")
+            assert client.submit(shell.user_ns[name].f).result(timeout=HANG_GUARD) == "v2"
+    finally:
+        shell.user_ns.pop("reload_client", None)
+        shell.run_line_magic("unload_ext", "ipyexecmod")

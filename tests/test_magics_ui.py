@@ -397,3 +397,29 @@ def test_the_new_core_modules_do_not_import_ipython():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_syntax_error_the_code_raises_as_it_runs_keeps_its_traceback(ip, unique, capsys):
+    name = unique()
+    result, out = run(ip, capsys, f"%%as_module {name}\nX = 1\nY = eval('1 +')\n")
+    assert type(result.error_in_exec) is SyntaxError
+    assert "outside a function" not in out  # not taken for a top-level await
+    assert "Y = eval('1 +')" in out  # the cell's frame is in the traceback
+    assert name not in sys.modules
+
+
+def test_lines_put_back_after_a_cell_are_those_of_the_version_defined_last(ip, unique):
+    name = unique()
+    define(ip, name, "def f():\n    return 'v1'\n")
+    ip.run_cell(
+        "import ipyexecmod.cells as _c, ipyexecmod.store as _s\n"
+        "try:\n"
+        f"    _c.define({name!r}, \"def f():\\n    return 'v2'\\nraise ValueError\\n\","
+        " store=_s.kernel_store())\n"
+        "except ValueError:\n"
+        "    pass\n"
+        f"_c.define({name!r}, \"def f():\\n    return 'v3'\\n\", store=_s.kernel_store())\n"
+    )
+    module = sys.modules[name]
+    assert module.f() == "v3"
+    assert inspect.getsource(module.f) == "def f():\n    return 'v3'\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,38 @@ def test_a_store_directory_that_is_a_symbolic_link_is_refused(tmp_path):
 def test_a_version_knows_what_it_imports_at_module_level(name, is_package, source, imports):
     version = Version.compile(name, source, is_package=is_package)
     assert version.imports == frozenset(imports)
+
+
+def test_dead_processes_directories_go_but_not_those_of_another_pid_namespace(tmp_path):
+    import subprocess
+    import sys
+    import tempfile
+
+    gone = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    ours = _files._pid_namespace()
+    root = Path(tempfile.gettempdir())
+    theirs = root / f"ipyexecmod-{gone:07d}-n1-abcdefgh"  # a container's: its pid is not ours
+    dead = root / f"ipyexecmod-{gone:07d}-{ours + '-' if ours else ''}abcdefgh"
+    for directory in (theirs, dead):
+        directory.mkdir(mode=0o700)
+    try:
+        _files.new_private_directory()
+        assert theirs.exists()
+        assert not dead.exists()
+    finally:
+        for directory in (theirs, dead):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_define_with_a_store_of_the_wrong_type_is_refused():
+    from ipyexecmod import cells
+
+    with pytest.raises(TypeError, match="store must be a CellStore, a MemoryOnly or None, not str"):
+        cells.define("_st_wrong_store", "X = 1\n", store="/tmp/somewhere")

@@ -106,3 +106,44 @@ def test_ctrl_c_during_an_undo_is_delivered_after_it():
     finally:
         signal.signal(signal.SIGINT, previous)
     assert order == ["undo finished", "interrupt"]
+
+
+def test_every_undo_step_runs_and_the_names_are_released_when_one_fails():
+    calls: list[str] = []
+
+    def fails() -> None:
+        raise RuntimeError("this undo failed")
+
+    stack: list[Transaction] = []
+    with pytest.raises(RuntimeError, match="this undo failed"), Transaction(stack) as steps:
+        steps.claim("_tx_undo_fails")
+        steps.undo(calls.append, "first")
+        steps.undo(fails)
+        steps.undo(calls.append, "last")
+        raise ValueError
+    assert calls == ["last", "first"]
+    assert "_tx_undo_fails" not in locks.in_progress and stack == []
+
+
+def test_ctrl_c_during_a_rollback_still_releases_the_names():
+    interrupted: list[bool] = []
+
+    def ctrl_c() -> None:
+        signal.raise_signal(signal.SIGINT)  # as a user's Ctrl-C arriving during the undo
+
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            with Transaction([]) as steps:
+                steps.claim("_tx_ctrl_c")
+                steps.undo(ctrl_c)
+                raise ValueError
+        except ValueError:
+            interrupted.append(False)
+    assert interrupted == []  # the interrupt came after the ValueError was raised
+    assert "_tx_ctrl_c" not in locks.in_progress
+    seen: list[bool] = []
+    spec = locks.CellSpec("_tx_ctrl_c", None)
+    waiter = threading.Thread(target=lambda: seen.append(spec._initializing))
+    waiter.start()
+    waiter.join(timeout=600)
+    assert seen == [False]

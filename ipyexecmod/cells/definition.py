@@ -7,6 +7,7 @@ Each step that changes something registers, on the definition's
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -54,6 +55,9 @@ def define(
         check_module_name(name)
     if not isinstance(source, str):
         msg = f"source must be a str, not {type(source).__name__}"
+        raise TypeError(msg)
+    if not (store is None or isinstance(store, CellStore | MemoryOnly)):
+        msg = f"store must be a CellStore, a MemoryOnly or None, not {type(store).__name__}"
         raise TypeError(msg)
     copy = store if isinstance(store, CellStore) else None
     with finder.lock:
@@ -269,8 +273,15 @@ def _put_back_lines(finder: CellModuleFinder, loader: SourceTextLoader) -> None:
     """Put the previous version's lines back in linecache: now, or once the failed
     version's traceback has been shown (:attr:`CellModuleFinder.defer_lines`)."""
     if finder.defer_lines:
-        finder.pending_lines.append(loader.register_lines)
+        finder.pending_lines.append(functools.partial(_register_if_current, finder, loader))
     else:
+        loader.register_lines()
+
+
+def _register_if_current(finder: CellModuleFinder, loader: SourceTextLoader) -> None:
+    """Put ``loader``'s lines back, unless a later version has taken its place since."""
+    record = finder.get(loader.name)
+    if record is not None and record.loader is loader:
         loader.register_lines()
 
 

@@ -115,7 +115,8 @@ class CellModuleFinder:
         cell module is updated in place (the same object, as a reload does), so
         every importer sees the new code.  With a :class:`~ipyexecmod.store.CellStore`,
         the module's code, ``__file__`` and ``__cached__`` name its on-disk copy,
-        which is complete before this returns; with
+        which is complete once the definition commits (before this returns, unless
+        another definition is under way in this thread: then when that one does); with
         :class:`~ipyexecmod.store.MemoryOnly`, other processes that import it get
         an ImportError that says why they cannot.  ``defined_in`` is the
         ``In[N]`` of the cell it comes from.
@@ -148,7 +149,8 @@ class CellModuleFinder:
     def after_commit(self, function: Callable[..., object], /, *args: Any) -> None:
         """Call ``function(*args)`` once the definition under way in this thread (the
         outermost) has committed, or at once if none is under way; never if it fails."""
-        if self.transactions and self.transactions[0].lock.thread == threading.get_ident():
+        outermost = next(iter(self.transactions), None)  # another thread may pop it
+        if outermost is not None and outermost.lock.thread == threading.get_ident():
             self.transactions[-1].after(function, *args)
         else:
             function(*args)

@@ -6,13 +6,15 @@ so a failing one shows its name and each can be tested alone) and steps to
 take once it has committed.  One nested in a transaction under way (a cell
 module's code defining another module) joins it: its steps become the outer
 one's, and it commits or fails with it.  The undo steps run with Ctrl-C held
-back, so an interrupt cannot stop a rollback half way.
+back, so an interrupt cannot stop a rollback half way; every step runs even if
+one fails, and the names the definition claimed are released whatever happens.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -54,13 +56,18 @@ class Transaction:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        self._stack.pop()
         outer = self._outer
         if kind is not None:
-            self.rollback()
-            if outer is None:
-                release(self.lock, failed=True)
-        elif outer is not None:
+            with interrupts_held():
+                self._stack.pop()
+                try:
+                    self.rollback()
+                finally:
+                    if outer is None:
+                        release(self.lock, failed=True)
+            return
+        self._stack.pop()
+        if outer is not None:
             outer.undo_steps.extend(self.undo_steps)
             outer.after_steps.extend(self.after_steps)
         else:
@@ -81,10 +88,19 @@ class Transaction:
         claim(name, self.lock, fresh=fresh)
 
     def rollback(self) -> None:
-        """Call the undo steps, newest first, with Ctrl-C held back."""
+        """Call the undo steps, newest first, with Ctrl-C held back.
+
+        A step that fails does not stop the others; the first failure is raised after.
+        """
+        failure: BaseException | None = None
         with interrupts_held():
             for step in reversed(self.undo_steps):
-                step()
+                try:
+                    step()
+                except BaseException as exc:  # the others still put back what they can
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 @contextlib.contextmanager
@@ -92,9 +108,9 @@ def interrupts_held() -> Iterator[None]:
     """Hold back Ctrl-C (SIGINT) while the block runs, and deliver it after.
 
     Only the main thread receives signals, and only it can change their handlers.
+    Nested, the innermost one delivers what it held to the handler of the one around
+    it, which holds it in turn.
     """
-    import signal  # here: only a failed definition needs it
-
     handler = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or not callable(handler):
         yield

@@ -62,6 +62,7 @@ __all__ = [
     "current_client",
     "disable",
     "enable",
+    "resume",
     "set_auto",
     "ship",
     "ship_command",
@@ -73,3 +74,4 @@ set_auto = shipper.set_auto
 ship_to_default = shipper.ship_to_default
 enable = shipper.enable
 disable = shipper.disable
+resume = shipper.resume

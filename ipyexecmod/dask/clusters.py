@@ -25,7 +25,7 @@ from distributed import Client
 from distributed.diagnostics.plugin import SchedulerUploadFile, UploadFile
 
 from . import _on_worker
-from .families import Version
+from .families import Member
 
 __all__ = ["Cluster", "ShipError", "check_client", "current_client", "placeholder"]
 
@@ -74,7 +74,7 @@ class Cluster:
         self,
         client: Client,
         top: str,
-        family: Mapping[str, Version],
+        family: Mapping[str, Member],
         *,
         real: bool,
         rerun: str | None = None,
@@ -180,7 +180,7 @@ def _placeholder_text() -> str:
     return (importlib.resources.files(package) / "_placeholder.py").read_text("utf-8")
 
 
-def _file(top: str, family: Mapping[str, Version], *, load: bool) -> File:
+def _file(top: str, family: Mapping[str, Member], *, load: bool) -> File:
     """A lone module as ``top.py`` (imported by the plugin if ``load``), anything else
     as the archive ``top.zip`` (always imported)."""
     if set(family) == {top} and not family[top].is_package:
@@ -208,7 +208,7 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _zip(family: Mapping[str, Version]) -> bytes:
+def _zip(family: Mapping[str, Member]) -> bytes:
     """A package as a zip archive, byte for byte the same for the same sources."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

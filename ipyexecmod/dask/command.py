@@ -7,12 +7,12 @@ The messages here name the magic's options, as the magic's core may.
 from __future__ import annotations
 
 import dataclasses
-import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from distributed import Client
 
+from ..inspection.tables import escape
 from .clusters import ShipError, check_client, current_client
 from .shipping import shipper
 
@@ -34,7 +34,7 @@ class Shipment:
         return "\n".join(self._sentences(str))
 
     def _repr_html_(self) -> str:
-        code = lambda text: f"<code>{html.escape(text)}</code>"  # noqa: E731
+        code = lambda text: f"<code>{escape(text)}</code>"  # noqa: E731
         return "".join(f"<p>{sentence}</p>" for sentence in self._sentences(code))
 
     def _sentences(self, code: Callable[[str], str]) -> list[str]:
@@ -65,7 +65,7 @@ def ship_command(
     if names:
         target = _client(client)
         shipped = tuple(shipper.ship(target, *names))
-        workers = len(target.scheduler_info()["workers"])
+        workers = len(target.nthreads())  # asks the scheduler (scheduler_info() is a cache)
         assert target.scheduler is not None  # a running client has one
         shipment = Shipment(shipped, workers, str(target.scheduler.address))
     if auto is not None:

@@ -17,11 +17,11 @@ from typing import NamedTuple
 from .. import cells
 from ..cells.version import imports_of
 
-__all__ = ["Version", "family", "is_cell_top", "tops", "with_imports", "within"]
+__all__ = ["Member", "family", "is_cell_top", "tops", "with_imports", "within"]
 
 
-class Version(NamedTuple):
-    """The current version of one module, as it is shipped."""
+class Member(NamedTuple):
+    """One module of a family, as it is shipped: its current version."""
 
     name: str
     source: bytes
@@ -30,9 +30,9 @@ class Version(NamedTuple):
     imports: frozenset[str]
 
 
-def family(top: str) -> dict[str, Version]:
+def family(top: str) -> dict[str, Member]:
     """Module ``top`` and every cell module below it, by name."""
-    found: dict[str, Version] = {}
+    found: dict[str, Member] = {}
     for record in cells.finder.records():
         if within(record.name, top):
             found[record.name] = _version(record.name, record)
@@ -89,19 +89,19 @@ def is_cell_top(top: str) -> bool:
     return is_cell_module(top) and cells.finder.hides(top) is None
 
 
-def _version(name: str, found: cells.CellModule | ModuleType) -> Version:
+def _version(name: str, found: cells.CellModule | ModuleType) -> Member:
     """The version of a cell module (``found``), as its definition worked it out, or of a
     restored one (imported from a copy an earlier kernel wrote), read from its file."""
     if isinstance(found, ModuleType):
         return _restored(name, found.__file__, hasattr(found, "__path__"))  # type: ignore[arg-type]
     version = found.version
-    return Version(name, version.encoded, version.is_package, version.imports)
+    return Member(name, version.encoded, version.is_package, version.imports)
 
 
-def _restored(name: str, path: str, is_package: bool) -> Version:
+def _restored(name: str, path: str, is_package: bool) -> Member:
     with open(path, "rb") as file:  # read each time: another kernel may have rewritten it
         source = file.read()
-    return Version(name, source, is_package, _imports_of(name, source, is_package))
+    return Member(name, source, is_package, _imports_of(name, source, is_package))
 
 
 _imports_of = lru_cache(maxsize=256)(imports_of)  # by content: the same text parses the same

@@ -59,6 +59,11 @@ class Shipper:
             self.tokens.bump()  # cells defined meanwhile ran no listener
             self._catch_up()
 
+    def resume(self) -> None:
+        """:meth:`enable` again if anything was shipped (``%load_ext`` after an unload)."""
+        if self.clusters:
+            self.enable()
+
     def disable(self) -> None:
         """Undo :meth:`enable` and turn auto mode off (``%unload_ext ipyexecmod``).
 
@@ -109,6 +114,8 @@ class Shipper:
         The default client is looked up at each definition, and after each notebook
         cell (:func:`ship_to_default`), so a client made later gets every module too.
         """
+        if bool(enabled) == self.auto:
+            return  # as it is (the %ship --auto magic and its option both say so)
         if enabled:
             self.enable()
         self.auto = bool(enabled)

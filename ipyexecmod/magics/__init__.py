@@ -53,6 +53,9 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     shell.Completer.custom_matchers.append(complete_module_names)
     cells.finder.defer_lines = True  # put_back_lines does it, once IPython has shown them
     cells.finder.install()
+    shipping = sys.modules.get("ipyexecmod.dask")  # loaded again after an unload
+    if shipping is not None:
+        shipping.resume()
 
 
 def unload_ipython_extension(shell: InteractiveShell) -> None:
@@ -77,7 +80,6 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
         if getattr(matcher, "matcher_identifier", None) != identifier
     ]
     cells.finder.defer_lines = False
-    cells.finder.restore_lines()
     cells.finder.uninstall()
 
 

@@ -19,7 +19,7 @@ from traitlets import Bool, Unicode, observe
 from .. import cells
 from ..binding import binding_clash
 from ..store import lasting_store, placement
-from ..typos import TypoDisplay, not_python, not_source
+from ..typos import TypoDisplay, compiles, not_python, not_source
 from .arguments import parse
 
 __all__ = ["ExecModMagics", "shipping"]
@@ -165,6 +165,8 @@ class ExecModMagics(Magics):
             msg = f"{exc}{hint}"
             raise UsageError(msg) from None
         except SyntaxError as exc:
+            if compiles(cell):
+                raise  # raised by the code as it ran (eval, compile): its traceback says where
             reason = not_python(self._shell, cell, exc)
             if reason is not None:
                 msg = f"{args.name!r} not defined: {reason}"

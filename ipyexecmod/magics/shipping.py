@@ -71,7 +71,7 @@ class ShipMagics(Magics):
         except dask.ShipError as exc:
             raise UsageError(str(exc)) from None
         if auto is not None:
-            self._options.ship_auto = auto  # as %config shows it; its observer changes nothing more
+            self._options.ship_auto = auto  # as %config shows it; set_auto has done it already
         return shipment
 
     def _client(self, variable: str | None) -> object:
