@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import itertools
 import os
 import sys
 import tempfile
@@ -22,9 +23,10 @@ def peer_rows(settings: Settings) -> list[Row]:
     ip = shell()
     source = functions(10)
     cell = fresh_name("cell")
+    edits = itertools.count()
 
-    def as_module() -> None:
-        ip.run_cell_magic("as_module", cell, source)
+    def as_module() -> None:  # edited each time: a cell run again unchanged compiles nothing
+        ip.run_cell_magic("as_module", cell, source + f"_edit = {next(edits)}\n")
 
     rows = []
     with _notebook_directory() as directory:
