@@ -7,11 +7,13 @@ goes stale on a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import fractions
 import json
 import subprocess
 import sys
 import types
+from collections.abc import Iterator
 
 import pytest
 
@@ -201,29 +203,37 @@ def test_the_functions_for_the_workers_travel_by_value(alone):
     assert "ipyexecmod.dask._on_worker" not in cloudpickle.list_registry_pickle_by_value()
 
 
-def test_unload_ext_puts_back_dasks_handlers(shell, alone, unique):
-    before = {kind: normalize_token.dispatch(kind) for kind in KINDS}
-    table = dict(normalize_token._lookup)
-    listeners = list(cells.finder.listeners)
+@contextlib.contextmanager
+def shipped_from_a_shell(shell, name: str) -> Iterator[Client]:
+    """``%load_ext``, cell module ``name`` (its ``f`` returns ``'v1'``) ``%ship``-ed to a
+    one-worker LocalCluster through ``--client``; unloaded at the end if still loaded."""
     shell.run_line_magic("load_ext", "ipyexecmod")
     try:
-        name = unique("unloaded")
-        shell.run_cell_magic("as_module", name, "def f():\n    return 'shipped'\n")
+        shell.run_cell_magic("as_module", name, "def f():\n    return 'v1'\n")
         with (
             LocalCluster(
                 n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
             ) as cluster,
             Client(cluster, set_as_default=False) as client,
         ):
-            shell.user_ns["unload_client"] = client
-            shell.run_line_magic("ship", f"{name} --client unload_client")
-            assert normalize_token.dispatch(object) is not before[object]
-            assert client.submit(shell.user_ns[name].f).result(timeout=HANG_GUARD) == "shipped"
-            shell.run_line_magic("unload_ext", "ipyexecmod")
+            shell.user_ns["shipping_client"] = client
+            shell.run_line_magic("ship", f"{name} --client shipping_client")
+            yield client
     finally:
-        shell.user_ns.pop("unload_client", None)
+        shell.user_ns.pop("shipping_client", None)
         if "ipyexecmod" in shell.extension_manager.loaded:
             shell.run_line_magic("unload_ext", "ipyexecmod")
+
+
+def test_unload_ext_puts_back_dasks_handlers(shell, alone, unique):
+    before = {kind: normalize_token.dispatch(kind) for kind in KINDS}
+    table = dict(normalize_token._lookup)
+    listeners = list(cells.finder.listeners)
+    name = unique("unloaded")
+    with shipped_from_a_shell(shell, name) as client:
+        assert normalize_token.dispatch(object) is not before[object]
+        assert client.submit(shell.user_ns[name].f).result(timeout=HANG_GUARD) == "v1"
+        shell.run_line_magic("unload_ext", "ipyexecmod")
     for kind, handler in before.items():
         assert normalize_token.dispatch(kind) is handler, kind
     for cls, handler in table.items():
@@ -252,21 +262,8 @@ def test_a_module_redefined_while_unloaded_is_sent_by_the_next_shipment(alone, u
 
 
 def test_reload_ext_goes_on_shipping_redefinitions(shell, alone, unique):
-    shell.run_line_magic("load_ext", "ipyexecmod")
-    try:
-        name = unique("reloaded")
-        shell.run_cell_magic("as_module", name, "def f():\n    return 'v1'\n")
-        with (
-            LocalCluster(
-                n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
-            ) as cluster,
-            Client(cluster, set_as_default=False) as client,
-        ):
-            shell.user_ns["reload_client"] = client
-            shell.run_line_magic("ship", f"{name} --client reload_client")
-            shell.run_line_magic("reload_ext", "ipyexecmod")
-            shell.run_cell_magic("as_module", name, "def f():\n    return 'v2'\n")
-            assert client.submit(shell.user_ns[name].f).result(timeout=HANG_GUARD) == "v2"
-    finally:
-        shell.user_ns.pop("reload_client", None)
-        shell.run_line_magic("unload_ext", "ipyexecmod")
+    name = unique("reloaded")
+    with shipped_from_a_shell(shell, name) as client:
+        shell.run_line_magic("reload_ext", "ipyexecmod")
+        shell.run_cell_magic("as_module", name, "def f():\n    return 'v2'\n")
+        assert client.submit(shell.user_ns[name].f).result(timeout=HANG_GUARD) == "v2"
