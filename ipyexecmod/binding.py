@@ -34,8 +34,12 @@ def binding_clash(
     of the same name, an earlier version of this one, is replaced: that is what
     ``import NAME`` does too.
     """
-    if name in hidden or _IPYTHON_NAMES.fullmatch(name):
+    if _IPYTHON_NAMES.fullmatch(name) or name in ("In", "Out", "get_ipython"):
         return "that name is IPython's own"
+    if name in hidden:  # what the shell put there itself: its own, or %pylab's, %run -i's
+        value = namespace.get(name)
+        held = f" (a {type(value).__name__})" if value is not None else ""
+        return f"the shell put {name!r}{held} in the notebook itself, kept as it is"
     if name in vars(builtins):
         return f"that would hide the builtin {name}"
     value = namespace.get(name, module)

@@ -423,3 +423,17 @@ def test_lines_put_back_after_a_cell_are_those_of_the_version_defined_last(ip, u
     module = sys.modules[name]
     assert module.f() == "v3"
     assert inspect.getsource(module.f) == "def f():\n    return 'v3'\n"
+
+
+def test_a_name_the_shell_put_there_itself_is_named_as_such(ip, unique, capsys):
+    import json
+
+    name = unique()
+    ip.push({name: json}, interactive=False)  # as %pylab puts numpy's names there
+    try:
+        result, out = run(ip, capsys, f"%%as_module {name}\nVALUE = 1\n")
+        assert result.success and ip.user_ns[name] is json
+        assert f"the shell put {name!r} (a module) in the notebook itself, kept as it is" in out
+    finally:
+        ip.user_ns.pop(name, None)
+        ip.user_ns_hidden.pop(name, None)

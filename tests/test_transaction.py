@@ -125,12 +125,15 @@ def test_every_undo_step_runs_and_the_names_are_released_when_one_fails():
     assert "_tx_undo_fails" not in locks.in_progress and stack == []
 
 
-def test_ctrl_c_during_a_rollback_still_releases_the_names():
+def test_ctrl_c_during_a_rollback_still_releases_the_names(request):
     interrupted: list[bool] = []
 
     def ctrl_c() -> None:
         signal.raise_signal(signal.SIGINT)  # as a user's Ctrl-C arriving during the undo
 
+    # Python's own handler, whatever an earlier test (a shell, a kernel) left installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     with pytest.raises(KeyboardInterrupt):
         try:
             with Transaction([]) as steps:
