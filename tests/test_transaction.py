@@ -150,3 +150,15 @@ def test_ctrl_c_during_a_rollback_still_releases_the_names(request):
     waiter.start()
     waiter.join(timeout=600)
     assert seen == [False]
+
+
+def test_every_later_step_runs_when_one_fails():
+    calls: list[str] = []
+
+    def fails() -> None:
+        raise KeyboardInterrupt  # a Ctrl-C while the copy on disk is written
+
+    with pytest.raises(KeyboardInterrupt), Transaction([]) as steps:
+        steps.after(fails)
+        steps.after(calls.append, "listeners told")
+    assert calls == ["listeners told"]

@@ -17,7 +17,7 @@ import functools
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .locks import DefinitionLock, claim, release
@@ -72,8 +72,7 @@ class Transaction:
             outer.after_steps.extend(self.after_steps)
         else:
             release(self.lock, failed=False)
-            for step in self.after_steps:
-                step()
+            _call_all(self.after_steps)  # a copy on disk failing must not stop the listeners
 
     def undo(self, function: Callable[..., object], /, *args: Any) -> None:
         """If the definition fails, call ``function(*args)`` (last added, first called)."""
@@ -92,15 +91,20 @@ class Transaction:
 
         A step that fails does not stop the others; the first failure is raised after.
         """
-        failure: BaseException | None = None
         with interrupts_held():
-            for step in reversed(self.undo_steps):
-                try:
-                    step()
-                except BaseException as exc:  # the others still put back what they can
-                    failure = failure or exc
-        if failure is not None:
-            raise failure
+            _call_all(reversed(self.undo_steps))
+
+
+def _call_all(steps: Iterable[Step]) -> None:
+    """Call every step, even after one fails; then raise the first failure."""
+    failure: BaseException | None = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as exc:  # the others still do their part
+            failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 @contextlib.contextmanager
