@@ -58,10 +58,10 @@ class Transaction:
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
         outer = self._outer
         if kind is not None:
-            with interrupts_held():
+            with interrupts_held():  # no Ctrl-C can stop the undo half way, or the release
                 self._stack.pop()
                 try:
-                    self.rollback()
+                    _call_all(reversed(self.undo_steps))
                 finally:
                     if outer is None:
                         release(self.lock, failed=True)
@@ -85,14 +85,6 @@ class Transaction:
     def claim(self, name: str, *, fresh: bool = False) -> None:
         """Make imports of ``name`` in other threads wait until the definition has ended."""
         claim(name, self.lock, fresh=fresh)
-
-    def rollback(self) -> None:
-        """Call the undo steps, newest first, with Ctrl-C held back.
-
-        A step that fails does not stop the others; the first failure is raised after.
-        """
-        with interrupts_held():
-            _call_all(reversed(self.undo_steps))
 
 
 def _call_all(steps: Iterable[Step]) -> None:
