@@ -21,6 +21,7 @@ from ..loader import SourceTextLoader, forget_lines_when_unused
 from ..store import CellStore, MemoryOnly, StoreError
 from .locks import Discarded
 from .names import DefinitionError, check_available, check_module_name
+from .dependents import Rerun, dependents
 from .transaction import Transaction
 from .version import CellModule, Version
 
@@ -38,6 +39,7 @@ class Options(TypedDict, total=False):
     force: bool
     defined_in: int | None
     store: CellStore | MemoryOnly | None
+    rerun_dependents: bool
 
 
 def define(
@@ -48,6 +50,7 @@ def define(
     force: bool = False,
     defined_in: int | None = None,
     store: CellStore | MemoryOnly | None = None,
+    rerun_dependents: bool = True,
 ) -> ModuleType:
     """:meth:`CellModuleFinder.define <ipyexecmod.cells.CellModuleFinder.define>`."""
     __tracebackhide__ = True
@@ -74,8 +77,10 @@ def define(
             else:
                 steps.undo(forget_lines_when_unused, version.loader)
             _ensure_parents(finder, steps, name, copy)
+            reruns = _plan_reruns(finder, steps, version) if rerun_dependents else []
             module = _execute(finder, steps, version)
             record = _commit(finder, steps, version)
+            _rerun(finder, steps, record, reruns)
             if old is not None and old.filename != version.filename:
                 steps.after(forget_lines_when_unused, old.loader)
             steps.after(_save, finder, record)
@@ -96,13 +101,53 @@ def _next_version(
     return Version.compile(name, source, is_package=is_package, store=store, defined_in=defined_in)
 
 
-def reload(finder: CellModuleFinder, name: str) -> ModuleType:
-    """Re-execute cell module ``name``'s latest version in the same object, as a transaction."""
+def reload(finder: CellModuleFinder, name: str, *, rerun_dependents: bool = True) -> ModuleType:
+    """Re-execute cell module ``name``'s latest version in the same object, and its
+    dependents after it, as one transaction."""
     __tracebackhide__ = True
     with finder.lock:
-        version = finder.modules[name].version
+        record = finder.modules[name]
         with _transaction(finder) as steps:
-            return _execute(finder, steps, version)
+            reruns = _plan_reruns(finder, steps, record.version) if rerun_dependents else []
+            module = _execute(finder, steps, record.version)
+            _rerun(finder, steps, record, reruns)
+            return module
+
+
+def _plan_reruns(finder: CellModuleFinder, steps: Transaction, version: Version) -> list[Rerun]:
+    """The dependents of ``version``'s module to run again after it (none already
+    running again in this transaction), their names claimed from now on: a thread
+    importing any of them waits for the whole set."""
+    reruns = [
+        rerun
+        for rerun in dependents(finder.modules, version.name)
+        if rerun.name not in steps.rerun and finder.owns(sys.modules.get(rerun.name))
+    ]
+    for rerun in reruns:
+        steps.rerun.add(rerun.name)
+        steps.claim(rerun.name)
+    return reruns
+
+
+def _rerun(
+    finder: CellModuleFinder, steps: Transaction, record: CellModule, reruns: list[Rerun]
+) -> None:
+    """Run the dependents in ``reruns`` again, in order, from their latest versions; what
+    one raises gets a note that says which module failed and why it ran again."""
+    __tracebackhide__ = True
+    steps.undo(setattr, record, "reran", record.reran)
+    record.reran = tuple(reruns)
+    for rerun in reruns:
+        try:
+            _execute(finder, steps, finder.modules[rerun.name].version)
+        except BaseException as exc:
+            exc.add_note(
+                f"ipyexecmod: this was raised by cell module {rerun.name!r}, run again because "
+                f"it imports {', '.join(rerun.because)}; {record.name!r} and every module run "
+                f"again for it are back as they were"
+            )
+            raise
+        steps.after(finder.notify, rerun.name)
 
 
 def _transaction(finder: CellModuleFinder) -> Transaction:
@@ -178,7 +223,9 @@ def _execute(finder: CellModuleFinder, steps: Transaction, version: Version) -> 
     record = finder.get(name)
     if previous is not None and finder.ours(previous):
         steps.claim(name)
-        steps.undo(_restore_namespace, vars(previous), dict(vars(previous)))
+        namespace = dict(vars(previous))
+        steps.undo(_restore_namespace, vars(previous), namespace)
+        steps.after(finder.replaced, name, namespace, previous)
         if record is not None:
             steps.undo(_set_version, record, record.version)
             record.version = version

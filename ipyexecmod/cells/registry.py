@@ -35,6 +35,10 @@ class CellModuleFinder:
         #: Called with the name of each module just defined or redefined, once its code
         #: has run (before :meth:`define` returns); what one raises becomes a warning.
         self.listeners: list[Callable[[str], object]] = []
+        #: Called, once a definition has committed, for each cell module whose code ran
+        #: again in its existing object: with its name, its namespace as it was before,
+        #: and the module.  What one raises becomes a warning.
+        self.replacement_listeners: list[Callable[[str, dict[str, Any], ModuleType], object]] = []
         #: Whether a failed redefinition leaves its own lines in linecache, for a
         #: traceback shown after it, until :meth:`restore_lines` (IPython's case).
         self.defer_lines = False
@@ -121,6 +125,13 @@ class CellModuleFinder:
         an ImportError that says why they cannot.  ``defined_in`` is the
         ``In[N]`` of the cell it comes from.
 
+        Then every cell module that imports it as it runs, directly or through others,
+        runs again from its latest version, in the same transaction, each after the
+        modules of the set it imports (unless ``rerun_dependents`` is false), so that
+        what they took from it is the new version's; the module's record lists them
+        (:attr:`CellModule.reran`).  Other threads importing any module of the set wait
+        for the whole set.
+
         Raises
         ------
         DefinitionError
@@ -129,9 +140,10 @@ class CellModuleFinder:
         SyntaxError
             The source does not compile.  Nothing changed.
         BaseException
-            Whatever the code raised.  The previous version (same object, same
-            namespace) is back in ``sys.modules``; a first definition leaves no
-            module, and no parent created for it, behind.
+            Whatever the code raised, or the code of a dependent run again (with a
+            note that says which and why).  Every module of the set is back as it
+            was (same object, same namespace, in ``sys.modules``); a first
+            definition leaves no module, and no parent created for it, behind.
 
         Warns
         -----
@@ -141,10 +153,11 @@ class CellModuleFinder:
         __tracebackhide__ = True
         return definition.define(self, name, source, **options)
 
-    def reload(self, name: str) -> ModuleType:
-        """Re-execute cell module ``name``'s latest source in the same object, as a transaction."""
+    def reload(self, name: str, *, rerun_dependents: bool = True) -> ModuleType:
+        """Re-execute cell module ``name``'s latest source in the same object, and (unless
+        ``rerun_dependents`` is false) its dependents after it, as one transaction."""
         __tracebackhide__ = True
-        return definition.reload(self, name)
+        return definition.reload(self, name, rerun_dependents=rerun_dependents)
 
     def after_commit(self, function: Callable[..., object], /, *args: Any) -> None:
         """Call ``function(*args)`` once the definition under way in this thread (the
@@ -163,12 +176,21 @@ class CellModuleFinder:
 
     def notify(self, name: str) -> None:
         """Tell the listeners that ``name`` was (re)defined; a failing one becomes a warning."""
-        for listener in list(self.listeners):
-            try:
-                listener(name)
-            except Exception as exc:
-                msg = f"module {name!r} is defined, but {listener!r} failed: {exc}"
-                warnings.warn(msg, RuntimeWarning, stacklevel=5)
+        _tell(self.listeners, name)
+
+    def replaced(self, name: str, namespace: dict[str, Any], module: ModuleType) -> None:
+        """Tell the replacement listeners that ``module``'s code ran again, replacing
+        ``namespace``; a failing one becomes a warning."""
+        _tell(self.replacement_listeners, name, namespace, module)
+
+
+def _tell(listeners: list[Callable[..., object]], name: str, *args: Any) -> None:
+    for listener in list(listeners):
+        try:
+            listener(name, *args)
+        except Exception as exc:
+            msg = f"module {name!r} is defined, but {listener!r} failed: {exc}"
+            warnings.warn(msg, RuntimeWarning, stacklevel=6)
 
 
 def is_cell_finder(finder: object) -> bool:

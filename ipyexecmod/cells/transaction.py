@@ -44,6 +44,8 @@ class Transaction:
         self.outermost = self._outer is None
         self.undo_steps: list[Step] = []
         self.after_steps: list[Step] = []
+        #: The dependents run again in this definition (shared with those nested in it).
+        self.rerun: set[str] = set() if self._outer is None else self._outer.rerun
 
     def __enter__(self) -> Transaction:
         outer = self._outer

@@ -10,14 +10,20 @@ came from, and (on demand) the modules it imports.  The spec, the on-disk copy,
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from types import CodeType
+from typing import TYPE_CHECKING
 
 from ..loader import SourceTextLoader
 from ..store import CellStore
 from .locks import CellSpec
+
+if TYPE_CHECKING:
+    from .dependents import Rerun
 
 __all__ = ["CellModule", "Version"]
 
@@ -97,7 +103,7 @@ class Version:
     @cached_property
     def imports(self) -> frozenset[str]:
         """The modules its code imports as it runs (not inside functions), as absolute names."""
-        return imports_of(self.name, self.source, self.is_package)
+        return imports_in(self.name, self.code, self.is_package)
 
     def spec(self) -> CellSpec:
         """A spec like a file's: ``origin`` (``__file__``) is the code's filename, and
@@ -122,28 +128,85 @@ class Version:
 
 
 def imports_of(name: str, source: str | bytes, is_package: bool) -> frozenset[str]:
-    """The modules that module ``name``'s code imports as it runs (not those imported
-    inside functions), as absolute names; none if it does not parse."""
-    import ast  # only when asked: ast takes longer to import than all of ipyexecmod
-
+    """The modules that module ``name``'s source imports as it runs (see :func:`imports_in`);
+    none if it does not compile."""
     try:
-        tree = ast.parse(source)
+        code = compile(source, name, "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
         return frozenset()
+    return imports_in(name, code, is_package)
+
+
+def imports_in(name: str, code: CodeType, is_package: bool) -> frozenset[str]:
+    """The modules that module ``name``'s code imports as it runs, as absolute names.
+
+    Every ``import`` and ``from ... import`` statement at module level, in ``if``,
+    ``try`` and ``with`` blocks and in class bodies, in all its forms (relative ones
+    resolved against the package): ``import a.b`` gives ``a`` and ``a.b``, and
+    ``from a import f`` gives ``a`` and ``a.f`` (``f`` may be a submodule).  An import
+    inside a function runs when the function is called, so it is not counted.
+
+    The compiled code is read rather than the source parsed again: an import statement
+    is one ``IMPORT_NAME`` instruction, after the two constants ``level`` and
+    ``fromlist``; reading them costs a fiftieth of compiling the source.
+    """
     package = name if is_package else name.rpartition(".")[0]
     found: set[str] = set()
-    nodes: list[ast.AST] = [tree]
-    while nodes:
-        node = nodes.pop()
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            continue
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
-            found.add(".".join(part for part in (base, node.module or "") if part))
-        nodes.extend(ast.iter_child_nodes(node))
+    pending = [code]
+    while pending:
+        code = pending.pop()
+        for module, level, fromlist in _import_instructions(code):
+            if level:
+                base = package.rsplit(".", level - 1)[0] if package.count(".") >= level - 1 else ""
+                if not base:
+                    continue  # beyond the top-level package: the import fails as it runs
+                module = f"{base}.{module}" if module else base
+            parts = module.split(".")
+            found.update(".".join(parts[: depth + 1]) for depth in range(len(parts)))
+            found.update(f"{module}.{attribute}" for attribute in fromlist or () if attribute != "*")
+        # Class bodies run with the module; functions (and 3.11's comprehensions) do not.
+        pending.extend(
+            const
+            for const in code.co_consts
+            if type(const) is CodeType and not const.co_flags & _CO_OPTIMIZED
+        )
     return frozenset(found)
+
+
+_CO_OPTIMIZED = 0x1  # inspect.CO_OPTIMIZED: set on functions, not on class bodies
+
+
+def _import_instructions(code: CodeType) -> Iterator[tuple[str, int, tuple[str, ...] | None]]:
+    """``(module, level, fromlist)`` for each ``IMPORT_NAME`` instruction of ``code``."""
+    extended_arg, load_const, load_small_int, import_name = _opcodes()
+    raw, names, consts = code.co_code, code.co_names, code.co_consts
+    loaded: list[object] = [0, None]  # the last two constants loaded
+    extended = 0
+    for offset in range(0, len(raw), 2):
+        op, argument = raw[offset], raw[offset + 1] | extended
+        extended = 0
+        if op == extended_arg:
+            extended = argument << 8
+        elif op == load_const:
+            loaded = [loaded[-1], consts[argument]]
+        elif op == load_small_int:
+            loaded = [loaded[-1], argument]
+        elif op == import_name:
+            level, fromlist = loaded
+            yield names[argument], level if type(level) is int else 0, fromlist  # type: ignore[misc]
+
+
+@functools.cache
+def _opcodes() -> tuple[int, int, int, int]:
+    import opcode  # when first needed: it takes a millisecond to import
+
+    opmap = opcode.opmap
+    return (
+        opmap["EXTENDED_ARG"],
+        opmap["LOAD_CONST"],
+        opmap.get("LOAD_SMALL_INT", -1),  # Python 3.14 loads ``level`` with it
+        opmap["IMPORT_NAME"],
+    )
 
 
 @dataclass(eq=False)
@@ -155,6 +218,8 @@ class CellModule:
     redefinitions: int = 0
     #: A parent package created for a dotted name, with no cell of its own.
     implicit: bool = False
+    #: The dependents its latest definition ran again, in order.
+    reran: tuple[Rerun, ...] = ()
 
     @property
     def name(self) -> str:

@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: MIT
+"""Which cell modules depend on one, and in which order to run them again.
+
+A cell module depends on the cell modules its code imports as it runs
+(:attr:`Version.imports <ipyexecmod.cells.Version.imports>`): redefining one leaves
+what its dependents took from it (``from sa import f``, values computed from it)
+on the old version until they run again.  :func:`dependents` lists them,
+directly or through others, each after the modules of the set it imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from .version import CellModule
+
+__all__ = ["Rerun", "dependents", "describe"]
+
+
+class Rerun(NamedTuple):
+    """A cell module run again after a redefinition, and the modules of the set it imports."""
+
+    name: str
+    because: tuple[str, ...]
+
+
+def dependents(modules: Mapping[str, CellModule], name: str) -> list[Rerun]:
+    """The cell modules that import ``name``, directly or through others, each after
+    those of them it imports (depth first, from the first defined); an import cycle
+    is broken where the walk meets it, and each of its members is listed once."""
+    imports = {
+        other: record.version.imports
+        for other, record in modules.items()
+        if not record.implicit and other != name
+    }
+    affected = _reaching(imports, name)
+    order: list[str] = []
+    done = {name}
+
+    def visit(module: str) -> None:  # depth first: what a module imports comes before it
+        done.add(module)
+        for needed in sorted(imports[module] & affected):
+            if needed not in done:
+                visit(needed)
+        order.append(module)
+
+    for module in imports:  # the registry's order: first defined, first
+        if module in affected and module not in done:
+            visit(module)
+    members = affected | {name}
+    return [Rerun(module, tuple(sorted(imports[module] & members))) for module in order]
+
+
+def _reaching(imports: Mapping[str, frozenset[str]], name: str) -> set[str]:
+    """The modules in ``imports`` that import ``name``, directly or through others."""
+    reached: set[str] = set()
+    frontier = {name}
+    while frontier:
+        frontier = {
+            module
+            for module, imported in imports.items()
+            if module not in reached and not imported.isdisjoint(frontier)
+        }
+        reached |= frontier
+    return reached
+
+
+def describe(name: str, reruns: Iterable[Rerun]) -> str:
+    """One line for the user: which modules ran again after ``name``'s redefinition, and why."""
+    reruns = list(reruns)
+    names = ", ".join(rerun.name for rerun in reruns)
+    if all(rerun.because == (name,) for rerun in reruns):
+        they = "it imports" if len(reruns) == 1 else "they import"
+        return f"re-ran {names} ({they} {name})"
+    reasons = "; ".join(f"{rerun.name} imports {', '.join(rerun.because)}" for rerun in reruns)
+    return f"re-ran {names} ({reasons})"
