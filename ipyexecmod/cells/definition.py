@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from ..execmodule import NOT_FOUND, exec_code_module_object
 from ..loader import SourceTextLoader, forget_lines_when_unused
 from ..store import CellStore, MemoryOnly, StoreError
+from .dependents import Rerun, dependents
 from .locks import Discarded
 from .names import DefinitionError, check_available, check_module_name
-from .dependents import Rerun, dependents
 from .transaction import Transaction
 from .version import CellModule, Version
 

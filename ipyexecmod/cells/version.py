@@ -163,7 +163,9 @@ def imports_in(name: str, code: CodeType, is_package: bool) -> frozenset[str]:
                 module = f"{base}.{module}" if module else base
             parts = module.split(".")
             found.update(".".join(parts[: depth + 1]) for depth in range(len(parts)))
-            found.update(f"{module}.{attribute}" for attribute in fromlist or () if attribute != "*")
+            found.update(
+                f"{module}.{attribute}" for attribute in fromlist or () if attribute != "*"
+            )
         # Class bodies run with the module; functions (and 3.11's comprehensions) do not.
         pending.extend(
             const

@@ -50,6 +50,7 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     magics = shell.magics_manager.registry[ExecModMagics.__name__]
     for event, hook in magics.hooks():
         shell.events.register(event, hook)
+    cells.finder.replacement_listeners.append(magics.rebind)
     shell.Completer.custom_matchers.append(complete_module_names)
     cells.finder.defer_lines = True  # put_back_lines does it, once IPython has shown them
     cells.finder.install()
@@ -86,6 +87,8 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
 def _stop_following_cells(shell: InteractiveShell, magics: ExecModMagics) -> None:
     """Undo what ``magics`` set up to run around cells, and any shipping it started."""
     magics.ship_auto = False
+    if magics.rebind in cells.finder.replacement_listeners:
+        cells.finder.replacement_listeners.remove(magics.rebind)
     for event, hook in magics.hooks():
         hook()  # what the end of a cell would have done
         shell.events.unregister(event, hook)

@@ -17,7 +17,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Unicode, observe
 
 from .. import cells
-from ..binding import binding_clash
+from ..binding import binding_clash, rebind
+from ..cells.dependents import describe
 from ..store import lasting_store, placement
 from ..typos import TypoDisplay, compiles, not_python, not_source
 from .arguments import parse
@@ -50,6 +51,20 @@ class ExecModMagics(Magics):
         "removed when the kernel exits. `%%as_module --persist-dir DIR` sets it for one cell.",
     ).tag(config=True)
 
+    rerun_dependents = Bool(
+        True,
+        help="When a cell module is redefined or reloaded, run again the cell modules that "
+        "import it, directly or through others, in the same all-or-nothing transaction. "
+        "`%%as_module --no-deps` and `%reload_module --no-deps` skip it for one cell.",
+    ).tag(config=True)
+
+    rebind_names = Bool(
+        True,
+        help="When a cell module's code runs again, rebind the notebook's names that hold "
+        "an object of its previous version (`from m import f`, `C = m.C`) to the new "
+        "version's object of the same name.",
+    ).tag(config=True)
+
     ship_auto = Bool(
         False,
         help="Ship every new or redefined cell module to the default Dask client "
@@ -59,6 +74,7 @@ class ExecModMagics(Magics):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._typos = TypoDisplay(self.shell)
+        self._rebound: list[str] = []
         if self.persist_dir:
             cells.finder.add_store(lasting_store(self.persist_dir))
         if self.ship_auto:
@@ -141,6 +157,12 @@ class ExecModMagics(Magics):
         help="define the module even if NAME is a module that ipyexecmod did not create, "
         "or can be imported from elsewhere; the cell module then hides it",
     )
+    @argument(
+        "--no-deps",
+        action="store_true",
+        help="do not run again the cell modules that import this one "
+        "(see ExecModMagics.rerun_dependents)",
+    )
     @cell_magic
     def as_module(self, line: str, cell: str) -> None:
         """%%as_module NAME: make the cell a real, importable module named NAME.
@@ -183,9 +205,43 @@ class ExecModMagics(Magics):
             persist=self.persist and not args.no_persist,
             directory=args.persist_dir or self.persist_dir,
         )
-        cells.define(args.name, cell, force=args.force, defined_in=self._cell_number(), store=store)
+        cells.define(
+            args.name,
+            cell,
+            force=args.force,
+            defined_in=self._cell_number(),
+            store=store,
+            rerun_dependents=self.rerun_dependents and not args.no_deps,
+        )
         if self.bind and not args.no_bind:
             cells.after_commit(self._bind, args.name)
+        cells.after_commit(self.report_reruns, args.name)
+
+    def report_reruns(self, name: str) -> None:
+        """Say, on one line each, which dependents module ``name``'s definition ran again,
+        and which notebook names now hold the new versions' objects."""
+        record = cells.finder.get(name)
+        if record is not None and record.reran:
+            print(describe(name, record.reran))
+        rebound, self._rebound = self._rebound, []
+        if rebound:
+            print(f"rebound in the notebook: {', '.join(dict.fromkeys(rebound))}")
+
+    def rebind(self, name: str, old: dict[str, Any], module: ModuleType) -> None:
+        """Rebind the notebook's names that hold an object of ``module``'s replaced
+        namespace ``old`` (:func:`~ipyexecmod.binding.rebind`); warn of those left stale."""
+        if not self.rebind_names:
+            return
+        record = cells.finder.modules[name]
+        assigned = record.version.code.co_names
+        rebound, left = rebind(self._shell.user_ns, old, vars(module), name, assigned)
+        self._rebound += rebound
+        if left:
+            msg = (
+                f"{', '.join(left)} in the notebook still hold objects of the previous "
+                f"version of {name!r}, which the new one no longer defines"
+            )
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
 
     def _bind(self, name: str) -> None:
         """Bind the top-level package of module ``name`` in the notebook, as ``import NAME``

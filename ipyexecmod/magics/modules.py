@@ -86,19 +86,31 @@ class ModuleMagics(Magics):
 
     @magic_arguments()
     @argument("name", help="the module's name in sys.modules")
+    @argument(
+        "--no-deps",
+        action="store_true",
+        help="do not run again the cell modules that import it "
+        "(see ExecModMagics.rerun_dependents)",
+    )
     @line_magic
     def reload_module(self, line: str) -> ModuleType:
         """%reload_module NAME: reload a module; a cell module re-executes its latest source.
 
-        A cell module is reloaded as a transaction: if its code raises, the
-        module is put back as it was.  Returns the module.
+        A cell module is reloaded as a transaction, with the cell modules that
+        import it run again after it: if any code raises, every module of the
+        set is put back as it was.  Returns the module.
         """
         __tracebackhide__ = True
         args = parse(self.reload_module, line)
         module = _imported(args.name)
-        if cells.finder.owns(module):
-            return cells.finder.reload(module.__name__)
-        return importlib.reload(module)
+        if not cells.finder.owns(module):
+            return importlib.reload(module)
+        assert self.shell is not None  # set by Magics.__init__
+        definitions = self.shell.magics_manager.registry["ExecModMagics"]
+        deps = definitions.rerun_dependents and not args.no_deps
+        module = cells.finder.reload(module.__name__, rerun_dependents=deps)
+        definitions.report_reruns(module.__name__)
+        return module
 
 
 def _imported(name: str) -> ModuleType:
