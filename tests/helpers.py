@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+import threading
 import types
 from typing import Any
+
+import ipyexecmod
 
 #: Seconds to wait for something that must happen (a kernel to start, a process to exit,
 #: a reply to come).  Only a hang reaches it: a machine busy with other test runs can
@@ -36,3 +40,26 @@ def run_python(code: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         timeout=HANG_GUARD,
         **kwargs,
     )
+
+
+#: Where ipyexecmod's code is: an import that waits for a definition runs some of it.
+PACKAGE = os.path.dirname(ipyexecmod.__file__) + os.sep
+
+
+def import_noting_the_wait(name: str, waiting: threading.Event) -> object:
+    """``__import__(name)``, setting ``waiting`` once ipyexecmod's code runs in the import.
+
+    An import of a module that is being defined finds it in sys.modules and asks its spec
+    whether it is initializing; ipyexecmod's answer waits for the definition.  Once the
+    event is set, the import holds the module and is in that wait (or past it).
+    """
+
+    def note(frame: types.FrameType, event: str, _arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(PACKAGE):
+            waiting.set()
+
+    sys.setprofile(note)  # this thread's only
+    try:
+        return __import__(name)
+    finally:
+        sys.setprofile(None)

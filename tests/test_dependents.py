@@ -7,10 +7,13 @@ import linecache
 import os
 import signal
 import sys
+import threading
 import types
 
 import pytest
-from helpers import define
+from helpers import HANG_GUARD, define, import_noting_the_wait
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ipyexecmod import cells
 from ipyexecmod.cells.dependents import Rerun, dependents
@@ -250,3 +253,122 @@ def test_a_module_that_nothing_imports_reruns_nothing(ip, unique, capsys):
     assert cells.finder.get(sa).reran == ()
     assert capsys.readouterr().out == ""
     assert os.path.exists(sys.modules[sa].__file__)
+
+
+# -- random graphs: the set always ends as defining the latest sources afresh would --
+
+_graphs = itertools.count()
+
+
+@st.composite
+def histories(
+    draw: st.DrawFn,
+) -> tuple[list[frozenset[int]], list[tuple[int, frozenset[int], int, bool]]]:
+    """Modules 0..n-1 whose imports point to lower numbers (a DAG), and a series of
+    redefinitions ``(module, imports, version, fails)``; a negative version poisons:
+    every module that imports it raises as it runs."""
+    count = draw(st.integers(2, 8))
+
+    def imports(module: int) -> st.SearchStrategy[frozenset[int]]:
+        return (
+            st.frozensets(st.integers(0, module - 1), max_size=3)
+            if module
+            else st.just(frozenset())
+        )
+
+    graph = [draw(imports(module)) for module in range(count)]
+    steps = []
+    for number in range(1, draw(st.integers(1, 8)) + 1):
+        module = draw(st.integers(0, count - 1))
+        steps.append(
+            (
+                module,
+                draw(imports(module)),
+                -number if draw(st.booleans()) and draw(st.booleans()) else number,
+                draw(st.integers(0, 5)) == 0,
+            )
+        )
+    return graph, steps
+
+
+def graph_source(
+    module: int, imports: frozenset[int], version: int, names: list[str], fails: bool
+) -> str:
+    lines = [f"from {names[j]} import V as v{j}" for j in sorted(imports)]
+    needed = ", ".join(f"v{j}" for j in sorted(imports))
+    lines.append(f"V = ({module}, {version}, ({needed}{',' if imports else ''}))")
+    lines.append(
+        "if any(v[1] < 0 for v in V[2]):\n    raise ValueError('imports a poisoned version')"
+    )
+    if fails:
+        lines.append("raise RuntimeError('this version fails')")
+    return "\n".join(lines) + "\n"
+
+
+def fresh_values(graph: list[frozenset[int]], versions: list[int]) -> list[tuple] | None:
+    """Every module's V if each were defined afresh in order; ``None`` if one would raise."""
+    values: list[tuple] = []
+    for module, imports in enumerate(graph):
+        needed = tuple(values[j] for j in sorted(imports))
+        if any(value[1] < 0 for value in needed):
+            return None
+        values.append((module, versions[module], needed))
+    return values
+
+
+@settings(max_examples=60)
+@given(histories())
+def test_random_graphs_end_as_the_latest_sources_defined_afresh_or_as_they_were(history):
+    graph, steps = history
+    names = [f"_deps_graph{next(_graphs)}_{module}" for module in range(len(graph))]
+    versions = [0] * len(graph)
+    try:
+        for module, imports in enumerate(graph):
+            cells.define(names[module], graph_source(module, imports, 0, names, False))
+        for module, imports, version, fails in steps:
+            before = [(sys.modules[n], dict(vars(sys.modules[n]))) for n in names]
+            new_graph = [*graph[:module], imports, *graph[module + 1 :]]
+            new_versions = [*versions[:module], version, *versions[module + 1 :]]
+            expected = None if fails else fresh_values(new_graph, new_versions)
+            try:
+                cells.define(names[module], graph_source(module, imports, version, names, fails))
+            except (ValueError, RuntimeError):
+                assert expected is None
+                assert [(sys.modules[n], dict(vars(sys.modules[n]))) for n in names] == before
+            else:
+                assert expected is not None
+                graph, versions = new_graph, new_versions
+                assert [sys.modules[n].V for n in names] == expected
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+
+
+def test_an_import_of_a_dependent_waits_for_the_whole_set(unique):
+    sa, sb = unique("sa"), unique("sb")
+    cells.define(sa, "TAG = 0\n")
+    cells.define(sb, f"from {sa} import TAG\n")
+    ready, waiting = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def importer() -> None:
+        ready.wait()
+        try:
+            outcome.append(import_noting_the_wait(sb, waiting).TAG)  # type: ignore[attr-defined]
+        finally:
+            waiting.set()  # whatever happened, the definition goes on
+
+    thread = threading.Thread(target=importer)
+    thread.start()
+    sys.modules["_deps_ready"], sys.modules["_deps_waiting"] = ready, waiting  # type: ignore[assignment]
+    try:  # sa's new code runs until the importer of sb is in ipyexecmod's wait (or past it)
+        cells.define(
+            sa,
+            "import sys\nsys.modules['_deps_ready'].set()\n"
+            f"sys.modules['_deps_waiting'].wait({HANG_GUARD})\nTAG = 1\n",
+        )
+    finally:
+        del sys.modules["_deps_ready"], sys.modules["_deps_waiting"]
+        ready.set()
+        thread.join()
+    assert outcome == [1]  # not sb's old TAG, read while sa was half way

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
-import types
 
 import pytest
-from helpers import HANG_GUARD
+from helpers import HANG_GUARD, import_noting_the_wait
 
-import ipyexecmod
 from ipyexecmod import cells
 from ipyexecmod.cells import locks
 
@@ -34,29 +31,6 @@ def version(number: int, *, fail: bool = False) -> str:
         + (f"raise RuntimeError('version {number} fails')\n" if fail else "")
         + f"DONE = {number}\n"
     )
-
-
-#: Where ipyexecmod's code is: an import that waits for a definition runs some of it.
-PACKAGE = os.path.dirname(ipyexecmod.__file__) + os.sep
-
-
-def import_noting_the_wait(name: str, waiting: threading.Event) -> object:
-    """``__import__(name)``, setting ``waiting`` once ipyexecmod's code runs in the import.
-
-    An import of a module that is being defined finds it in sys.modules and asks its spec
-    whether it is initializing; ipyexecmod's answer waits for the definition.  Once the
-    event is set, the import holds the module and is in that wait (or past it).
-    """
-
-    def note(frame: types.FrameType, event: str, _arg: object) -> None:
-        if event == "call" and frame.f_code.co_filename.startswith(PACKAGE):
-            waiting.set()
-
-    sys.setprofile(note)  # this thread's only
-    try:
-        return __import__(name)
-    finally:
-        sys.setprofile(None)
 
 
 @pytest.fixture
