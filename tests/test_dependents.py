@@ -372,3 +372,34 @@ def test_an_import_of_a_dependent_waits_for_the_whole_set(unique):
         ready.set()
         thread.join()
     assert outcome == [1]  # not sb's old TAG, read while sa was half way
+
+
+def test_in_a_real_kernel_the_new_version_is_everywhere_or_nowhere(tmp_path):
+    from kernels import execute_text, kernel_running
+
+    cells_in_order = [
+        ("%load_ext ipyexecmod", ""),
+        ("%%as_module sa\ndef f(x): return ('v1', x)\nclass C: v = 1\n", ""),
+        ("%%as_module sb\nfrom sa import f\ndef g(x): return f(x)\n", ""),
+        ("from sa import f as nb_f\nprint(sb.g(1), nb_f(1))", "('v1', 1) ('v1', 1)\n"),
+        (
+            "%%as_module sa\ndef f(x): return ('v2', x)\nclass C: v = 2\n",
+            "re-ran sb (it imports sa)\nrebound in the notebook: nb_f\n",
+        ),
+        ("print(sb.g(1), nb_f(1))", "('v2', 1) ('v2', 1)\n"),
+        ("%%as_module sc\nfrom sb import g\nassert g(0)[0] != 'v3', 'sc refuses v3'\n", ""),
+    ]
+    with kernel_running(tmp_path / "ipython") as (_, client):
+        for cell, expected in cells_in_order:
+            reply, shown = execute_text(client, cell)
+            assert reply["status"] == "ok", (cell, reply)
+            assert shown == expected, cell
+        reply, shown = execute_text(client, "%%as_module sa\ndef f(x): return ('v3', x)\n")
+        assert reply["status"] == "error" and reply["ename"] == "AssertionError"
+        assert "sc refuses v3" in shown
+        reply, shown = execute_text(
+            client,
+            "import pathlib\nprint(sb.g(1), nb_f(1), sa.C.v,"
+            " 'v2' in pathlib.Path(sa.__file__).read_text())",
+        )
+        assert shown == "('v2', 1) ('v2', 1) 2 True\n"
