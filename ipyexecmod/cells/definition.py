@@ -87,6 +87,8 @@ def define(
             if isinstance(store, MemoryOnly):
                 steps.after(_leave_note, store.note_in, name, version.is_package)
             steps.after(finder.notify, name)
+            for rerun in reruns:  # after it: a listener may run them again elsewhere
+                steps.after(finder.notify, rerun.name)
     return module
 
 
@@ -111,6 +113,8 @@ def reload(finder: CellModuleFinder, name: str, *, rerun_dependents: bool = True
             reruns = _plan_reruns(finder, steps, record.version) if rerun_dependents else []
             module = _execute(finder, steps, record.version)
             _rerun(finder, steps, record, reruns)
+            for rerun in reruns:
+                steps.after(finder.notify, rerun.name)
             return module
 
 
@@ -147,7 +151,6 @@ def _rerun(
                 f"again for it are back as they were"
             )
             raise
-        steps.after(finder.notify, rerun.name)
 
 
 def _transaction(finder: CellModuleFinder) -> Transaction:
