@@ -107,6 +107,20 @@ def test_alongside_autoreload_and_reset(kernel):
     run(kernel, "%autoreload off")
 
 
+def test_autoreload_runs_a_redefinition_once(kernel):
+    run(kernel, "%load_ext autoreload\n%autoreload 2")
+    run(kernel, "%%as_module konce\nprint('ran 1')\n")
+    _, messages = run(kernel, "%%as_module konce\nprint('ran 2')\n")
+    assert stdout(messages) == "ran 2\n"
+    # A newer mtime, what autoreload sees of a rewrite on any clock: without it, whether
+    # the rewrite's own mtime is newer depends on the file system's clock granularity.
+    newer = "t = os.stat(konce.__file__).st_mtime_ns + 10**9\nos.utime(konce.__file__, ns=(t, t))"
+    _, first = run(kernel, f"import os\n{newer}")
+    _, second = run(kernel, "print('next')")
+    assert stdout(first) + stdout(second) == "next\n"
+    run(kernel, "%autoreload off")
+
+
 def test_magic_number_result(kernel):
     _, messages = run(kernel, "%magic_number")
     (result,) = outputs(messages, "execute_result")

@@ -8,8 +8,9 @@ Load them with ``%load_ext ipyexecmod``, or in a profile::
 
 This package is the only part of ipyexecmod that imports IPython:
 :mod:`.definitions` (``%%as_module`` and the options), :mod:`.modules` (the line
-magics that inspect modules), :mod:`.shipping` (``%ship``) and :mod:`.arguments`
-(reading a magic's line, completing module names).  It is a thin layer: definitions are
+magics that inspect modules), :mod:`.shipping` (``%ship``), :mod:`.arguments`
+(reading a magic's line, completing module names) and :mod:`.autoreload` (keeping cell
+modules out of ``%autoreload``).  It is a thin layer: definitions are
 :mod:`ipyexecmod.cells`, which names binding may take is :mod:`ipyexecmod.binding`,
 what is wrong with a cell's text and how a typo is shown is :mod:`ipyexecmod.typos`,
 the values the line magics return are :mod:`ipyexecmod.inspection`, shipping is
@@ -25,6 +26,7 @@ import sys
 from IPython.core.interactiveshell import InteractiveShell
 
 from .. import cells
+from . import autoreload
 from .arguments import complete_module_names
 from .definitions import ExecModMagics
 from .modules import ModuleMagics
@@ -54,6 +56,7 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     shell.Completer.custom_matchers.append(complete_module_names)
     cells.finder.defer_lines = True  # put_back_lines does it, once IPython has shown them
     cells.finder.install()
+    autoreload.keep_cells_out(shell)
     shipping = sys.modules.get("ipyexecmod.dask")  # loaded again after an unload
     if shipping is not None:
         shipping.resume()
@@ -82,6 +85,7 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
     ]
     cells.finder.defer_lines = False
     cells.finder.uninstall()
+    autoreload.give_cells_back(shell)
 
 
 def _stop_following_cells(shell: InteractiveShell, magics: ExecModMagics) -> None:

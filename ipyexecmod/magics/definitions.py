@@ -21,6 +21,7 @@ from ..binding import binding_clash, rebind
 from ..cells.dependents import describe
 from ..store import lasting_store, placement
 from ..typos import TypoDisplay, compiles, not_python, not_source
+from . import autoreload
 from .arguments import parse
 
 __all__ = ["ExecModMagics", "shipping"]
@@ -98,6 +99,7 @@ class ExecModMagics(Magics):
             ("post_run_cell", self.put_back_lines),
             ("post_run_cell", self.give_main_a_spec),
             ("post_run_cell", self.ship_to_new_client),
+            ("post_run_cell", self.keep_cells_from_autoreload),
         ]
 
     def put_back_lines(self, result: object = None) -> None:
@@ -110,6 +112,10 @@ class ExecModMagics(Magics):
     def give_main_a_spec(self, result: object = None) -> None:
         """Give the interactive ``__main__`` back the ``__spec__`` that ``%reset`` deletes."""
         cells.restore_main_spec()
+
+    def keep_cells_from_autoreload(self, result: object = None) -> None:
+        """Keep cell modules out of a ``%autoreload`` loaded in this cell (before the next)."""
+        autoreload.keep_cells_out(self._shell)
 
     def ship_to_new_client(self, result: object = None) -> None:
         """With auto shipping, give a client made in this cell every module."""
