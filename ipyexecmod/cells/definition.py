@@ -21,6 +21,7 @@ from ..loader import SourceTextLoader, forget_lines_when_unused
 from ..store import CellStore, MemoryOnly, StoreError
 from .locks import Discarded
 from .names import DefinitionError, check_available, check_module_name
+from .stale import remember_replaced
 from .transaction import Transaction
 from .version import CellModule, Version
 
@@ -178,7 +179,9 @@ def _execute(finder: CellModuleFinder, steps: Transaction, version: Version) -> 
     record = finder.get(name)
     if previous is not None and finder.ours(previous):
         steps.claim(name)
-        steps.undo(_restore_namespace, vars(previous), dict(vars(previous)))
+        saved = dict(vars(previous))
+        steps.undo(_restore_namespace, vars(previous), saved)
+        steps.after(remember_replaced, finder, name, saved)  # what it replaces, weakly
         if record is not None:
             steps.undo(_set_version, record, record.version)
             record.version = version

@@ -11,13 +11,14 @@ came from, and (on demand) the modules it imports.  The spec, the on-disk copy,
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import CodeType
 
 from ..loader import SourceTextLoader
 from ..store import CellStore
 from .locks import CellSpec
+from .stale import Replaced
 
 __all__ = ["CellModule", "Version"]
 
@@ -155,6 +156,8 @@ class CellModule:
     redefinitions: int = 0
     #: A parent package created for a dotted name, with no cell of its own.
     implicit: bool = False
+    #: The classes and functions of older versions, while they live (see :mod:`.stale`).
+    replaced: Replaced = field(default_factory=Replaced, repr=False)
 
     @property
     def name(self) -> str:

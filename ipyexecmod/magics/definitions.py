@@ -18,6 +18,7 @@ from traitlets import Bool, Unicode, observe
 
 from .. import cells
 from ..binding import binding_clash
+from ..cells.instances import update_instances
 from ..store import lasting_store, placement
 from ..typos import TypoDisplay, compiles, not_python, not_source
 from .arguments import parse
@@ -54,6 +55,14 @@ class ExecModMagics(Magics):
         False,
         help="Ship every new or redefined cell module to the default Dask client "
         "(`%ship --auto`); needs ipyexecmod[dask].",
+    ).tag(config=True)
+
+    update_instances = Bool(
+        False,
+        help="After each redefinition, move the live instances of the module's classes, from "
+        "any earlier version, to the new class of the same name (`__class__` assignment), so "
+        "that isinstance holds; those that cannot move are listed by `%modinfo NAME`. "
+        "`%%as_module --update-instances` does it for one cell.",
     ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -141,6 +150,12 @@ class ExecModMagics(Magics):
         help="define the module even if NAME is a module that ipyexecmod did not create, "
         "or can be imported from elsewhere; the cell module then hides it",
     )
+    @argument(
+        "--update-instances",
+        action="store_true",
+        help="move the live instances of the module's older classes to the new ones "
+        "(see ExecModMagics.update_instances)",
+    )
     @cell_magic
     def as_module(self, line: str, cell: str) -> None:
         """%%as_module NAME: make the cell a real, importable module named NAME.
@@ -186,6 +201,8 @@ class ExecModMagics(Magics):
         cells.define(args.name, cell, force=args.force, defined_in=self._cell_number(), store=store)
         if self.bind and not args.no_bind:
             cells.after_commit(self._bind, args.name)
+        if self.update_instances or args.update_instances:
+            cells.after_commit(_update_instances, args.name)
 
     def _bind(self, name: str) -> None:
         """Bind the top-level package of module ``name`` in the notebook, as ``import NAME``
@@ -204,6 +221,13 @@ class ExecModMagics(Magics):
         else:
             notice = f"module {name!r} is defined but not bound to {top!r}: {clash}"
             print(f"{notice}; `import {name} as ...` gets it", file=sys.stderr)
+
+
+def _update_instances(name: str) -> None:
+    """Move the instances of module ``name``'s older classes; say so on one line if any."""
+    moved = update_instances(cells.finder, name)
+    if moved:
+        print(moved)
 
 
 def shipping() -> ModuleType:
