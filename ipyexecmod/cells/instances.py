@@ -88,17 +88,20 @@ def update_instances(finder: CellModuleFinder, name: str) -> Moved:
         return result
     reasons = {key: _reason_not_to_move(cls, module) for key, cls in old.items()}
     targets = {key: _resolve(module, cls.__qualname__) for key, cls in old.items()}
+    counts: Counter[int] = Counter()
     for obj in [obj for obj in gc.get_objects() if id(type(obj)) in old]:
         key = id(type(obj))
+        counts[key] += 1
         if reasons[key] is None:
-            reasons[key] = _move(obj, targets[key])
-        if reasons[key] is None:
-            result.moved[old[key].__qualname__] += 1
-        else:
-            count, _ = result.left.get(old[key].__qualname__, (0, ""))
-            result.left[old[key].__qualname__] = (count + 1, str(reasons[key]))
-    for key, cls in old.items():
+            reasons[key] = _move(obj, targets[key])  # the same for every instance of a class
+    for key, cls in old.items():  # in the order the classes were replaced: a stable line
         replaced.set_reason(cls, reasons[key])
+        reason, count = reasons[key], counts[key]
+        if reason is None and count:
+            result.moved[cls.__qualname__] += count
+        elif reason is not None and count:
+            before, _ = result.left.get(cls.__qualname__, (0, ""))
+            result.left[cls.__qualname__] = (before + count, reason)
     return result
 
 

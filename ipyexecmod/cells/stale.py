@@ -169,9 +169,9 @@ def find_stale(
     return Stale(groups)
 
 
-def _first(places: Iterable[str]) -> tuple[str, ...]:
-    """The first few distinct places, and how many more there are."""
-    distinct = list(dict.fromkeys(places))
+def _first(places: Iterable[tuple[int, str]]) -> tuple[str, ...]:
+    """The first few distinct places, in a stable order, and how many more there are."""
+    distinct = [text for _, text in sorted(set(places))]
     if len(distinct) <= _PLACES:
         return tuple(distinct)
     return (*distinct[:_PLACES], f"+{len(distinct) - _PLACES} more")
@@ -212,37 +212,45 @@ class _Places:
     def __init__(
         self, namespace: dict[str, Any] | None, targets: list[object], internal: set[int]
     ) -> None:
-        self._found: dict[int, list[str]] = {id(target): [] for target in targets}
+        # (rank, text): notebook names first, then modules, containers, subclasses.
+        self._found: dict[int, list[tuple[int, str]]] = {id(target): [] for target in targets}
         names = _names(namespace or {})
         modules = {id(vars(m)): n for n, m in list(sys.modules.items()) if hasattr(m, "__dict__")}
-        held = tuple(targets)  # passed on as get_referrers' own arguments, not copied
-        skip = {id(held), id(targets), id(namespace), *internal}
-        for ref in gc.get_referrers(*held):
+        args = tuple(targets)  # passed on as get_referrers' own arguments, not copied
+        skip = {id(args), id(targets), id(namespace), *internal}
+        for ref in gc.get_referrers(*args):
             if id(ref) in skip or isinstance(ref, _NOT_PLACES):
                 continue
-            label = type(ref).__name__
+            place = (2, type(ref).__name__)
             if id(ref) in modules:
-                label = f"module {modules[id(ref)]}"
+                place = (1, f"module {modules[id(ref)]}")
             elif id(ref) in names:  # a container the notebook names
-                label = f"{label} {names[id(ref)]}"
+                place = (2, f"{place[1]} {names[id(ref)]}")
             for child in gc.get_referents(ref):
                 held = self._found.get(id(child))
-                if held is not None and child is not type(ref):  # an instance holds its class
-                    held.append(label)
+                if held is not None and not _holds_as_class(ref, child):
+                    held.append(place)
         for target in targets:
             held = self._found[id(target)]
-            held[:0] = [name for name in names.get(id(target), "").split(", ") if name]
+            held += [(0, name) for name in names.get(id(target), "").split(", ") if name]
             if isinstance(target, type):
-                held += [f"subclass {s.__module__}.{s.__qualname__}" for s in _subclasses(target)]
+                held += [
+                    (3, f"subclass {s.__module__}.{s.__qualname__}") for s in _subclasses(target)
+                ]
 
-    def of(self, target: object) -> list[str] | None:
-        """The places that hold ``target``, or ``None`` if nothing outside does."""
-        return self._found.get(id(target)) or None
+    def of(self, target: object) -> list[tuple[int, str]]:
+        """The places that hold ``target``: none if nothing outside the old versions does."""
+        return self._found.get(id(target), [])
 
 
 # Referrers that are not places: the frames of running code (this one's included), and the
 # descriptors of a class's own __dict__, __weakref__ and __slots__.
 _NOT_PLACES = (FrameType, GetSetDescriptorType, MemberDescriptorType)
+
+
+def _holds_as_class(ref: object, child: object) -> bool:
+    """Whether ``ref`` holds ``child`` as its class or a base class (named otherwise)."""
+    return child is type(ref) or (isinstance(ref, type) and child in ref.__mro__)
 
 
 def _names(namespace: dict[str, Any]) -> dict[int, str]:
