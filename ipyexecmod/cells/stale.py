@@ -79,14 +79,48 @@ def remember_replaced(finder: CellModuleFinder, name: str, old: dict[str, Any]) 
     record, module = finder.get(name), sys.modules.get(name)
     if record is None or module is None:
         return
-    kept = {id(value) for value in vars(module).values()}
-    for value in old.values():
-        if id(value) not in kept and getattr(value, "__module__", None) == name:
-            if isinstance(value, FunctionType):
-                record.replaced.add(value)
-            elif isinstance(value, type):
-                for cls in _nested(value, name):
-                    record.replaced.add(cls)
+    for value in _replaced(old, vars(module), name):
+        for each in _nested(value, name) if isinstance(value, type) else [value]:
+            record.replaced.add(each)
+
+
+def _replaced(old: dict[str, Any], new: dict[str, Any], name: str) -> list[Any]:
+    """The classes and functions that module ``name`` defined in namespace ``old`` and that
+    ``new`` no longer holds under the same name.
+
+    A function that nothing but ``old`` holds dies with it: it is left out, so that a
+    redefinition pays a weak reference only for what outlives it.  (A class is in
+    reference cycles, its ``__mro__`` to begin with: it is always kept.)
+    """
+    return [
+        value
+        for key, value in old.items()
+        if (
+            isinstance(value, type)
+            or (isinstance(value, FunctionType) and sys.getrefcount(value) > _ALONE)
+        )
+        and new.get(key) is not value
+        and value.__module__ == name
+    ]
+
+
+def _calibrate() -> int:
+    """The reference count that :func:`_replaced` sees for a function that only its
+    namespace holds (it differs between Python versions)."""
+    global _ALONE
+
+    def probe() -> None: ...
+
+    namespace = {"probe": probe}
+    del probe
+    for _ALONE in range(1, 64):
+        if not _replaced(namespace, {}, __name__):
+            return _ALONE
+    return 0  # unknown: every function is remembered
+
+
+_ALONE = 0
+_ALONE = _calibrate()
 
 
 def _nested(cls: type, name: str) -> Iterable[type]:
@@ -140,10 +174,13 @@ def find_stale(
     its replaced classes, and replaced functions and classes still held from outside the
     old versions themselves, with where (names in ``namespace``, e.g. the notebook's).
 
-    Runs a full garbage collection first, so that only what is really held is counted.
+    Runs a full garbage collection first (if any object of an older version is alive), so
+    that only what is really held is counted.
     Raises KeyError if ``name`` is not a cell module.
     """
     replaced = finder.modules[name].replaced
+    if not replaced.alive():
+        return Stale()  # nothing to collect or walk for
     gc.collect()
     classes, functions = replaced.classes(), replaced.functions()
     if not classes and not functions:
