@@ -333,7 +333,9 @@ def test_options_are_traits_configurable_from_a_profile(shell, unique):
 
 def test_help_names_the_cell_magic(ip):
     doc = ip.find_cell_magic("as_module").__doc__
-    assert "%as_module [--no-bind] [--no-persist] [--persist-dir DIR] [--force] name" in doc
+    usage = " ".join(doc.split())  # argparse wraps the usage line once it is long
+    options = "[--no-bind] [--no-persist] [--persist-dir DIR] [--force] [--update-instances]"
+    assert f"%as_module {options} name" in usage
     assert "%%as_module NAME: make the cell a real, importable module" in doc
     assert "--force" in doc and "--no-bind" in doc and "--persist-dir" in doc
 
