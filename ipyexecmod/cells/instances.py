@@ -110,7 +110,7 @@ def _move(obj: object, new: Any) -> str | None:
     try:
         # Not obj.__class__ = new: a class's own __setattr__ (a frozen dataclass's) refuses it.
         object.__setattr__(obj, "__class__", new)
-    except TypeError as exc:
+    except (TypeError, AttributeError) as exc:  # AttributeError: a class's own __class__ property
         return str(exc)
     return None
 
