@@ -333,9 +333,9 @@ def test_options_are_traits_configurable_from_a_profile(shell, unique):
 
 def test_help_names_the_cell_magic(ip):
     doc = ip.find_cell_magic("as_module").__doc__
-    usage = " ".join(doc.split())  # argparse wraps the usage line at its own width
-    assert "%as_module [--no-bind] [--no-persist] [--persist-dir DIR] [--force] [--no-deps]" in usage
-    assert "--no-deps] name" in usage or "] name " in usage
+    usage = " ".join(doc.split())  # argparse wraps the usage line once it is long
+    options = "[--no-bind] [--no-persist] [--persist-dir DIR] [--force] [--no-deps]"
+    assert f"%as_module {options} [--update-instances] name" in usage
     assert "%%as_module NAME: make the cell a real, importable module" in doc
     assert "--force" in doc and "--no-bind" in doc and "--persist-dir" in doc
 

@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any, Unpack
 
 from ..store import CellStore
-from . import definition, names
+from . import definition, names, stale
 from .definition import Options
 from .transaction import Transaction
 from .version import CellModule
@@ -179,8 +179,10 @@ class CellModuleFinder:
         _tell(self.listeners, name)
 
     def replaced(self, name: str, namespace: dict[str, Any], module: ModuleType) -> None:
-        """Tell the replacement listeners that ``module``'s code ran again, replacing
-        ``namespace``; a failing one becomes a warning."""
+        """Remember, weakly, the classes and functions of ``namespace`` that ``module``'s
+        code, run again, replaced (:mod:`.stale`); tell the replacement listeners, a
+        failing one as a warning."""
+        stale.remember_replaced(self, name, namespace)
         _tell(self.replacement_listeners, name, namespace, module)
 
 

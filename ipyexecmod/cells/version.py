@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import CodeType
 from typing import TYPE_CHECKING
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ..loader import SourceTextLoader
 from ..store import CellStore
 from .locks import CellSpec
+from .stale import Replaced
 
 if TYPE_CHECKING:
     from .dependents import Rerun
@@ -222,6 +223,8 @@ class CellModule:
     implicit: bool = False
     #: The dependents its latest definition ran again, in order.
     reran: tuple[Rerun, ...] = ()
+    #: The classes and functions of older versions, while they live (see :mod:`.stale`).
+    replaced: Replaced = field(default_factory=Replaced, repr=False)
 
     @property
     def name(self) -> str:

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 from ..cells import CellModuleFinder, finder, module_origin
+from ..cells.stale import find_stale
 from .tables import html_table, text_table
 
 __all__ = [
@@ -138,9 +139,15 @@ class ModuleInfo(dict[str, object]):
 
 
 def module_info(
-    module: ModuleType, cells: CellModuleFinder = finder, *, name: str | None = None
+    module: ModuleType,
+    cells: CellModuleFinder = finder,
+    *,
+    name: str | None = None,
+    notebook: dict[str, Any] | None = None,
 ) -> ModuleInfo:
-    """Spec, loader, ``__file__``, ``__cached__``, package; for a cell module, its history.
+    """Spec, loader, ``__file__``, ``__cached__``, package; for a cell module, its history
+    and what its older versions left alive (:func:`~ipyexecmod.cells.stale.find_stale`,
+    naming what the ``notebook``'s namespace binds).
 
     ``name`` is the name the module was looked up by (its key in :data:`sys.modules`);
     if the module's ``__name__`` differs (``_frozen_importlib`` is
@@ -174,4 +181,5 @@ def module_info(
         )
         info["redefinitions"] = record.redefinitions
         info["lines"] = len(record.version.source.splitlines())
+        info["stale"] = find_stale(cells, record.name, notebook)
     return info

@@ -19,6 +19,7 @@ from traitlets import Bool, Unicode, observe
 from .. import cells
 from ..binding import binding_clash, rebind
 from ..cells.dependents import describe
+from ..cells.instances import update_instances
 from ..store import lasting_store, placement
 from ..typos import TypoDisplay, compiles, not_python, not_source
 from . import autoreload
@@ -70,6 +71,14 @@ class ExecModMagics(Magics):
         False,
         help="Ship every new or redefined cell module to the default Dask client "
         "(`%ship --auto`); needs ipyexecmod[dask].",
+    ).tag(config=True)
+
+    update_instances = Bool(
+        False,
+        help="After each redefinition, move the live instances of the module's classes, from "
+        "any earlier version, to the new class of the same name (`__class__` assignment), so "
+        "that isinstance holds; those that cannot move are listed by `%modinfo NAME`. "
+        "`%%as_module --update-instances` does it for one cell.",
     ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -169,6 +178,12 @@ class ExecModMagics(Magics):
         help="do not run again the cell modules that import this one "
         "(see ExecModMagics.rerun_dependents)",
     )
+    @argument(
+        "--update-instances",
+        action="store_true",
+        help="move the live instances of the module's older classes to the new ones "
+        "(see ExecModMagics.update_instances)",
+    )
     @cell_magic
     def as_module(self, line: str, cell: str) -> None:
         """%%as_module NAME: make the cell a real, importable module named NAME.
@@ -222,6 +237,8 @@ class ExecModMagics(Magics):
         if self.bind and not args.no_bind:
             cells.after_commit(self._bind, args.name)
         cells.after_commit(self.report_reruns, args.name)
+        if self.update_instances or args.update_instances:
+            cells.after_commit(_update_instances, args.name)
 
     def report_reruns(self, name: str) -> None:
         """Say, on one line each, which dependents module ``name``'s definition ran again,
@@ -266,6 +283,16 @@ class ExecModMagics(Magics):
         else:
             notice = f"module {name!r} is defined but not bound to {top!r}: {clash}"
             print(f"{notice}; `import {name} as ...` gets it", file=sys.stderr)
+
+
+def _update_instances(name: str) -> None:
+    """Move the instances of the older classes of module ``name`` and of the dependents it
+    ran again; say so on one line each, if any."""
+    record = cells.finder.modules[name]
+    for each in [name, *(rerun.name for rerun in record.reran)]:
+        moved = update_instances(cells.finder, each)
+        if moved:
+            print(moved)
 
 
 def shipping() -> ModuleType:

@@ -49,9 +49,15 @@ class ModuleMagics(Magics):
     @argument("name", help="the module's name in sys.modules")
     @line_magic
     def modinfo(self, line: str) -> ModuleInfo:
-        """%modinfo NAME: one module in detail, and for a cell module the cell that defined it."""
+        """%modinfo NAME: one module in detail, and for a cell module the cell that defined it.
+
+        For a cell module, the row `stale` counts the live objects of its older versions
+        (instances of replaced classes, replaced functions and classes still held), with
+        the notebook names or containers that hold them; it walks every object, on request.
+        """
         args = parse(self.modinfo, line)
-        return module_info(_imported(args.name), name=args.name)
+        assert self.shell is not None  # set by Magics.__init__
+        return module_info(_imported(args.name), name=args.name, notebook=self.shell.user_ns)
 
     @magic_arguments()
     @line_magic
