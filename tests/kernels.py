@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,24 @@ def execute_text(client: Any, code: str, timeout: float = 120) -> tuple[dict, st
     """Execute ``code``; the reply's content and what the cell showed, as :func:`shown`."""
     reply, messages = execute(client, code, timeout)
     return reply, shown(messages)
+
+
+def run_and_interrupt(manager, client, code: str, delay: float) -> dict:
+    """Start ``code``, and send Ctrl-C ``delay`` seconds after it begins to print.
+
+    ``stop_on_error=False``: the interrupted cell fails, and ipykernel would otherwise
+    abort the next request if it arrived within its stop-on-error window (a busy machine).
+    """
+    msg_id = client.execute(code, stop_on_error=False)
+    while True:
+        message = client.get_iopub_msg(timeout=HANG_GUARD)
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        if message["msg_type"] == "stream" and "running" in message["content"]["text"]:
+            break
+    time.sleep(delay)
+    manager.interrupt_kernel()
+    while True:
+        reply = client.get_shell_msg(timeout=HANG_GUARD)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply["content"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import linecache
 import os
+import random
 import signal
 import sys
 import threading
@@ -403,3 +404,33 @@ def test_in_a_real_kernel_the_new_version_is_everywhere_or_nowhere(tmp_path):
             " 'v2' in pathlib.Path(sa.__file__).read_text())",
         )
         assert shown == "('v2', 1) ('v2', 1) 2 True\n"
+
+
+SLOW_DEPENDENT = """\
+%%as_module kb
+from ka import V
+W = V
+if V > 1:
+    print("running", flush=True)
+    for i in range(10**9):  # long enough to be interrupted anywhere
+        STEP = i
+"""
+
+
+def test_ctrl_c_during_a_dependent_in_a_real_kernel_puts_the_whole_set_back(tmp_path):
+    from kernels import execute, kernel_running, run_and_interrupt, stream
+
+    random.seed(15)
+    with kernel_running(tmp_path / "ipython") as (manager, client):
+        for cell in ("%load_ext ipyexecmod", "%%as_module ka\nV = 1\n", SLOW_DEPENDENT):
+            assert execute(client, cell)[0]["status"] == "ok"
+        for attempt in range(4):
+            code = f"%%as_module ka\nV = {2 + attempt}\n"
+            reply = run_and_interrupt(manager, client, code, random.uniform(0, 0.2))
+            assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+            reply, messages = execute(
+                client,
+                "import pathlib\nprint(ka.V, kb.V, kb.W, hasattr(kb, 'STEP'),"
+                " pathlib.Path(ka.__file__).read_text())",
+            )
+            assert stream(messages) == "1 1 1 False V = 1\n\n", (attempt, reply)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import random
 import re
-import time
 
 import pytest
 
 pytest.importorskip("jupyter_client")
 
 from catalogue import CASES, GOOD
-from helpers import HANG_GUARD
-from kernels import execute, kernel_running, outputs, stream
+from kernels import execute, kernel_running, outputs, run_and_interrupt, stream
 
 GOOD_STILL_GOOD = """\
 from ipyexecmod import cells
@@ -74,27 +72,6 @@ print("running", flush=True)
 for i in range(10**9):  # long enough to be interrupted anywhere
     STEP = i
 """
-
-
-def run_and_interrupt(manager, client, code: str, delay: float) -> dict:
-    """Start ``code``, and send Ctrl-C ``delay`` seconds after it begins to print.
-
-    ``stop_on_error=False``: the interrupted cell fails, and ipykernel would otherwise
-    abort the next request if it arrived within its stop-on-error window (a busy machine).
-    """
-    msg_id = client.execute(code, stop_on_error=False)
-    while True:
-        message = client.get_iopub_msg(timeout=HANG_GUARD)
-        if message["parent_header"].get("msg_id") != msg_id:
-            continue
-        if message["msg_type"] == "stream" and "running" in message["content"]["text"]:
-            break
-    time.sleep(delay)
-    manager.interrupt_kernel()
-    while True:
-        reply = client.get_shell_msg(timeout=HANG_GUARD)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            return reply["content"]
 
 
 def test_ctrl_c_in_a_real_kernel_puts_the_previous_version_back(tmp_path):
