@@ -51,7 +51,6 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     for event, hook in magics.hooks():
         shell.events.register(event, hook)
     shell.Completer.custom_matchers.append(complete_module_names)
-    cells.finder.defer_lines = True  # put_back_lines does it, once IPython has shown them
     cells.finder.install()
     shipping = sys.modules.get("ipyexecmod.dask")  # loaded again after an unload
     if shipping is not None:
@@ -79,7 +78,6 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
         for matcher in shell.Completer.custom_matchers
         if getattr(matcher, "matcher_identifier", None) != identifier
     ]
-    cells.finder.defer_lines = False
     cells.finder.uninstall()
 
 
