@@ -62,6 +62,7 @@ class SourceTextLoader(_Protocol):
         self._is_package = is_package
         self._source = ""
         self._code: CodeType | None = None
+        self._lines: list[str] = []  # shared by its linecache entries, made once
         self.set_source(source, code)
 
     def __repr__(self) -> str:
@@ -91,22 +92,20 @@ class SourceTextLoader(_Protocol):
             )
             raise ValueError(msg)
         self._source, self._code = source, code
+        self._lines = source.splitlines(keepends=True)
         self.register_lines()
 
-    def register_lines(self) -> None:
-        """Put the source's lines in :mod:`linecache` under ``filename`` (again).
+    def register_lines(self, filename: str | None = None) -> None:
+        """Put the source's lines in :mod:`linecache` under ``filename`` (by default the
+        code's, :attr:`filename`), again if they were there.
 
         The entry's mtime is ``None``: :func:`linecache.checkcache` keeps it, even
         when a file of that name exists and differs.
         """
         import linecache  # here: on 3.11 and 3.12 it brings tokenize and re along
 
-        linecache.cache[self.filename] = (
-            len(self._source),
-            None,
-            self._source.splitlines(keepends=True),
-            self.filename,
-        )
+        filename = self.filename if filename is None else filename
+        linecache.cache[filename] = (len(self._source), None, self._lines, filename)
 
     def _check_name(self, fullname: str) -> None:
         if fullname != self.name:
@@ -141,7 +140,7 @@ class SourceTextLoader(_Protocol):
 
 
 # The weak references that keep each replaced version's lines in linecache.
-_line_keepers: dict[str, set[weakref.ref[CodeType]]] = {}
+_line_keepers: dict[str, list[weakref.ref[CodeType]]] = {}
 
 
 def _code_tree(code: CodeType) -> list[CodeType]:
@@ -150,7 +149,8 @@ def _code_tree(code: CodeType) -> list[CodeType]:
     while pending:
         code = pending.pop()
         tree.append(code)
-        pending.extend(const for const in code.co_consts if type(const) is CodeType)
+        if CodeType in map(type, code.co_consts):  # most nest none: skip them fast
+            pending += [const for const in code.co_consts if type(const) is CodeType]
     return tree
 
 
@@ -165,15 +165,14 @@ def forget_lines_when_unused(loader: SourceTextLoader) -> None:
     import weakref  # here: `import ipyexecmod` would take a tenth longer
 
     filename = loader.filename
-    keepers: set[weakref.ref[CodeType]] = set()
+    tree = _code_tree(loader.get_code(loader.name))
+    alive = [len(tree)]  # counted, not a set of the references: hashing code is slow
 
     def release(ref: weakref.ref[CodeType]) -> None:
-        keepers.discard(ref)
-        if not keepers and _line_keepers.get(filename) is keepers:
+        alive[0] -= 1
+        if not alive[0] and _line_keepers.get(filename) is keepers:
             del _line_keepers[filename]
             linecache.cache.pop(filename, None)
 
-    keepers.update(
-        [weakref.ref(code, release) for code in _code_tree(loader.get_code(loader.name))]
-    )
+    keepers = [weakref.ref(code, release) for code in tree]
     _line_keepers[filename] = keepers

@@ -40,7 +40,7 @@ from ._files import (
     unchanged,
     write_atomic,
 )
-from .pyc import hash_pyc, is_sound_hash_pyc
+from .pyc import hash_pyc, is_sound_hash_pyc, with_filename
 
 __all__ = [
     "CellStore",
@@ -109,8 +109,9 @@ class CellStore:
     ) -> tuple[str, str]:
         """Write module ``name``'s source and checked-hash bytecode; return both paths.
 
-        ``code`` must have been compiled from ``source``; ``None`` writes the source
-        only.  Raises :class:`StoreError` if the directory cannot take them.
+        ``code`` must have been compiled from ``source`` (under any filename: the
+        ``.pyc`` names the source's path); ``None`` writes the source only.  Raises
+        :class:`StoreError` if the directory cannot take them.
         """
         path, cached = self.paths(name, is_package)
         self.save(name, path, cached, source.encode("utf-8"), code, is_package=is_package)
@@ -153,7 +154,9 @@ class CellStore:
             if fresh or not is_sound_hash_pyc(cached, data):
                 if not current:
                     make_directory(os.path.dirname(cached))
-                write_atomic(cached, hash_pyc(data, code))
+                # The code of the file at `path`, as Python would compile it, whatever
+                # name it was compiled under (a cell module's version has one of its own).
+                write_atomic(cached, hash_pyc(data, with_filename(code, path)))
             self._written[path] = _Written(data, identity(path), identity(cached))
         except OSError as exc:
             self._written.pop(path, None)

@@ -91,9 +91,8 @@ class TypoDisplay:
 
     IPython shows a SyntaxError raised as a cell runs with every frame from its
     ``run_code`` down to ``compile()``, some 30 lines for a typo.  And it shows the
-    failing line as linecache has it, which for a redefinition is the previous
-    version's line (linecache and the on-disk copy hold that version under the
-    module's filename).  :meth:`expect` puts a custom exception handler on the shell
+    failing line as linecache (or a file of that name) has it, if anything does, not
+    the one the error carries.  :meth:`expect` puts a custom exception handler on the shell
     for one error (``run_code`` looks at ``custom_exceptions`` when an exception
     reaches it); the handler shows that error with ``showsyntaxerror()``, the plain
     cell's form, while linecache has the cell's lines, and gives any other exception

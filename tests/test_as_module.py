@@ -106,7 +106,10 @@ def test_find_spec_and_module_attributes(ip, unique):
     spec = importlib.util.find_spec(name)
     assert spec is not None and spec.name == name
     assert spec.loader is module.__loader__ is module.__spec__.loader
-    assert spec.origin == module.__file__ == module.area.__code__.co_filename
+    assert spec.origin == module.__file__
+    # The code's filename is this version's own, named after the file (see test_lines.py).
+    assert module.area.__code__.co_filename == cells.finder.modules[name].version.filename
+    assert module.area.__code__.co_filename == f"{module.__file__}@1"
     assert module.__file__.endswith(f"{name}.py")  # the on-disk copy
     assert module.__cached__ == importlib.util.cache_from_source(module.__file__)
     assert module.__package__ == ""
@@ -155,7 +158,7 @@ def test_traceback_shows_the_cells_lines(ip, unique, capsys):
     with pytest.raises(RuntimeError) as caught:
         module.fail()
     frame = traceback.extract_tb(caught.tb)[-1]
-    assert (frame.filename, frame.lineno) == (module.__file__, 15)
+    assert (frame.filename, frame.lineno) == (f"{module.__file__}@1", 15)  # the version's own
     assert frame.line == 'raise RuntimeError("failing on purpose")'
     # and as IPython shows it
     result = ip.run_cell(f"{name}.fail()")
@@ -437,7 +440,7 @@ def test_indentation_errors_stay_the_pythons_own(ip, unique):
     name = unique()
     with pytest.raises(IndentationError) as caught:
         ip.run_cell_magic("as_module", name, "def f():\n        x = 1\n    return x\n")
-    assert caught.value.filename.endswith(f"{name}.py")
+    assert re.fullmatch(rf".*/{name}\.py@\d+", caught.value.filename)  # the version's own
     assert caught.value.lineno == 3
 
 

@@ -80,6 +80,26 @@ def test_failed_rerun_shows_the_cells_line_and_keeps_the_old_version(kernel):
     assert stdout(messages) == "1 True\n"
 
 
+def test_debug_after_a_failed_redefinition_shows_the_failed_versions_lines(kernel):
+    run(kernel, "%%as_module kdebug\ndef f():\n    return 'old'\n")
+    reply, _ = run(kernel, "%%as_module kdebug\nX = 1\nY = 2\nraise ValueError('bad edit')\n")
+    assert reply["status"] == "error"
+    answers = iter(["where", "list"])
+    messages: list[dict] = []
+    reply = kernel.execute_interactive(
+        "%debug",
+        allow_stdin=True,
+        stdin_hook=lambda request: kernel.input(next(answers, "quit")),  # typed at ipdb>
+        output_hook=messages.append,
+        timeout=HANG_GUARD,
+        stop_on_error=False,
+    )
+    assert reply["content"]["status"] == "ok"
+    shown = ANSI.sub("", stdout(messages))
+    assert "kdebug.py@" in shown and "----> 3 raise ValueError('bad edit')" in shown, shown
+    assert "return 'old'" not in shown
+
+
 def test_completion_of_module_names(kernel):
     run(kernel, "%%as_module kcomplete_me\nx = 1\n")
     for code in ("%reload_module kcomplete_", "%modinfo kcomplete_", "%lsmod kcomplete_"):

@@ -19,9 +19,9 @@ def test_a_version_is_saved_where_its_code_says(tmp_path):
     store = CellStore(tmp_path / "s")
     version = Version.compile("_st_geo", "def f():\n    return 1\n", store=store)
     version.save()
-    assert version.filename == str(tmp_path / "s" / "_st_geo.py")
-    assert version.code.co_filename == version.filename
-    assert Path(version.filename).read_bytes() == version.encoded
+    assert version.path == str(tmp_path / "s" / "_st_geo.py")
+    assert version.code.co_filename == version.filename == f"{version.path}@1"
+    assert Path(version.path).read_bytes() == version.encoded
     assert version.cached is not None and is_sound_hash_pyc(version.cached, version.encoded)
     assert read_header(version.cached).invalidation == "checked hash"
     assert version.spec().cached == version.cached
@@ -31,12 +31,12 @@ def test_an_unchanged_save_writes_nothing_and_an_edit_behind_our_back_is_caught(
     store = CellStore(tmp_path / "s")
     first = Version.compile("_st_m", "X = 1\n", store=store)
     first.save()
-    stat = os.stat(first.filename)
+    stat = os.stat(first.path)
     Version.compile("_st_m", "X = 1\n", store=store).save()
-    assert os.stat(first.filename).st_ino == stat.st_ino  # not replaced
-    Path(first.filename).write_text("X = 666\n")
+    assert os.stat(first.path).st_ino == stat.st_ino  # not replaced
+    Path(first.path).write_text("X = 666\n")
     Version.compile("_st_m", "X = 1\n", store=store).save()
-    assert Path(first.filename).read_text() == "X = 1\n"
+    assert Path(first.path).read_text() == "X = 1\n"
 
 
 def test_no_temporary_file_is_left_behind(tmp_path):

@@ -7,7 +7,6 @@ Each step that changes something registers, on the definition's
 
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 import sys
@@ -17,7 +16,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..execmodule import NOT_FOUND, exec_code_module_object
-from ..loader import SourceTextLoader, forget_lines_when_unused
+from ..loader import forget_lines_when_unused
 from ..store import CellStore, MemoryOnly, StoreError
 from .dependents import Rerun, dependents
 from .locks import Discarded
@@ -71,17 +70,18 @@ def define(
         record = finder.get(name)
         old = None if record is None else record.version
         version = _next_version(old, name, source, copy, defined_in)
+        # Each compiled version has lines of its own in linecache (see .version): only
+        # the same version run again shares them, and keeps them whatever happens.
+        fresh = old is None or old.filename != version.filename
         with _transaction(finder) as steps:
-            if old is not None and old.filename == version.filename:
-                steps.undo(_put_back_lines, finder, old.loader)
-            else:
+            if fresh:
                 steps.undo(forget_lines_when_unused, version.loader)
             _ensure_parents(finder, steps, name, copy)
             reruns = _plan_reruns(finder, steps, version) if rerun_dependents else []
             module = _execute(finder, steps, version)
             record = _commit(finder, steps, version)
             _rerun(finder, steps, record, reruns)
-            if old is not None and old.filename != version.filename:
+            if old is not None and fresh:
                 steps.after(forget_lines_when_unused, old.loader)
             steps.after(_save, finder, record)
             if isinstance(store, MemoryOnly):
@@ -240,9 +240,7 @@ def _execute(finder: CellModuleFinder, steps: Transaction, version: Version) -> 
         steps.undo(setattr, created, "__class__", Discarded)
     target = sys.modules[name]
     try:
-        module: ModuleType = exec_code_module_object(
-            name, version.code, version.filename, spec.cached
-        )
+        module: ModuleType = exec_code_module_object(name, version.code, spec.origin, spec.cached)
     except ImportError as exc:
         if name in sys.modules or str(exc) != NOT_FOUND.format(name):
             raise
@@ -296,7 +294,8 @@ def _save(finder: CellModuleFinder, record: CellModule) -> None:
             parent = finder.get(".".join(parts[:depth]))
             if parent is None or parent.version.store is not record.version.store:
                 continue
-            if parent is record or not os.path.exists(parent.version.filename):
+            path = parent.version.path  # a path: the same store as record's
+            if parent is record or (path is not None and not os.path.exists(path)):
                 parent.version.save()
     except StoreError as exc:
         msg = f"{exc}; module {record.name!r} works in this process only"
@@ -317,22 +316,6 @@ def _leave_note(store: CellStore, name: str, is_package: bool) -> None:
 
 
 # -- undo steps --
-
-
-def _put_back_lines(finder: CellModuleFinder, loader: SourceTextLoader) -> None:
-    """Put the previous version's lines back in linecache: now, or once the failed
-    version's traceback has been shown (:attr:`CellModuleFinder.defer_lines`)."""
-    if finder.defer_lines:
-        finder.pending_lines.append(functools.partial(_register_if_current, finder, loader))
-    else:
-        loader.register_lines()
-
-
-def _register_if_current(finder: CellModuleFinder, loader: SourceTextLoader) -> None:
-    """Put ``loader``'s lines back, unless a later version has taken its place since."""
-    record = finder.get(loader.name)
-    if record is not None and record.loader is loader:
-        loader.register_lines()
 
 
 def _restore_namespace(namespace: dict[str, Any], saved: dict[str, Any]) -> None:

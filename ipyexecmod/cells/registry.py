@@ -39,10 +39,6 @@ class CellModuleFinder:
         #: again in its existing object: with its name, its namespace as it was before,
         #: and the module.  What one raises becomes a warning.
         self.replacement_listeners: list[Callable[[str, dict[str, Any], ModuleType], object]] = []
-        #: Whether a failed redefinition leaves its own lines in linecache, for a
-        #: traceback shown after it, until :meth:`restore_lines` (IPython's case).
-        self.defer_lines = False
-        self.pending_lines: list[Callable[[], object]] = []
         # Definitions run one at a time; a cell module's code may define another.
         self.lock = threading.RLock()
         self.transactions: list[Transaction] = []  # under way, outermost first
@@ -118,9 +114,10 @@ class CellModuleFinder:
         A new module is created, with any missing parent packages; an existing
         cell module is updated in place (the same object, as a reload does), so
         every importer sees the new code.  With a :class:`~ipyexecmod.store.CellStore`,
-        the module's code, ``__file__`` and ``__cached__`` name its on-disk copy,
-        which is complete once the definition commits (before this returns, unless
-        another definition is under way in this thread: then when that one does); with
+        the module's ``__file__`` and ``__cached__`` name its on-disk copy (and its code
+        that copy's version, ``PATH@N``: see :mod:`.version`), which is complete once
+        the definition commits (before this returns, unless another definition is
+        under way in this thread: then when that one does); with
         :class:`~ipyexecmod.store.MemoryOnly`, other processes that import it get
         an ImportError that says why they cannot.  ``defined_in`` is the
         ``In[N]`` of the cell it comes from.
@@ -167,12 +164,6 @@ class CellModuleFinder:
             self.transactions[-1].after(function, *args)
         else:
             function(*args)
-
-    def restore_lines(self) -> None:
-        """Put back in linecache the lines that failed redefinitions replaced (see
-        :attr:`defer_lines`)."""
-        while self.pending_lines:
-            self.pending_lines.pop()()
 
     def notify(self, name: str) -> None:
         """Tell the listeners that ``name`` was (re)defined; a failing one becomes a warning."""

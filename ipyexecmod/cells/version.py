@@ -6,12 +6,21 @@ code (in a :class:`~ipyexecmod.SourceTextLoader`), the filename its code is
 compiled under, its on-disk copy's paths, whether it is a package, the cell it
 came from, and (on demand) the modules it imports.  The spec, the on-disk copy,
 ``%modinfo`` and Dask shipments all take it from here.
+
+Each version's code has a filename of its own, ``PATH@N`` beside an on-disk copy at
+``PATH`` (``ipyexecmod:NAME@N`` without one), ``N`` counting the module's compiled
+versions in this process, failed ones included.  linecache holds each version's lines
+under that name for as long as its code lives, so a failed version's traceback
+(``%debug``) and a function kept from a replaced version (``inspect.getsource``,
+``??``) show their own lines, not those of the version in place.  ``__file__`` and the
+spec's ``origin`` still name ``PATH``, under which linecache has the current version's
+lines (``inspect.getsource(module)`` reads ``__file__``), and the ``.pyc`` written there
+names ``PATH`` too, as a file's own would.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -28,7 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CellModule", "Version"]
 
-_serial = itertools.count(1)
+# Per base name, the number of the last version compiled under it.
+_compiled: dict[str, int] = {}
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,8 +48,10 @@ class Version:
     name: str
     source: str
     code: CodeType
-    #: The code's ``co_filename``: the on-disk copy's path, or a name of its own.
+    #: The code's ``co_filename``, this version's own: ``PATH@N`` or ``ipyexecmod:NAME@N``.
     filename: str
+    #: The on-disk copy's source, if it has one: ``__file__`` and the spec's ``origin``.
+    path: str | None
     #: The on-disk copy's ``.pyc``, if it has one.
     cached: str | None
     is_package: bool
@@ -62,17 +74,16 @@ class Version:
     ) -> Version:
         """Compile ``source`` as module ``name``; raises :class:`SyntaxError` if it does not.
 
-        With a ``store``, the code's filename is its on-disk copy's path; without,
-        a name unique to this version (``ipyexecmod:NAME@N``), so that a failed
-        version's traceback and the version put back each keep their own lines.
+        The code's filename is this version's own (see the module docstring), so that
+        a failed version's traceback and the version put back each keep their own lines.
         """
-        if store is None:
-            filename, cached = f"ipyexecmod:{name}@{next(_serial)}", None
-        else:
-            filename, cached = store.paths(name, is_package)
+        path, cached = (None, None) if store is None else store.paths(name, is_package)
+        filename = _new_filename(f"ipyexecmod:{name}" if path is None else path)
         loader = SourceTextLoader(name, source, filename, is_package=is_package)
         code = loader.get_code(name)
-        return cls(name, source, code, filename, cached, is_package, loader, store, defined_in)
+        return cls(
+            name, source, code, filename, path, cached, is_package, loader, store, defined_in
+        )
 
     def again(self, defined_in: int | None) -> Version:
         """The same version, run again from cell ``In[defined_in]`` (nothing is compiled)."""
@@ -82,19 +93,13 @@ class Version:
         return replace(self, defined_in=defined_in)
 
     def as_package(self) -> Version:
-        """This version as a package, as ``x.py`` becomes ``x/__init__.py``."""
-        if self.store is not None:  # it moves on disk: compiled for its new file
-            return Version.compile(
-                self.name,
-                self.source,
-                is_package=True,
-                store=self.store,
-                defined_in=self.defined_in,
-            )
+        """This version as a package, as ``x.py`` becomes ``x/__init__.py``: the same code
+        (it has run), with the on-disk copy's new paths."""
+        path, cached = (None, None) if self.store is None else self.store.paths(self.name, True)
         loader = SourceTextLoader(
             self.name, self.source, self.filename, is_package=True, code=self.code
         )
-        return replace(self, is_package=True, loader=loader)
+        return replace(self, is_package=True, loader=loader, path=path, cached=cached)
 
     @cached_property
     def encoded(self) -> bytes:
@@ -107,25 +112,41 @@ class Version:
         return imports_in(self.name, self.code, self.is_package)
 
     def spec(self) -> CellSpec:
-        """A spec like a file's: ``origin`` (``__file__``) is the code's filename, and
-        ``cached`` (``__cached__``) the on-disk ``.pyc``."""
-        spec = CellSpec(self.name, self.loader, origin=self.filename, is_package=self.is_package)
+        """A spec like a file's: ``origin`` (``__file__``) is the on-disk copy's path (the
+        code's filename without one), and ``cached`` (``__cached__``) its ``.pyc``."""
+        origin = self.filename if self.path is None else self.path
+        spec = CellSpec(self.name, self.loader, origin=origin, is_package=self.is_package)
         spec.has_location = True
         spec.cached = self.cached
         return spec
 
     def save(self) -> None:
-        """Write the on-disk copy; raises :class:`~ipyexecmod.store.StoreError` if it cannot."""
+        """Make this the version whose lines linecache has under the on-disk copy's path,
+        and write the copy; raises :class:`~ipyexecmod.store.StoreError` if it cannot
+        (the lines are there all the same: the module in this process is this version)."""
         if self.store is not None:
-            assert self.cached is not None  # set with the store
+            assert self.path is not None and self.cached is not None  # set with the store
+            self.loader.register_lines(self.path)
             self.store.save(
                 self.name,
-                self.filename,
+                self.path,
                 self.cached,
                 self.encoded,
                 self.code,
                 is_package=self.is_package,
             )
+
+
+def _new_filename(base: str) -> str:
+    """``base@N`` for the next ``N`` of ``base`` whose name linecache does not hold (after
+    ``%reset --aggressive`` imports this module anew, versions of before may still live)."""
+    import linecache  # here: on 3.11 and 3.12 it brings tokenize and re along
+
+    number = _compiled.get(base, 0) + 1
+    while f"{base}@{number}" in linecache.cache:
+        number += 1
+    _compiled[base] = number
+    return f"{base}@{number}"
 
 
 def imports_of(name: str, source: str | bytes, is_package: bool) -> frozenset[str]:

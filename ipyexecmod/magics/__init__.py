@@ -54,7 +54,6 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
         shell.events.register(event, hook)
     cells.finder.replacement_listeners.append(magics.rebind)
     shell.Completer.custom_matchers.append(complete_module_names)
-    cells.finder.defer_lines = True  # put_back_lines does it, once IPython has shown them
     cells.finder.install()
     autoreload.keep_cells_out(shell)
     shipping = sys.modules.get("ipyexecmod.dask")  # loaded again after an unload
@@ -83,7 +82,6 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
         for matcher in shell.Completer.custom_matchers
         if getattr(matcher, "matcher_identifier", None) != identifier
     ]
-    cells.finder.defer_lines = False
     cells.finder.uninstall()
     autoreload.give_cells_back(shell)
 

@@ -105,18 +105,10 @@ class ExecModMagics(Magics):
         return [
             ("pre_run_cell", self._typos.forget),
             ("post_run_cell", self._typos.forget),
-            ("post_run_cell", self.put_back_lines),
             ("post_run_cell", self.give_main_a_spec),
             ("post_run_cell", self.ship_to_new_client),
             ("post_run_cell", self.keep_cells_from_autoreload),
         ]
-
-    def put_back_lines(self, result: object = None) -> None:
-        """Put back in linecache the lines a failed redefinition replaced.
-
-        After the cell: IPython has shown the traceback, whose lines are the failed version's.
-        """
-        cells.finder.restore_lines()
 
     def give_main_a_spec(self, result: object = None) -> None:
         """Give the interactive ``__main__`` back the ``__spec__`` that ``%reset`` deletes."""
