@@ -6,21 +6,17 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
-import io
+import importlib
 import itertools
-import json
-import os
 import statistics
 import subprocess
-import sys
-import tarfile
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
+from before import before_package
 from harness import RATIO, Goal, Paired, Row, Settings, paired, skipped
-from workloads import ROOT, fresh_name, functions, notebook_values, shell
+from workloads import fresh_name, functions, notebook_values, shell
 
 from ipyexecmod import cells
 from ipyexecmod.binding import rebind
@@ -30,92 +26,89 @@ from ipyexecmod.store import kernel_store
 #: The code before issue 15 (no dependents, no rebinding): the baseline of "costs what it
 #: costs today".
 BEFORE = "4b04a6e"
-CHILD = Path(__file__).with_name("redefine_child.py")
+OTHERS = 20
 NOTHING_IMPORTS = (
-    "redefining an edited 10-function cell module that nothing imports, 20 others defined"
+    f"redefining an edited 10-function cell module that none of {OTHERS} other cell modules "
+    "imports, against the code before issue 15 in the same process"
 )
 
 
 def unimported_rows(settings: Settings) -> list[Row]:
-    """This checkout against the code before issue 15, each in its own child interpreter
-    (the same package name, the same script; see redefine_child.py): a fresh pair of
-    children per pair, in alternating order, each timing itself.  The goal is within 5 %,
-    so as many pairs as an in-process row has; a child's start costs far more than its
-    redefinitions, so each takes the best of four times as many."""
+    """This checkout against the code before issue 15, imported next to it (before.py),
+    in alternating pairs in this process: through ``cells.define``, then through the
+    ``%%as_module`` method of each one's magics in this run's shell, with its namespace
+    as it is, then with 10,000 more names.  Each side has its own registry of
+    :data:`OTHERS` modules and redefines a module of its own (run.py runs these rows
+    first: the registry holds no module of other rows)."""
     goal = Goal(1.05)
-    variants = {
-        "define": "`cells.define`, no extension loaded",
-        "magic": "`%%as_module` (`run_cell_magic`), a fresh notebook namespace",
-        "magic, 10,000 names": "`%%as_module` (`run_cell_magic`), 10,000 names in the notebook",
-    }
-    with tempfile.TemporaryDirectory(prefix="ipyexecmod-before-") as before:
-        try:
-            _checkout(BEFORE, before)
-        except (OSError, subprocess.CalledProcessError) as exc:
-            return [
-                skipped(f"{NOTHING_IMPORTS}: {how}", f"no checkout of {BEFORE}: {exc}", goal)
-                for how in variants.values()
-            ]
-        inner = 4 * settings.inner
-        timings = _paired_children(
-            functools.partial(_child, str(ROOT), inner),
-            functools.partial(_child, before, inner),
-            settings.pairs,
-        )
+    try:
+        with before_package(BEFORE) as before:
+            timings = _against_before(before, settings)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return [skipped(NOTHING_IMPORTS, f"no checkout of {BEFORE}: {exc}", goal, release=True)]
     return [
         Row(
             what=f"{NOTHING_IMPORTS}: {how}",
             candidate="this checkout",
             baseline=f"before issue 15 ({BEFORE})",
-            timing=timings[key],
-            note=f"{settings.pairs} pairs of fresh interpreters, each the best of {inner}",
+            timing=timing,
             goal=goal,
             release=True,
         )
-        for key, how in variants.items()
+        for how, timing in timings.items()
     ]
 
 
-def _checkout(commit: str, directory: str) -> None:
-    """Put the ``ipyexecmod`` package of ``commit`` in ``directory``; raises
-    CalledProcessError (not a git checkout, or no such commit) or OSError (no git)."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", commit, "ipyexecmod"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(directory, filter="data")
+def _against_before(before: ModuleType, settings: Settings) -> dict[str, Paired]:
+    """The timings of :func:`unimported_rows`, by what the row says was timed."""
+    ip = shell()
+    old_magics = importlib.import_module(f"{before.__name__}.magics")
+    before.cells.finder.defer_lines = True  # as its %load_ext does
+    edits = itertools.count()
+    define: dict[str, Callable[[], object]] = {}
+    magic: dict[str, Callable[[], object]] = {}
+    for stem, package, magics, store in (
+        ("new", cells, ip.magics_manager.registry["ExecModMagics"], kernel_store()),
+        ("old", before.cells, old_magics.ExecModMagics(shell=ip), before.store.kernel_store()),
+    ):
+        for index in range(OTHERS):
+            package.define(f"_{stem}_other_{index}", _other(stem, index), store=store)
+        define[stem] = functools.partial(_redefine, package.define, f"_{stem}_alone", edits, store)
+        magic[stem] = functools.partial(_redefine, magics.as_module, f"_{stem}_cell", edits)
+    names = len(ip.user_ns)
+    timings = {}
+    for how, side in (("`cells.define`", define), ("`%%as_module`'s method", magic)):
+        side["new"](), side["old"]()  # the first definitions
+        timings[f"{how}, {names} names in the notebook"] = paired(
+            side["new"], side["old"], settings.pairs, settings.inner
+        )
+    many = notebook_values(10_000)
+    ip.user_ns.update(many)
+    try:
+        timings[f"`%%as_module`'s method, {names + len(many):,} names in the notebook"] = paired(
+            magic["new"], magic["old"], settings.pairs, settings.inner
+        )
+    finally:
+        for key in many:
+            del ip.user_ns[key]
+    return timings
 
 
-def _child(path: str, inner: int) -> dict[str, float]:
-    """Run redefine_child.py with the ``ipyexecmod`` in ``path`` first on the path."""
-    env = {**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
-    package = str(Path(path, "ipyexecmod"))
-    done = subprocess.run(
-        [sys.executable, str(CHILD), str(inner), package], env=env, capture_output=True, text=True
-    )
-    if done.returncode:
-        msg = f"{CHILD.name} with {path} failed:\n{done.stderr}"
-        raise RuntimeError(msg)
-    times: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
-    return times
+def _redefine(
+    define: Callable[..., object], name: str, edits: Iterator[int], store: object = None
+) -> None:
+    """Define ``name`` from an edited source (a constant changes), as a user's cell."""
+    source = functions(10) + f"_edit = {next(edits)}\n"
+    if store is None:
+        define(name, source)
+    else:
+        define(name, source, store=store)
 
 
-def _paired_children(
-    candidate: Callable[[], dict[str, float]],
-    baseline: Callable[[], dict[str, float]],
-    pairs: int,
-) -> dict[str, Paired]:
-    """As :func:`harness.paired`, for children that each report several times at once."""
-    runs: list[tuple[dict[str, float], dict[str, float]]] = []
-    for index in range(pairs):
-        if index % 2:
-            c, b = candidate(), baseline()
-        else:
-            b, c = baseline(), candidate()
-        runs.append((c, b))
-    return {key: Paired([c[key] for c, _ in runs], [b[key] for _, b in runs]) for key in runs[0][0]}
+def _other(stem: str, index: int) -> str:
+    """The source of the ``index``-th other module: it imports the one before it."""
+    head = "import math\n" + (f"from _{stem}_other_{index - 1} import f0\n" if index else "")
+    return head + functions(10, index)
 
 
 def dependents_rows(settings: Settings) -> list[Row]:

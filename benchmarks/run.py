@@ -29,6 +29,7 @@ from harness import FULL, QUICK, Row, Settings, table
 
 # In this order: the rows that fill the process with modules come last.
 GROUPS = [
+    rows_dependents.unimported_rows,  # first: the registry it walks is its own modules only
     rows_magic.edited_cell_rows,
     rows_magic.as_module_rows,
     rows_startup.import_rows,
@@ -42,7 +43,6 @@ GROUPS = [
     rows_peers.peer_rows,
     rows_processes.finder_rows,
     rows_processes.spawn_rows,
-    rows_dependents.unimported_rows,
     rows_core.memory_rows,
     rows_core.lsmod_rows,
     rows_dask.dask_rows,
