@@ -33,6 +33,24 @@ def functions(count: int, edit: int = 1) -> str:
     return "".join(f"def f{i}(x):\n    return x * {i} + {edit}\n\n\n" for i in range(count))
 
 
+def notebook_values(count: int) -> dict[str, object]:
+    """``count`` names as a long notebook holds them, each its own object: numbers,
+    strings, lists, dicts and functions."""
+
+    def function(i: int) -> Callable[[], int]:
+        return lambda: i
+
+    kinds: list[Callable[[int], object]] = [
+        lambda i: 10_000 + i,
+        float,
+        lambda i: f"row {i}",
+        lambda i: [i, i + 1],
+        lambda i: {"i": i},
+        function,
+    ]
+    return {f"v{i}": kinds[i % len(kinds)](i) for i in range(count)}
+
+
 @functools.cache
 def shell() -> InteractiveShell:
     """The process's InteractiveShell (no history database), with ipyexecmod loaded."""
