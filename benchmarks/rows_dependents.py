@@ -20,6 +20,7 @@ from workloads import fresh_name, functions, notebook_values, shell
 
 from ipyexecmod import cells
 from ipyexecmod.binding import rebind
+from ipyexecmod.cells.stale import outliving
 from ipyexecmod.cells.version import imports_in
 from ipyexecmod.store import kernel_store
 
@@ -182,10 +183,14 @@ def rebind_rows(settings: Settings) -> list[Row]:
     assigned = compile(MODULE.format(version=2), name, "exec").co_names
     held = {"nb_f0": old["f0"], "nb_f1": old["f1"], "Model": old["Model"], "TABLE": old["TABLE"]}
     namespace = {**_ipython_names(), **notebook_values(10_000), **held}
+    module = ModuleType(name)
+    vars(module).update(new)
+    # What the magics get: the old values that something besides the old namespace holds.
+    replacements = [cells.Replacement(name, outliving(old), module, assigned)]
 
     def candidate() -> None:
         namespace.update(held)  # as they were before this redefinition
-        rebind(namespace, old, new, name, assigned)
+        rebind(namespace, replacements)
 
     def baseline() -> None:
         namespace.update(held)

@@ -31,7 +31,6 @@ __all__ = [
     "python_for_magic",
     "read_header",
     "source_of",
-    "with_filename",
 ]
 
 _HEADER_SIZE = 16
@@ -210,26 +209,6 @@ def check_source(header: PycHeader, source: str) -> Verdict:
 
 def _hash_header(source: bytes) -> bytes:
     return importlib.util.MAGIC_NUMBER + _CHECKED_HASH + importlib.util.source_hash(source)
-
-
-def with_filename(code: CodeType, filename: str) -> CodeType:
-    """``code``, and every code object nested in it, with ``co_filename`` ``filename``.
-
-    What importlib does to the code of a ``.pyc`` found beside a source of another name
-    (``_imp._fix_co_filename``), without compiling again: code compiled under one name
-    can be written as a file of another.  ``code`` itself if it already has that name.
-    """
-    if code.co_filename == filename:
-        return code
-    consts = code.co_consts
-    if CodeType in map(type, consts):  # most code objects nest none: leave their constants
-        consts = tuple(
-            [
-                with_filename(const, filename) if type(const) is CodeType else const
-                for const in consts
-            ]
-        )
-    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def hash_pyc(source: bytes, code: CodeType) -> bytes:

@@ -40,7 +40,7 @@ from ._files import (
     unchanged,
     write_atomic,
 )
-from .pyc import hash_pyc, is_sound_hash_pyc, with_filename
+from .pyc import hash_pyc, is_sound_hash_pyc
 
 __all__ = [
     "CellStore",
@@ -156,7 +156,7 @@ class CellStore:
                     make_directory(os.path.dirname(cached))
                 # The code of the file at `path`, as Python would compile it, whatever
                 # name it was compiled under (a cell module's version has one of its own).
-                write_atomic(cached, hash_pyc(data, with_filename(code, path)))
+                write_atomic(cached, hash_pyc(data, code))
             self._written[path] = _Written(data, identity(path), identity(cached))
         except OSError as exc:
             self._written.pop(path, None)

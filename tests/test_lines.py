@@ -12,16 +12,17 @@ import importlib.util
 import inspect
 import io
 import linecache
-import marshal
 import re
 import sys
 import traceback
+from importlib.machinery import SourceFileLoader
 from types import CodeType
 
 import pytest
 from helpers import define, run_python
 
 from ipyexecmod import cells
+from ipyexecmod.pyc import read_header
 
 MODES = ["", "--no-persist"]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -87,7 +88,8 @@ def test_a_function_kept_from_a_replaced_version_shows_its_own_source(ip, unique
     module = define(ip, name, OLD, options)
     assert ip.run_cell(f"from {name} import f as kept_f, bad as kept_bad").success
     ip.user_ns["callbacks"] = [module.f]
-    define(ip, name, NEW, options)
+    with pytest.warns(RuntimeWarning, match="kept_f, kept_bad in the notebook still hold"):
+        define(ip, name, NEW, options)  # which defines neither f nor bad
     kept = ip.user_ns["kept_f"]
     assert ip.user_ns["callbacks"][0] is kept and kept() == "old"
     assert inspect.getsource(kept) == "def f():\n    return 'old'\n"
@@ -113,7 +115,8 @@ def test_a_kept_functions_traceback_shows_its_own_lines(ip, unique, capsys, opti
     name = unique()
     define(ip, name, OLD, options)
     assert ip.run_cell(f"from {name} import bad as kept_bad").success
-    define(ip, name, NEW, options)  # its line 6 is blank
+    with pytest.warns(RuntimeWarning, match="kept_bad in the notebook still hold"):
+        define(ip, name, NEW, options)  # its line 6 is blank
     capsys.readouterr()
     result = ip.run_cell("kept_bad()")
     assert type(result.error_in_exec) is KeyError
@@ -160,10 +163,12 @@ def test_the_pyc_and_other_processes_name_the_real_file(ip, unique):
     source = "class C:\n    def m(self):\n        return [1 / x for x in (0,)]\n"
     define(ip, name, "X = 1\n")
     module = define(ip, name, source)  # the second version: its code's name has @2
-    with open(module.__cached__, "rb") as file:
-        code = marshal.loads(file.read()[16:])
+    # What a process imports: importlib gives the .pyc's code the name of the source beside it.
+    loader = SourceFileLoader(name, module.__file__)
+    code = loader.get_code(name)
     assert len(code_tree(code)) >= 3
     assert {c.co_filename for c in code_tree(code)} == {module.__file__}
+    assert read_header(module.__cached__).for_this_python  # so that .pyc is what it loads
     assert module.C.m.__code__.co_filename == f"{module.__file__}@2"
     out = run_python(
         f"""

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import marshal
 import os
 import py_compile
 import re
 import shutil
 import subprocess
 import sys
-import traceback
 import types
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from ipyexecmod.inspection import pyc_info
-from ipyexecmod.pyc import PycError, hash_pyc, python_for_magic, read_header, with_filename
+from ipyexecmod.pyc import PycError, hash_pyc, python_for_magic, read_header
 
 THIS = f"{sys.version_info.major}.{sys.version_info.minor}"
 MODES = py_compile.PycInvalidationMode
@@ -233,7 +231,7 @@ def test_check_source_gives_a_verdict_and_a_reason(tmp_path):
 
 
 def test_hash_pyc_is_what_py_compile_writes_for_a_checked_hash(tmp_path):
-    from ipyexecmod.pyc import hash_pyc, is_sound_hash_pyc
+    from ipyexecmod.pyc import is_sound_hash_pyc
 
     source, pyc = compiled(tmp_path, MODES.CHECKED_HASH, "def f():\n    return 42\n")
     data = source.read_bytes()
@@ -243,22 +241,6 @@ def test_hash_pyc_is_what_py_compile_writes_for_a_checked_hash(tmp_path):
     pyc.write_bytes(ours[:20])  # truncated bytecode
     assert not is_sound_hash_pyc(str(pyc), data)
     assert not is_sound_hash_pyc(str(tmp_path / "missing.pyc"), data)
-
-
-def test_with_filename_renames_every_nested_code_object_and_runs_the_same():
-    source = "class C:\n    def m(self):\n        return [lambda: 1 / 0 for _ in (0,)]\n"
-    code = compile(source, "/x/m.py@3", "exec", dont_inherit=True)
-    renamed = with_filename(code, "/x/m.py")
-    tree = list(_tree(renamed))
-    assert len(tree) >= 4 and {c.co_filename for c in tree} == {"/x/m.py"}
-    assert {c.co_filename for c in _tree(code)} == {"/x/m.py@3"}  # the original unchanged
-    assert with_filename(renamed, "/x/m.py") is renamed
-    assert marshal.loads(hash_pyc(source.encode(), renamed)[16:]).co_filename == "/x/m.py"
-    namespace: dict = {}
-    exec(renamed, namespace)
-    with pytest.raises(ZeroDivisionError) as caught:
-        namespace["C"]().m()[0]()
-    assert traceback.extract_tb(caught.tb)[-1].filename == "/x/m.py"
 
 
 def _tree(code):

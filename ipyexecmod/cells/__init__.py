@@ -48,12 +48,13 @@ from typing import Any, Unpack, cast
 from .definition import Options
 from .names import DefinitionError, check_module_name, module_origin
 from .registry import CellModuleFinder, is_cell_finder
-from .version import CellModule, Version
+from .version import CellModule, Replacement, Version
 
 __all__ = [
     "CellModule",
     "CellModuleFinder",
     "DefinitionError",
+    "Replacement",
     "Version",
     "after_commit",
     "check_module_name",

@@ -22,7 +22,7 @@ from .dependents import Rerun, dependents
 from .locks import Discarded
 from .names import DefinitionError, check_available, check_module_name
 from .transaction import Transaction
-from .version import CellModule, Version
+from .version import CellModule, Replacement, Version
 
 if TYPE_CHECKING:
     from .registry import CellModuleFinder
@@ -154,11 +154,14 @@ def _rerun(
 
 
 def _transaction(finder: CellModuleFinder) -> Transaction:
-    """A transaction of the finder's; the outermost one puts the finder back on
-    :data:`sys.meta_path` if the code took it away (the first of its later steps)."""
+    """A transaction of the finder's; the outermost one's first later steps put the finder
+    back on :data:`sys.meta_path` if the code took it away, and tell it of every module
+    whose code ran again (:meth:`CellModuleFinder.replaced`)."""
     steps = Transaction(finder.transactions)
-    if steps.outermost and finder in sys.meta_path:
-        steps.after(_reinstall, finder)
+    if steps.outermost:
+        if finder in sys.meta_path:
+            steps.after(_reinstall, finder)
+        steps.after(finder.replaced, steps.replacements)  # all of them, once
     return steps
 
 
@@ -228,7 +231,7 @@ def _execute(finder: CellModuleFinder, steps: Transaction, version: Version) -> 
         steps.claim(name)
         namespace = dict(vars(previous))
         steps.undo(_restore_namespace, vars(previous), namespace)
-        steps.after(finder.replaced, name, namespace, previous)
+        steps.replacements.append(Replacement(name, namespace, previous, version.code.co_names))
         if record is not None:
             steps.undo(_set_version, record, record.version)
             record.version = version

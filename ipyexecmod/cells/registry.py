@@ -15,7 +15,7 @@ from ..store import CellStore
 from . import definition, names, stale
 from .definition import Options
 from .transaction import Transaction
-from .version import CellModule
+from .version import CellModule, Replacement
 
 __all__ = ["CellModuleFinder", "is_cell_finder"]
 
@@ -35,10 +35,10 @@ class CellModuleFinder:
         #: Called with the name of each module just defined or redefined, once its code
         #: has run (before :meth:`define` returns); what one raises becomes a warning.
         self.listeners: list[Callable[[str], object]] = []
-        #: Called, once a definition has committed, for each cell module whose code ran
-        #: again in its existing object: with its name, its namespace as it was before,
-        #: and the module.  What one raises becomes a warning.
-        self.replacement_listeners: list[Callable[[str, dict[str, Any], ModuleType], object]] = []
+        #: Called once a definition has committed, with the cell modules whose code ran
+        #: again in their existing object (:class:`Replacement`, in the order they ran),
+        #: if any.  What one raises becomes a warning.
+        self.replacement_listeners: list[Callable[[list[Replacement]], object]] = []
         # Definitions run one at a time; a cell module's code may define another.
         self.lock = threading.RLock()
         self.transactions: list[Transaction] = []  # under way, outermost first
@@ -167,22 +167,28 @@ class CellModuleFinder:
 
     def notify(self, name: str) -> None:
         """Tell the listeners that ``name`` was (re)defined; a failing one becomes a warning."""
-        _tell(self.listeners, name)
+        _tell(self.listeners, name, name)
 
-    def replaced(self, name: str, namespace: dict[str, Any], module: ModuleType) -> None:
-        """Remember, weakly, the classes and functions of ``namespace`` that ``module``'s
-        code, run again, replaced (:mod:`.stale`); tell the replacement listeners, a
-        failing one as a warning."""
-        stale.remember_replaced(self, name, namespace)
-        _tell(self.replacement_listeners, name, namespace, module)
+    def replaced(self, replacements: list[Replacement]) -> None:
+        """Remember, weakly, the classes and functions that the modules' code, run again,
+        replaced (:mod:`.stale`); tell the replacement listeners, a failing one as a warning."""
+        if not replacements:
+            return
+        # Only what outlives the namespaces matters, to both: the rest dies with them.
+        replacements = [each._replace(old=stale.outliving(each.old)) for each in replacements]
+        for replacement in replacements:
+            stale.remember_replaced(self, replacement.name, replacement.old)
+        names = ", ".join(dict.fromkeys(replacement.name for replacement in replacements))
+        _tell(self.replacement_listeners, names, replacements)
 
 
-def _tell(listeners: list[Callable[..., object]], name: str, *args: Any) -> None:
+def _tell(listeners: list[Callable[..., object]], names: str, *args: Any) -> None:
+    """Call each listener with ``args``; what one raises becomes a warning about ``names``."""
     for listener in list(listeners):
         try:
-            listener(name, *args)
+            listener(*args)
         except Exception as exc:
-            msg = f"module {name!r} is defined, but {listener!r} failed: {exc}"
+            msg = f"module {names!r} is defined, but {listener!r} failed: {exc}"
             warnings.warn(msg, RuntimeWarning, stacklevel=6)
 
 

@@ -21,13 +21,14 @@ import sys
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import compress
 from types import CellType, FrameType, FunctionType, GetSetDescriptorType, MemberDescriptorType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .registry import CellModuleFinder
 
-__all__ = ["Replaced", "Stale", "StaleGroup", "find_stale", "remember_replaced"]
+__all__ = ["Replaced", "Stale", "StaleGroup", "find_stale", "outliving", "remember_replaced"]
 
 #: At most this many places are named for one group of stale objects.
 _PLACES = 3
@@ -71,6 +72,24 @@ class Replaced:
     def reason(self, cls: type) -> str | None:
         ref, reason = self._reasons.get(id(cls), (None, None))
         return reason if ref is not None and ref() is cls else None
+
+
+def outliving(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The items of ``namespace`` whose value something else holds too (a notebook name,
+    a list, another module, a subclass), but for its dunder names (``__file__``).
+
+    A value that only ``namespace`` holds dies with it: nothing can hold it stale, and
+    nothing needs to look for it.  Reference counts tell, against those of an object
+    that a dict of its own holds, counted the same way (they differ between versions of
+    Python); an immortal object (Python 3.12) counts as held.
+    """
+    alone = _counts({"": object()})[0]
+    held = map(alone.__lt__, _counts(namespace))
+    return {key: value for key, value in compress(namespace.items(), held) if key[:2] != "__"}
+
+
+def _counts(namespace: dict[str, Any]) -> list[int]:
+    return list(map(sys.getrefcount, namespace.values()))
 
 
 def remember_replaced(finder: CellModuleFinder, name: str, old: dict[str, Any]) -> None:

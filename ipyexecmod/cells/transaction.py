@@ -44,8 +44,10 @@ class Transaction:
         self.outermost = self._outer is None
         self.undo_steps: list[Step] = []
         self.after_steps: list[Step] = []
-        #: The dependents run again in this definition (shared with those nested in it).
+        #: The dependents run again in this definition, and the modules whose code ran
+        #: again in their existing object (shared with the definitions nested in it).
         self.rerun: set[str] = set() if self._outer is None else self._outer.rerun
+        self.replacements: list[Any] = [] if self._outer is None else self._outer.replacements
 
     def __enter__(self) -> Transaction:
         outer = self._outer

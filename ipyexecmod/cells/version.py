@@ -24,8 +24,8 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from types import CodeType
-from typing import TYPE_CHECKING
+from types import CodeType, ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..loader import SourceTextLoader
 from ..store import CellStore
@@ -35,7 +35,7 @@ from .stale import Replaced
 if TYPE_CHECKING:
     from .dependents import Rerun
 
-__all__ = ["CellModule", "Version"]
+__all__ = ["CellModule", "Replacement", "Version"]
 
 # Per base name, the number of the last version compiled under it.
 _compiled: dict[str, int] = {}
@@ -231,6 +231,16 @@ def _opcodes() -> tuple[int, int, int, int]:
         opmap.get("LOAD_SMALL_INT", -1),  # Python 3.14 loads ``level`` with it
         opmap["IMPORT_NAME"],
     )
+
+
+class Replacement(NamedTuple):
+    """A cell module whose code ran again in its existing object, in a definition that
+    has committed: its namespace as it was before, and the names its new code may bind."""
+
+    name: str
+    old: dict[str, Any]
+    module: ModuleType
+    assigned: tuple[str, ...]
 
 
 @dataclass(eq=False)

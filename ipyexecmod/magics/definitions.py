@@ -242,19 +242,18 @@ class ExecModMagics(Magics):
         if rebound:
             print(f"rebound in the notebook: {', '.join(dict.fromkeys(rebound))}")
 
-    def rebind(self, name: str, old: dict[str, Any], module: ModuleType) -> None:
-        """Rebind the notebook's names that hold an object of ``module``'s replaced
-        namespace ``old`` (:func:`~ipyexecmod.binding.rebind`); warn of those left stale."""
+    def rebind(self, replacements: list[cells.Replacement]) -> None:
+        """Rebind the notebook's names that hold an object the modules' code, run again,
+        replaced (:func:`~ipyexecmod.binding.rebind`); warn of those left stale."""
         if not self.rebind_names:
             return
-        record = cells.finder.modules[name]
-        assigned = record.version.code.co_names
-        rebound, left = rebind(self._shell.user_ns, old, vars(module), name, assigned)
+        rebound, left = rebind(self._shell.user_ns, replacements)
         self._rebound += rebound
         if left:
+            modules = ", ".join(dict.fromkeys(repr(each.name) for each in replacements))
             msg = (
                 f"{', '.join(left)} in the notebook still hold objects of the previous "
-                f"version of {name!r}, which the new one no longer defines"
+                f"version of {modules}, which the new one no longer defines"
             )
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
 
