@@ -76,43 +76,54 @@ def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replaceme
     shares between unrelated code (``None``, booleans, small integers, short and
     identifier-like strings, empty tuples) is left too: a notebook's own ``n = 5`` holds
     the very object that ``LIMIT = 5`` does, so identity cannot tell where it came from.
+    Other numbers and strings are followed under their own name only (``from m import
+    RATE``, ``from m import *``); ``rate = m.RATE`` keeps the value it took.
 
     The namespace is walked once, for all the replacements.  The replaced namespaces may
     hold only what outlived them (:func:`~ipyexecmod.cells.stale.outliving`): what nothing
     else holds, the notebook does not hold either.
     """
     counterparts: dict[int, tuple[object, Mapping[str, Any], str]] = {}
+    values_by_name: dict[str, tuple[object, Mapping[str, Any], str]] = {}
     for name, old, module, assigned in replacements:
         new = vars(module)
         for key, value in old.items():
             if (
-                (new.get(key, _GONE) is not value or _left_behind(value, key, assigned, name))
-                and not key.startswith("__")
-                and not _shared(value)
-            ):
-                counterparts[id(value)] = (value, new, key)
+                new.get(key, _GONE) is not value or _left_behind(value, key, assigned, name)
+            ) and not _shared(value):
+                if type(value) in _VALUES:
+                    values_by_name[key] = (value, new, key)
+                else:
+                    counterparts[id(value)] = (value, new, key)
+    held = [key for key, (value, _, _) in values_by_name.items() if namespace.get(key) is value]
+    if counterparts:
+        # In C: the names whose value is of a replaced object's type, then of those the
+        # ones whose value is one (10,000 names in about two plain loops over them).
+        kinds = {type(value) for value, _, _ in counterparts.values()}
+        keys, values = namespace.keys(), namespace.values()
+        typed = list(compress(keys, map(kinds.__contains__, map(type, values))))
+        ids = map(id, map(namespace.__getitem__, typed))
+        held += compress(typed, map(counterparts.__contains__, ids))
     rebound: list[str] = []
     left: list[str] = []
-    if not counterparts:
-        return Rebinding(rebound, left)
-    # In C: the names whose value is of a replaced object's type, then of those the ones
-    # whose value is one (10,000 names in about a plain loop over them, or two).
-    kinds = {type(value) for value, _, _ in counterparts.values()}
-    keys, values = namespace.keys(), namespace.values()
-    typed = list(compress(keys, map(kinds.__contains__, map(type, values))))
-    ids = map(id, map(namespace.__getitem__, typed))
-    candidates = list(compress(typed, map(counterparts.__contains__, ids)))
-    for held in candidates:
-        found = counterparts.get(id(namespace[held]))
-        if found is None or found[0] is not namespace[held]:
+    for name in held:
+        value = namespace[name]
+        found = values_by_name.get(name) if type(value) in _VALUES else counterparts.get(id(value))
+        if found is None or found[0] is not value:
             continue
-        value, now, key = found
+        _, now, key = found
         if key in now and now[key] is not value:
-            namespace[held] = now[key]
-            rebound.append(held)
+            namespace[name] = now[key]
+            rebound.append(name)
         else:
-            left.append(held)
+            left.append(name)
     return Rebinding(rebound, left)
+
+
+#: Numbers, strings and the like: the notebook's copies of them are looked for under the
+#: module's own names only (``from m import LIMIT``, ``from m import *``), not by a walk of
+#: the whole notebook (``limit = m.LIMIT`` keeps the value it took).
+_VALUES = frozenset({int, float, complex, str, bytes, tuple, frozenset, range})
 
 
 def _left_behind(value: object, key: str, assigned: Container[str], module: str) -> bool:

@@ -69,6 +69,7 @@ class CellStore:
         # unchanged version costs two stat() calls, and a changed one no read while the
         # files are the ones written here.
         self._written: dict[str, _Written] = {}
+        self._paths: dict[tuple[str, bool], tuple[str, str]] = {}  # worked out once a name
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.directory!r}>"
@@ -94,8 +95,11 @@ class CellStore:
     def paths(self, name: str, is_package: bool) -> tuple[str, str]:
         """Where module ``name``'s source and ``.pyc`` go (``name`` is a checked dotted
         name: no path can escape the directory)."""
-        path = self.source_path(name, is_package)
-        return path, importlib.util.cache_from_source(path)
+        paths = self._paths.get((name, is_package))
+        if paths is None:
+            path = self.source_path(name, is_package)
+            paths = self._paths[name, is_package] = path, importlib.util.cache_from_source(path)
+        return paths
 
     def source_path(self, name: str, is_package: bool) -> str:
         """Where module ``name``'s source goes."""

@@ -203,14 +203,15 @@ def test_reload_module_runs_the_dependents_again(ip, unique, log, capsys):
 
 def test_names_follow_unless_the_trait_is_off_and_a_name_with_no_counterpart_warns(ip, unique):
     sa = unique("sa")
-    define(ip, sa, "def f(): return 1\ndef gone(): return 0\nLIMIT = 5\nRATE = 0.25\n")
+    define(ip, sa, "def f(): return 1\ndef gone(): return 0\nLIMIT = 5\nRATE = 0.25\nT = [1]\n")
     ip.run_cell(
-        f"from {sa} import *\nmine = 5\nkept = gone\nfrom {sa} import RATE as r\n"
+        f"from {sa} import *\nmine = 5\nkept = gone\nfrom {sa} import RATE as r, T as t\n"
     ).raise_error()
     with pytest.warns(RuntimeWarning, match=r"gone, kept in the notebook still hold objects"):
-        define(ip, sa, "def f(): return 2\nLIMIT = 6\nRATE = 0.5\n")
+        define(ip, sa, "def f(): return 2\nLIMIT = 6\nRATE = 0.5\nT = [2]\n")
     ns = ip.user_ns
-    assert ns["f"]() == 2 and ns["RATE"] == 0.5 and ns["r"] == 0.5
+    assert ns["f"]() == 2 and ns["RATE"] == 0.5 and ns["T"] == ns["t"] == [2]
+    assert ns["r"] == 0.25  # a number is followed under its own name only
     assert ns["mine"] == 5 and ns["LIMIT"] == 5  # a shared small int: cannot tell, left
     ip.run_line_magic("config", "ExecModMagics.rebind_names = False")
     define(ip, sa, "def f(): return 3\n")

@@ -11,8 +11,6 @@ directly or through others, each after the modules of the set it imports.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from itertools import chain
-from operator import attrgetter
 from typing import NamedTuple
 
 from .version import CellModule
@@ -31,8 +29,10 @@ def dependents(modules: Mapping[str, CellModule], name: str) -> list[Rerun]:
     """The cell modules that import ``name``, directly or through others, each after
     those of them it imports (depth first, from the first defined); an import cycle
     is broken where the walk meets it, and each of its members is listed once."""
-    if not any(map(name.__eq__, chain.from_iterable(map(_imports, modules.values())))):
-        return []  # the common case, on every definition: nothing imports it (in C)
+    if not any(
+        name in record.version.imports for other, record in modules.items() if other != name
+    ):
+        return []  # the common case, on every definition: nothing imports it
     imports = {
         other: record.version.imports
         for other, record in modules.items()
@@ -54,9 +54,6 @@ def dependents(modules: Mapping[str, CellModule], name: str) -> list[Rerun]:
             visit(module)
     members = affected | {name}
     return [Rerun(module, tuple(sorted(imports[module] & members))) for module in order]
-
-
-_imports = attrgetter("version.imports")
 
 
 def _reaching(imports: Mapping[str, frozenset[str]], name: str) -> set[str]:

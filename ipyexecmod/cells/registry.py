@@ -177,18 +177,18 @@ class CellModuleFinder:
         # Only what outlives the namespaces matters, to both: the rest dies with them.
         replacements = [each._replace(old=stale.outliving(each.old)) for each in replacements]
         for replacement in replacements:
-            stale.remember_replaced(self, replacement.name, replacement.old)
-        names = ", ".join(dict.fromkeys(replacement.name for replacement in replacements))
-        _tell(self.replacement_listeners, names, replacements)
+            if replacement.old:
+                stale.remember_replaced(self, replacement.name, replacement.old)
+        _tell(self.replacement_listeners, replacements[0].name, replacements)
 
 
-def _tell(listeners: list[Callable[..., object]], names: str, *args: Any) -> None:
-    """Call each listener with ``args``; what one raises becomes a warning about ``names``."""
+def _tell(listeners: list[Callable[..., object]], name: str, *args: Any) -> None:
+    """Call each listener with ``args``; what one raises becomes a warning about ``name``."""
     for listener in list(listeners):
         try:
             listener(*args)
         except Exception as exc:
-            msg = f"module {names!r} is defined, but {listener!r} failed: {exc}"
+            msg = f"module {name!r} is defined, but {listener!r} failed: {exc}"
             warnings.warn(msg, RuntimeWarning, stacklevel=6)
 
 
