@@ -251,6 +251,7 @@ def test_rerun_interrupted_by_base_exceptions_restores(ip, unique, raised):
 def test_syntax_error_changes_nothing_and_points_at_the_cell_line(ip, unique):
     name = unique()
     module = define(ip, name, "x = 1\n")
+    ours = {key: value for key, value in linecache.cache.items() if name in key}
     cached = set(linecache.cache)
     with pytest.raises(SyntaxError) as caught:
         ip.run_cell_magic("as_module", name, "x = 2\ny = (\nz = 3 +* 4\n")
@@ -258,7 +259,9 @@ def test_syntax_error_changes_nothing_and_points_at_the_cell_line(ip, unique):
     assert caught.value.lineno in (2, 3)
     assert name in caught.value.filename
     assert sys.modules[name] is module and module.x == 1
-    assert set(linecache.cache) == cached
+    # Nothing added; lines of earlier tests' replaced versions may go as their code does.
+    assert set(linecache.cache) <= cached
+    assert {key: value for key, value in linecache.cache.items() if name in key} == ours
 
 
 def test_failed_first_definition_leaves_nothing_behind(ip, unique):
