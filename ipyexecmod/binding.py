@@ -84,7 +84,7 @@ def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replaceme
     else holds, the notebook does not hold either.
     """
     counterparts: dict[int, tuple[object, Mapping[str, Any], str]] = {}
-    values_by_name: dict[str, tuple[object, Mapping[str, Any], str]] = {}
+    values_by_name: dict[tuple[str, int], tuple[object, Mapping[str, Any], str]] = {}
     for name, old, module, assigned in replacements:
         new = vars(module)
         for key, value in old.items():
@@ -92,10 +92,12 @@ def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replaceme
                 new.get(key, _GONE) is not value or _left_behind(value, key, assigned, name)
             ) and not _shared(value):
                 if type(value) in _VALUES:
-                    values_by_name[key] = (value, new, key)
+                    values_by_name[key, id(value)] = (value, new, key)
                 else:
                     counterparts[id(value)] = (value, new, key)
-    held = [key for key, (value, _, _) in values_by_name.items() if namespace.get(key) is value]
+    held = [
+        key for (key, _), (value, _, _) in values_by_name.items() if namespace.get(key) is value
+    ]
     if counterparts:
         # In C: the names whose value is of a replaced object's type, then of those the
         # ones whose value is one (10,000 names in about two plain loops over them).
@@ -108,7 +110,10 @@ def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replaceme
     left: list[str] = []
     for name in held:
         value = namespace[name]
-        found = values_by_name.get(name) if type(value) in _VALUES else counterparts.get(id(value))
+        if type(value) in _VALUES:
+            found = values_by_name.get((name, id(value)))
+        else:
+            found = counterparts.get(id(value))
         if found is None or found[0] is not value:
             continue
         _, now, key = found

@@ -433,3 +433,18 @@ def test_ctrl_c_during_a_dependent_in_a_real_kernel_puts_the_whole_set_back(tmp_
                 " pathlib.Path(ka.__file__).read_text())",
             )
             assert stream(messages) == "1 1 1 False V = 1\n\n", (attempt, reply)
+
+
+def test_rebind_tells_apart_values_of_the_same_name_in_two_modules():
+    from ipyexecmod.binding import rebind
+
+    a, b = types.ModuleType("a"), types.ModuleType("b")
+    a.RATE, b.RATE = float("0.5"), float("0.875")  # type: ignore[attr-defined]
+    old_a, old_b = {"RATE": float("0.25")}, {"RATE": float("0.75")}
+    namespace = {"RATE": old_a["RATE"]}
+    replacements = [
+        cells.Replacement("a", old_a, a, ("RATE",)),
+        cells.Replacement("b", old_b, b, ("RATE",)),
+    ]
+    assert rebind(namespace, replacements) == (["RATE"], [])
+    assert namespace["RATE"] == 0.5
