@@ -180,13 +180,13 @@ def rebind_rows(settings: Settings) -> list[Row]:
     of a ~20-name module, four of its objects held by notebook names among 10,000."""
     name = fresh_name("rebound")
     old, new = _namespace(name, 1), _namespace(name, 2)
-    assigned = compile(MODULE.format(version=2), name, "exec").co_names
     held = {"nb_f0": old["f0"], "nb_f1": old["f1"], "Model": old["Model"], "TABLE": old["TABLE"]}
     namespace = {**_ipython_names(), **notebook_values(10_000), **held}
     module = ModuleType(name)
     vars(module).update(new)
     # What the magics get: the old values that something besides the old namespace holds.
-    replacements = [cells.Replacement(name, outliving(old), module, assigned)]
+    before, after = (cells.Version.compile(name, MODULE.format(version=v)) for v in (1, 2))
+    replacements = [cells.Replacement(name, outliving(old), module, before, after)]
 
     def candidate() -> None:
         namespace.update(held)  # as they were before this redefinition

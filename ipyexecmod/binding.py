@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Container, Iterable, Mapping, MutableMapping
-from itertools import compress
-from types import ModuleType
+import sys
+from collections.abc import Callable, Container, Iterable, Mapping, MutableMapping
+from itertools import chain, compress
+from types import FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from .cells.version import Replacement
+    from .cells.version import Replacement, Version
 
 __all__ = ["Rebinding", "binding_clash", "rebind"]
 
@@ -57,10 +58,21 @@ def binding_clash(
 
 
 class Rebinding(NamedTuple):
-    """What :func:`rebind` did: the names it rebound, and those it left (with why)."""
+    """What :func:`rebind` did: the names it rebound, and those it left, each with the
+    module whose earlier version defined what it holds."""
 
     rebound: list[str]
-    left: list[str]
+    left: list[tuple[str, str]]
+
+
+class _Old(NamedTuple):
+    """An object an earlier version defined: under ``key`` in module ``module``, whose
+    namespace is now ``now``."""
+
+    value: object
+    now: Mapping[str, Any]
+    key: str
+    module: str
 
 
 def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replacement]) -> Rebinding:
@@ -68,12 +80,13 @@ def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replaceme
     namespace (found by identity: ``from m import f``, ``C = m.C``, ``from m import *``)
     to the object of the same name in the module now.
 
-    Only objects the new version replaced count (a module it imports is the same object).
-    A name whose object has no counterpart in the new version is left as it is: its name
-    is gone from the module, or the new code (which may bind only the names it assigns)
-    does not define it and it is a function or class of the module's (code run again in
-    a module's namespace leaves the names it no longer defines).  A value that Python
-    shares between unrelated code (``None``, booleans, small integers, short and
+    Only objects that the old version defined count: a function or class of its own
+    (``__module__``), or any other value but a module and what its ``from ... import``
+    statements took from other modules (the notebook's own ``from math import pi`` is
+    left alone).  A name whose object has no counterpart in the new version is left as it
+    is: its name is gone from the module, or the new code does not define it any more
+    (code run again in a module's namespace leaves the names it no longer defines).  A
+    value that Python shares between unrelated code (``None``, booleans, small integers, short and
     identifier-like strings, empty tuples) is left too: a notebook's own ``n = 5`` holds
     the very object that ``LIMIT = 5`` does, so identity cannot tell where it came from.
     Other numbers and strings are followed under their own name only (``from m import
@@ -83,45 +96,41 @@ def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replaceme
     hold only what outlived them (:func:`~ipyexecmod.cells.stale.outliving`): what nothing
     else holds, the notebook does not hold either.
     """
-    counterparts: dict[int, tuple[object, Mapping[str, Any], str]] = {}
-    values_by_name: dict[tuple[str, int], tuple[object, Mapping[str, Any], str]] = {}
-    for name, old, module, assigned in replacements:
-        new = vars(module)
-        for key, value in old.items():
-            if (
-                new.get(key, _GONE) is not value or _left_behind(value, key, assigned, name)
-            ) and not _shared(value):
+    counterparts: dict[int, _Old] = {}
+    values_by_name: dict[tuple[str, int], _Old] = {}
+    for replacement in replacements:
+        new, defined = vars(replacement.module), _defined_by(replacement)
+        for key, value in chain(replacement.old.items(), replacement.earlier):
+            if defined(key, value):
+                old = _Old(value, new, key, replacement.name)
                 if type(value) in _VALUES:
-                    values_by_name[key, id(value)] = (value, new, key)
+                    values_by_name[key, id(value)] = old
                 else:
-                    counterparts[id(value)] = (value, new, key)
-    held = [
-        key for (key, _), (value, _, _) in values_by_name.items() if namespace.get(key) is value
-    ]
+                    counterparts[id(value)] = old
+    held = [key for (key, _), old in values_by_name.items() if namespace.get(key) is old.value]
     if counterparts:
         # In C: the names whose value is of a replaced object's type, then of those the
         # ones whose value is one (10,000 names in about two plain loops over them).
-        kinds = {type(value) for value, _, _ in counterparts.values()}
+        kinds = {type(old.value) for old in counterparts.values()}
         keys, values = namespace.keys(), namespace.values()
         typed = list(compress(keys, map(kinds.__contains__, map(type, values))))
         ids = map(id, map(namespace.__getitem__, typed))
         held += compress(typed, map(counterparts.__contains__, ids))
     rebound: list[str] = []
-    left: list[str] = []
+    left: list[tuple[str, str]] = []
     for name in held:
         value = namespace[name]
         if type(value) in _VALUES:
             found = values_by_name.get((name, id(value)))
         else:
             found = counterparts.get(id(value))
-        if found is None or found[0] is not value:
+        if found is None or found.value is not value:
             continue
-        _, now, key = found
-        if key in now and now[key] is not value:
-            namespace[name] = now[key]
+        if found.key in found.now and found.now[found.key] is not value:
+            namespace[name] = found.now[found.key]
             rebound.append(name)
         else:
-            left.append(name)
+            left.append((name, found.module))
     return Rebinding(rebound, left)
 
 
@@ -131,10 +140,41 @@ def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replaceme
 _VALUES = frozenset({int, float, complex, str, bytes, tuple, frozenset, range})
 
 
-def _left_behind(value: object, key: str, assigned: Container[str], module: str) -> bool:
-    """Whether ``value``, still in ``module``'s namespace, is a function or class that the
-    new code no longer defines (it binds no name ``key``)."""
-    return key not in assigned and getattr(value, "__module__", None) == module
+def _defined_by(replacement: Replacement) -> Callable[[str, object], bool]:
+    """Whether the value under a name of ``replacement.old`` is one that its version
+    defined (not one it imported: the notebook may hold that for its own reasons) and the
+    new version replaced, or no longer defines."""
+    name, new = replacement.name, vars(replacement.module)
+    assigned = set(replacement.after.code.co_names)  # the names its new code may bind
+    imported: set[int] | None = None
+
+    def defined(key: str, value: object) -> bool:
+        nonlocal imported
+        if new.get(key, _GONE) is value and key in assigned:
+            return False  # the new version has it too (its code ran again and bound it)
+        if _shared(value) or isinstance(value, ModuleType):
+            return False
+        if isinstance(value, type | FunctionType):
+            return getattr(value, "__module__", None) == name  # not another module's
+        if imported is None:
+            imported = _imported_values(replacement.before)
+        return id(value) not in imported
+
+    return defined
+
+
+def _imported_values(version: Version) -> set[int]:
+    """The ids of the values that ``version``'s ``from ... import`` statements took from
+    other modules (as those modules are now)."""
+    found: set[int] = set()
+    for module, fromlist in version.from_imports:
+        namespace = vars(sys.modules[module]) if module in sys.modules else {}
+        for each in fromlist:
+            if each == "*":
+                found.update(id(value) for key, value in namespace.items() if key[:1] != "_")
+            elif each in namespace:
+                found.add(id(namespace[each]))
+    return found
 
 
 _GONE = object()

@@ -207,7 +207,7 @@ def test_names_follow_unless_the_trait_is_off_and_a_name_with_no_counterpart_war
     ip.run_cell(
         f"from {sa} import *\nmine = 5\nkept = gone\nfrom {sa} import RATE as r, T as t\n"
     ).raise_error()
-    with pytest.warns(RuntimeWarning, match=r"gone, kept in the notebook still hold objects"):
+    with pytest.warns(RuntimeWarning, match=rf"^gone, kept hold what an earlier version of '{sa}'"):
         define(ip, sa, "def f(): return 2\nLIMIT = 6\nRATE = 0.5\nT = [2]\n")
     ns = ip.user_ns
     assert ns["f"]() == 2 and ns["RATE"] == 0.5 and ns["T"] == ns["t"] == [2]
@@ -442,9 +442,50 @@ def test_rebind_tells_apart_values_of_the_same_name_in_two_modules():
     a.RATE, b.RATE = float("0.5"), float("0.875")  # type: ignore[attr-defined]
     old_a, old_b = {"RATE": float("0.25")}, {"RATE": float("0.75")}
     namespace = {"RATE": old_a["RATE"]}
-    replacements = [
-        cells.Replacement("a", old_a, a, ("RATE",)),
-        cells.Replacement("b", old_b, b, ("RATE",)),
-    ]
+    replacements = []
+    for module, old in ((a, old_a), (b, old_b)):
+        version = cells.Version.compile(module.__name__, "RATE = 0.5\n")
+        replacements.append(cells.Replacement(module.__name__, old, module, version, version))
     assert rebind(namespace, replacements) == (["RATE"], [])
     assert namespace["RATE"] == 0.5
+
+
+def test_a_cycle_is_broken_at_the_member_that_imports_the_redefined_module(ip, unique):
+    base, cy1, cy2 = unique("base"), unique("cy1"), unique("cy2")
+    define(ip, base, "V = 1\n")
+    define(ip, cy1, f"from {base} import V\n")
+    define(ip, cy2, f"from {cy1} import V as W\n")
+    define(ip, cy1, f"from {base} import V\nimport {cy2}\n")  # now cy1 and cy2 import each other
+    define(ip, base, "V = 5\n")
+    assert [rerun.name for rerun in cells.finder.get(base).reran] == [cy1, cy2]
+    assert sys.modules[cy1].V == sys.modules[cy2].W == 5
+
+
+def test_a_submodules_relative_import_does_not_make_it_depend_on_its_package(ip, unique, log):
+    package = unique("pkg")
+    define(ip, f"{package}.a", "def f():\n    return 'a'\n")
+    define(ip, f"{package}.b", logged(f"{package}.b", "from .a import f\n"))
+    log.clear()
+    define(ip, package, "from .a import f\n")  # the package itself gets a cell
+    assert log == []
+    assert cells.finder.get(package).reran == ()
+
+
+def test_the_notebooks_own_imports_are_not_rebound(ip, unique):
+    sa = unique("sa")
+    ip.run_cell("from math import sqrt, pi\nimport collections\nOD = collections.OrderedDict\n")
+    define(ip, sa, "from math import sqrt as root, pi\nfrom collections import OrderedDict as M\n")
+    define(ip, sa, "from math import cbrt as root\npi = 3.0\nM = dict\n")
+    ns = ip.user_ns
+    assert ns["sqrt"](16) == 4.0 and ns["pi"] > 3.14 and ns["OD"].__name__ == "OrderedDict"
+
+
+def test_names_from_versions_before_the_previous_one_follow_too(ip, unique):
+    sa = unique("sa")
+    define(ip, sa, "def f():\n    return 1\n\n\nclass C:\n    pass\n")
+    ip.run_cell(f"from {sa} import f\nC0 = {sa}.C\n").raise_error()
+    ip.run_line_magic("config", "ExecModMagics.rebind_names = False")
+    define(ip, sa, "def f():\n    return 2\n\n\nclass C:\n    pass\n")
+    ip.run_line_magic("config", "ExecModMagics.rebind_names = True")
+    define(ip, sa, "def f():\n    return 3\n\n\nclass C:\n    pass\n")
+    assert ip.user_ns["f"]() == 3 and ip.user_ns["C0"] is sys.modules[sa].C

@@ -88,7 +88,7 @@ def test_a_function_kept_from_a_replaced_version_shows_its_own_source(ip, unique
     module = define(ip, name, OLD, options)
     assert ip.run_cell(f"from {name} import f as kept_f, bad as kept_bad").success
     ip.user_ns["callbacks"] = [module.f]
-    with pytest.warns(RuntimeWarning, match="kept_f, kept_bad in the notebook still hold"):
+    with pytest.warns(RuntimeWarning, match="kept_f, kept_bad hold what an earlier version"):
         define(ip, name, NEW, options)  # which defines neither f nor bad
     kept = ip.user_ns["kept_f"]
     assert ip.user_ns["callbacks"][0] is kept and kept() == "old"
@@ -115,7 +115,7 @@ def test_a_kept_functions_traceback_shows_its_own_lines(ip, unique, capsys, opti
     name = unique()
     define(ip, name, OLD, options)
     assert ip.run_cell(f"from {name} import bad as kept_bad").success
-    with pytest.warns(RuntimeWarning, match="kept_bad in the notebook still hold"):
+    with pytest.warns(RuntimeWarning, match="kept_bad holds what an earlier version"):
         define(ip, name, NEW, options)  # its line 6 is blank
     capsys.readouterr()
     result = ip.run_cell("kept_bad()")

@@ -90,7 +90,8 @@ def test_a_store_directory_that_is_a_symbolic_link_is_refused(tmp_path):
     [
         ("a", False, "import x.y as z\nfrom w import v\n", {"x", "x.y", "w", "w.v"}),
         ("p.q", False, "from . import r\nfrom .s import t\n", {"p", "p.r", "p.s", "p.s.t"}),
-        ("p", True, "from . import r\nfrom .s import t\n", {"p", "p.r", "p.s", "p.s.t"}),
+        ("p", True, "from . import r\nfrom .s import t\n", {"p.r", "p.s", "p.s.t"}),
+        ("p.q", False, "from .s import t\nimport p.q\n", {"p", "p.s", "p.s.t"}),
         ("a", False, "from .. import up\nfrom w import *\n", {"w"}),
         ("a", False, "if 1:\n    import i\nclass C:\n    import c\n", {"i", "c"}),
         ("a", False, "def f():\n    import inside\nlambda: __import__('no')\n", set()),

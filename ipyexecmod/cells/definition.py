@@ -231,7 +231,8 @@ def _execute(finder: CellModuleFinder, steps: Transaction, version: Version) -> 
         steps.claim(name)
         namespace = dict(vars(previous))
         steps.undo(_restore_namespace, vars(previous), namespace)
-        steps.replacements.append(Replacement(name, namespace, previous, version.code.co_names))
+        before = version if record is None else record.version  # restored: no version of it
+        steps.replacements.append(Replacement(name, namespace, previous, before, version))
         if record is not None:
             steps.undo(_set_version, record, record.version)
             record.version = version

@@ -27,8 +27,13 @@ class Rerun(NamedTuple):
 
 def dependents(modules: Mapping[str, CellModule], name: str) -> list[Rerun]:
     """The cell modules that import ``name``, directly or through others, each after
-    those of them it imports (depth first, from the first defined); an import cycle
-    is broken where the walk meets it, and each of its members is listed once."""
+    those of them it imports.
+
+    Members of an import cycle cannot all come after each other: the cycle is broken at
+    the first module (in the order they were first defined) that imports one already
+    run, so that what it takes from outside the cycle is new, and the others follow it.
+    Each module is listed once.
+    """
     if not any(
         name in record.version.imports for other, record in modules.items() if other != name
     ):
@@ -39,19 +44,16 @@ def dependents(modules: Mapping[str, CellModule], name: str) -> list[Rerun]:
         if not record.implicit and other != name
     }
     affected = _reaching(imports, name)
-    order: list[str] = []
+    pending = [module for module in imports if module in affected]  # first defined, first
     done = {name}
-
-    def visit(module: str) -> None:  # depth first: what a module imports comes before it
-        done.add(module)
-        for needed in sorted(imports[module] & affected):
-            if needed not in done:
-                visit(needed)
-        order.append(module)
-
-    for module in imports:  # the registry's order: first defined, first
-        if module in affected and module not in done:
-            visit(module)
+    order: list[str] = []
+    while pending:
+        ready = [module for module in pending if imports[module] & affected <= done]
+        if not ready:  # only cycles are left
+            ready = [next((m for m in pending if imports[m] & done), pending[0])]
+        order += ready
+        done.update(ready)
+        pending = [module for module in pending if module not in done]
     members = affected | {name}
     return [Rerun(module, tuple(sorted(imports[module] & members))) for module in order]
 

@@ -37,7 +37,9 @@ class CellModuleFinder:
         self.listeners: list[Callable[[str], object]] = []
         #: Called once a definition has committed, with the cell modules whose code ran
         #: again in their existing object (:class:`Replacement`, in the order they ran),
-        #: if any.  What one raises becomes a warning.
+        #: if any; each one's ``old`` holds what outlived its namespace, and ``earlier``
+        #: the classes and functions of its earlier versions still alive.  What one raises
+        #: becomes a warning.
         self.replacement_listeners: list[Callable[[list[Replacement]], object]] = []
         # Definitions run one at a time; a cell module's code may define another.
         self.lock = threading.RLock()
@@ -179,7 +181,11 @@ class CellModuleFinder:
         for replacement in replacements:
             if replacement.old:
                 stale.remember_replaced(self, replacement.name, replacement.old)
-        _tell(self.replacement_listeners, replacements[0].name, replacements)
+        if self.replacement_listeners:  # they hear of the earlier versions' objects too
+            replacements = [
+                each._replace(earlier=stale.earlier(self, each.name)) for each in replacements
+            ]
+            _tell(self.replacement_listeners, replacements[0].name, replacements)
 
 
 def _tell(listeners: list[Callable[..., object]], name: str, *args: Any) -> None:

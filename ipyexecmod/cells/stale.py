@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .registry import CellModuleFinder
 
-__all__ = ["Replaced", "Stale", "StaleGroup", "find_stale", "outliving", "remember_replaced"]
+__all__ = [
+    "Replaced",
+    "Stale",
+    "StaleGroup",
+    "earlier",
+    "find_stale",
+    "outliving",
+    "remember_replaced",
+]
 
 #: At most this many places are named for one group of stale objects.
 _PLACES = 3
@@ -90,6 +98,16 @@ def outliving(namespace: dict[str, Any]) -> dict[str, Any]:
 
 def _counts(namespace: dict[str, Any]) -> list[int]:
     return list(map(sys.getrefcount, namespace.values()))
+
+
+def earlier(finder: CellModuleFinder, name: str) -> tuple[tuple[str, Any], ...]:
+    """The module-level classes and functions of module ``name``'s earlier versions that
+    are still alive, each with its name."""
+    record = finder.get(name)
+    if record is None:
+        return ()
+    alive = record.replaced.alive()
+    return tuple((value.__qualname__, value) for value in alive if "." not in value.__qualname__)
 
 
 def remember_replaced(finder: CellModuleFinder, name: str, old: dict[str, Any]) -> None:

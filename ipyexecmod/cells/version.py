@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CellModule", "Replacement", "Version"]
 
-# Per base name, the number of the last version compiled under it.
+# Per module name, the number of its last version compiled (in any place).
 _compiled: dict[str, int] = {}
 
 
@@ -79,7 +79,7 @@ class Version:
         a failed version's traceback and the version put back each keep their own lines.
         """
         path, cached = (None, None) if store is None else store.paths(name, is_package)
-        filename = _new_filename(f"ipyexecmod:{name}" if path is None else path)
+        filename = _new_filename(name, f"ipyexecmod:{name}" if path is None else path)
         loader = SourceTextLoader(name, source, filename, is_package=is_package)
         code = loader.get_code(name)
         return cls(
@@ -112,6 +112,13 @@ class Version:
         """The modules its code imports as it runs (not inside functions), as absolute names."""
         return imports_in(self.name, self.code, self.is_package)
 
+    @cached_property
+    def from_imports(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """``(module, names)`` for each ``from module import names`` its code runs (see
+        :func:`import_statements`)."""
+        statements = import_statements(self.name, self.code, self.is_package)
+        return tuple((module, names) for module, names in statements if names)
+
     def spec(self) -> CellSpec:
         """A spec like a file's: ``origin`` (``__file__``) is the on-disk copy's path (the
         code's filename without one), and ``cached`` (``__cached__``) its ``.pyc``."""
@@ -138,15 +145,15 @@ class Version:
             )
 
 
-def _new_filename(base: str) -> str:
-    """``base@N`` for the next ``N`` of ``base`` whose name linecache does not hold (after
+def _new_filename(name: str, base: str) -> str:
+    """``base@N`` for module ``name``'s next ``N`` whose name linecache does not hold (after
     ``%reset --aggressive`` imports this module anew, versions of before may still live)."""
     import linecache  # here: on 3.11 and 3.12 it brings tokenize and re along
 
-    number = _compiled.get(base, 0) + 1
+    number = _compiled.get(name, 0) + 1
     while f"{base}@{number}" in linecache.cache:
         number += 1
-    _compiled[base] = number
+    _compiled[name] = number
     return f"{base}@{number}"
 
 
@@ -166,15 +173,33 @@ def imports_in(name: str, code: CodeType, is_package: bool) -> frozenset[str]:
     Every ``import`` and ``from ... import`` statement at module level, in ``if``,
     ``try`` and ``with`` blocks and in class bodies, in all its forms (relative ones
     resolved against the package): ``import a.b`` gives ``a`` and ``a.b``, and
-    ``from a import f`` gives ``a`` and ``a.f`` (``f`` may be a submodule).  An import
-    inside a function runs when the function is called, so it is not counted.
+    ``from a.b import f`` gives ``a.b`` and ``a.b.f`` (``f`` may be a submodule).  An
+    import inside a function runs when the function is called, so it is not counted, and
+    neither is the module itself (a package's ``from .x import y`` imports it first).
 
     The compiled code is read rather than the source parsed again: an import statement
     is one ``IMPORT_NAME`` instruction, after the two constants ``level`` and
     ``fromlist``; reading them costs about a twentieth of compiling the source.
     """
-    package = name if is_package else name.rpartition(".")[0]
     found: set[str] = set()
+    for module, fromlist in import_statements(name, code, is_package):
+        if fromlist:  # from module import names: module, and names that are submodules
+            found.add(module)
+            found.update(f"{module}.{each}" for each in fromlist if each != "*")
+        else:  # import a.b.c: binds a, and reads a.b and a.b.c through it
+            parts = module.split(".")
+            found.update(".".join(parts[: depth + 1]) for depth in range(len(parts)))
+    found.discard(name)
+    return frozenset(found)
+
+
+def import_statements(
+    name: str, code: CodeType, is_package: bool
+) -> Iterator[tuple[str, tuple[str, ...] | None]]:
+    """``(module, fromlist)`` for each import statement that module ``name``'s code runs
+    as it runs (see :func:`imports_in`), ``module`` absolute; ``fromlist`` is ``None`` for
+    ``import module``."""
+    package = name if is_package else name.rpartition(".")[0]
     pending = [code]
     while pending:
         code = pending.pop()
@@ -184,41 +209,60 @@ def imports_in(name: str, code: CodeType, is_package: bool) -> frozenset[str]:
                 if not base:
                     continue  # beyond the top-level package: the import fails as it runs
                 module = f"{base}.{module}" if module else base
-            parts = module.split(".")
-            found.update(".".join(parts[: depth + 1]) for depth in range(len(parts)))
-            found.update(
-                f"{module}.{attribute}" for attribute in fromlist or () if attribute != "*"
-            )
+            yield module, fromlist
         # Class bodies run with the module; functions (and 3.11's comprehensions) do not.
         pending.extend(
             const
             for const in code.co_consts
             if type(const) is CodeType and not const.co_flags & _CO_OPTIMIZED
         )
-    return frozenset(found)
 
 
 _CO_OPTIMIZED = 0x1  # inspect.CO_OPTIMIZED: set on functions, not on class bodies
 
 
 def _import_instructions(code: CodeType) -> Iterator[tuple[str, int, tuple[str, ...] | None]]:
-    """``(module, level, fromlist)`` for each ``IMPORT_NAME`` instruction of ``code``."""
-    extended_arg, load_const, load_small_int, import_name = _opcodes()
-    raw, names, consts = code.co_code, code.co_names, code.co_consts
-    loaded: list[object] = [0, None]  # the last two constants loaded
-    extended = 0
-    for offset in range(0, len(raw), 2):
-        op, argument = raw[offset], raw[offset + 1] | extended
-        extended = 0
-        if op == extended_arg:
-            extended = argument << 8
-        elif op == load_const:
-            loaded = [loaded[-1], consts[argument]]
-        elif op == load_small_int:
-            loaded = [loaded[-1], argument]
-        elif op == import_name:
-            level, fromlist = loaded
-            yield names[argument], level if type(level) is int else 0, fromlist  # type: ignore[misc]
+    """``(module, level, fromlist)`` for each ``IMPORT_NAME`` instruction of ``code``.
+
+    ``bytes.find`` goes from one ``IMPORT_NAME`` to the next (an instruction is two bytes,
+    its opcode at an even offset); the two instructions before each load its operands.
+    """
+    _, _, _, import_name = _opcodes()
+    raw, names = code.co_code, code.co_names
+    opcode = bytes([import_name])
+    offset = raw.find(opcode)
+    while offset >= 0:
+        if offset % 2 == 0:  # an opcode, not an argument
+            name, start = _argument(raw, offset)
+            fromlist, start = _constant(code, start - 2)
+            level, _ = _constant(code, start - 2)
+            yield names[name], level if type(level) is int else 0, fromlist  # type: ignore[misc]
+        offset = raw.find(opcode, offset + 1)
+
+
+def _argument(raw: bytes, offset: int) -> tuple[int, int]:
+    """The argument of the instruction at ``offset``, and where it starts (its first
+    ``EXTENDED_ARG``)."""
+    extended_arg = _opcodes()[0]
+    argument, shift = raw[offset + 1], 8
+    while offset >= 2 and raw[offset - 2] == extended_arg:
+        offset -= 2
+        argument |= raw[offset + 1] << shift
+        shift += 8
+    return argument, offset
+
+
+def _constant(code: CodeType, offset: int) -> tuple[object, int]:
+    """The constant that the instruction at ``offset`` loads (``None`` if it loads none),
+    and where that instruction starts."""
+    if offset < 0:
+        return None, offset
+    _, load_const, load_small_int, _ = _opcodes()
+    argument, start = _argument(code.co_code, offset)
+    op = code.co_code[offset]
+    if op == load_const:
+        return code.co_consts[argument], start
+    return (argument if op == load_small_int else None), start
 
 
 @functools.cache
@@ -236,12 +280,15 @@ def _opcodes() -> tuple[int, int, int, int]:
 
 class Replacement(NamedTuple):
     """A cell module whose code ran again in its existing object, in a definition that
-    has committed: its namespace as it was before, and the names its new code may bind."""
+    has committed: its namespace as it was before, and the versions before and after."""
 
     name: str
     old: dict[str, Any]
     module: ModuleType
-    assigned: tuple[str, ...]
+    before: Version
+    after: Version
+    #: The classes and functions of versions before ``before`` still alive, with their names.
+    earlier: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(eq=False)

@@ -249,11 +249,15 @@ class ExecModMagics(Magics):
             return
         rebound, left = rebind(self._shell.user_ns, replacements)
         self._rebound += rebound
-        if left:
-            modules = ", ".join(dict.fromkeys(repr(each.name) for each in replacements))
+        by_module: dict[str, list[str]] = {}
+        for held, module in left:
+            by_module.setdefault(module, []).append(held)
+        for module, names in by_module.items():
+            they = f"{names[0]} holds" if len(names) == 1 else f"{', '.join(names)} hold"
             msg = (
-                f"{', '.join(left)} in the notebook still hold objects of the previous "
-                f"version of {modules}, which the new one no longer defines"
+                f"{they} what an earlier version of {module!r} defined and its new version "
+                f"does not: left as it is (the module keeps its old names too; del them there "
+                f"and in the notebook if they are gone)"
             )
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
 
