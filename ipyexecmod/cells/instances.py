@@ -97,6 +97,8 @@ def update_instances(finder: CellModuleFinder, name: str) -> Moved:
     for key, cls in old.items():  # in the order the classes were replaced: a stable line
         replaced.set_reason(cls, reasons[key])
         reason, count = reasons[key], counts[key]
+        if isinstance(cls, enum.EnumMeta):
+            continue  # every member lives in its class: %modinfo's stale row counts those held
         if reason is None and count:
             result.moved[cls.__qualname__] += count
         elif reason is not None and count:
@@ -110,7 +112,9 @@ def _move(obj: object, new: Any) -> str | None:
     try:
         # Not obj.__class__ = new: a class's own __setattr__ (a frozen dataclass's) refuses it.
         object.__setattr__(obj, "__class__", new)
-    except (TypeError, AttributeError) as exc:  # AttributeError: a class's own __class__ property
+    except TypeError as exc:  # CPython's layout check: "... object layout differs from ..."
+        return f"its instances' layout changed (__slots__, or a built-in base): {exc}"
+    except AttributeError as exc:  # a class's own __class__ property
         return str(exc)
     return None
 
