@@ -17,6 +17,8 @@ from itertools import chain, compress
 from types import FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .cells.stale import shared
+
 if TYPE_CHECKING:
     from .cells.version import Replacement, Version
 
@@ -152,7 +154,7 @@ def _defined_by(replacement: Replacement) -> Callable[[str, object], bool]:
         nonlocal imported
         if new.get(key, _GONE) is value and key in assigned:
             return False  # the new version has it too (its code ran again and bound it)
-        if _shared(value) or isinstance(value, ModuleType):
+        if shared(value) or isinstance(value, ModuleType):
             return False
         if isinstance(value, type | FunctionType):
             return getattr(value, "__module__", None) == name  # not another module's
@@ -178,17 +180,3 @@ def _imported_values(version: Version) -> set[int]:
 
 
 _GONE = object()
-_IDENTIFIER_CHARS = re.compile(r"\w*", re.ASCII)
-
-
-def _shared(value: object) -> bool:
-    """Whether ``value`` may be the very object of unrelated code (cached or interned)."""
-    if value is None or value is Ellipsis or value is NotImplemented or type(value) is bool:
-        return True
-    if type(value) is int:
-        return -5 <= value <= 256
-    if type(value) is bytes:
-        return len(value) <= 1
-    if type(value) is str:
-        return len(value) <= 1 or _IDENTIFIER_CHARS.fullmatch(value) is not None
-    return type(value) in (tuple, frozenset) and not value

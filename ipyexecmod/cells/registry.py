@@ -174,18 +174,19 @@ class CellModuleFinder:
     def replaced(self, replacements: list[Replacement]) -> None:
         """Remember, weakly, the classes and functions that the modules' code, run again,
         replaced (:mod:`.stale`); tell the replacement listeners, a failing one as a warning."""
-        if not replacements:
-            return
-        # Only what outlives the namespaces matters, to both: the rest dies with them.
-        replacements = [each._replace(old=stale.outliving(each.old)) for each in replacements]
-        for replacement in replacements:
-            if replacement.old:
-                stale.remember_replaced(self, replacement.name, replacement.old)
-        if self.replacement_listeners:  # they hear of the earlier versions' objects too
-            replacements = [
-                each._replace(earlier=stale.earlier(self, each.name)) for each in replacements
-            ]
-            _tell(self.replacement_listeners, replacements[0].name, replacements)
+        told: list[Replacement] = []
+        for each in replacements:
+            # Only what outlives the namespace matters, to both: the rest dies with it.
+            old = stale.outliving(each.old)
+            if old:
+                stale.remember_replaced(self, each.name, old)
+            earlier = stale.earlier(self, each.name) if self.replacement_listeners else ()
+            if old or earlier:  # they hear of the earlier versions' objects too
+                told.append(
+                    Replacement(each.name, old, each.module, each.before, each.after, earlier)
+                )
+        if told:
+            _tell(self.replacement_listeners, told[0].name, told)
 
 
 def _tell(listeners: list[Callable[..., object]], name: str, *args: Any) -> None:

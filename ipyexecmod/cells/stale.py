@@ -16,7 +16,9 @@ definition, only on request.
 
 from __future__ import annotations
 
+import functools
 import gc
+import re
 import sys
 import weakref
 from collections.abc import Iterable
@@ -36,6 +38,7 @@ __all__ = [
     "find_stale",
     "outliving",
     "remember_replaced",
+    "shared",
 ]
 
 #: At most this many places are named for one group of stale objects.
@@ -59,6 +62,9 @@ class Replaced:
                 del refs[key]
 
         self._refs[key] = weakref.ref(value, forget)
+
+    def __bool__(self) -> bool:
+        return bool(self._refs)
 
     def alive(self) -> list[Any]:
         """The remembered objects still alive, oldest first."""
@@ -84,27 +90,54 @@ class Replaced:
 
 def outliving(namespace: dict[str, Any]) -> dict[str, Any]:
     """The items of ``namespace`` whose value something else holds too (a notebook name,
-    a list, another module, a subclass), but for its dunder names (``__file__``).
+    a list, another module, a subclass), but for its dunder names (``__file__``) and the
+    values Python shares between unrelated code (:func:`shared`).
 
     A value that only ``namespace`` holds dies with it: nothing can hold it stale, and
-    nothing needs to look for it.  Reference counts tell, against those of an object
-    that a dict of its own holds, counted the same way (they differ between versions of
-    Python); an immortal object (Python 3.12) counts as held.
+    nothing needs to look for it.  Reference counts tell, against that of an object that
+    a dict of its own holds, counted the same way.
     """
-    alone = _counts({"": object()})[0]
-    held = map(alone.__lt__, _counts(namespace))
-    return {key: value for key, value in compress(namespace.items(), held) if key[:2] != "__"}
+    held = map(_alone().__lt__, _counts(namespace))
+    return {
+        key: value
+        for key, value in compress(namespace.items(), held)
+        if key[:2] != "__" and not shared(value)
+    }
+
+
+@functools.cache
+def _alone() -> int:
+    """The reference count :func:`_counts` gives a value that only its dict holds (it
+    differs between versions of Python)."""
+    return _counts({"": object()})[0]
 
 
 def _counts(namespace: dict[str, Any]) -> list[int]:
     return list(map(sys.getrefcount, namespace.values()))
 
 
+def shared(value: object) -> bool:
+    """Whether ``value`` may be the very object of unrelated code (cached or interned):
+    ``None``, booleans, small integers, short and identifier-like strings, empty tuples."""
+    if value is None or value is Ellipsis or value is NotImplemented or type(value) is bool:
+        return True
+    if type(value) is int:
+        return -5 <= value <= 256
+    if type(value) is bytes:
+        return len(value) <= 1
+    if type(value) is str:
+        return len(value) <= 1 or _IDENTIFIER_CHARS.fullmatch(value) is not None
+    return type(value) in (tuple, frozenset) and not value
+
+
+_IDENTIFIER_CHARS = re.compile(r"\w*", re.ASCII)
+
+
 def earlier(finder: CellModuleFinder, name: str) -> tuple[tuple[str, Any], ...]:
     """The module-level classes and functions of module ``name``'s earlier versions that
     are still alive, each with its name."""
     record = finder.get(name)
-    if record is None:
+    if record is None or not record.replaced:
         return ()
     alive = record.replaced.alive()
     return tuple((value.__qualname__, value) for value in alive if "." not in value.__qualname__)
