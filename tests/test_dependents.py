@@ -489,3 +489,14 @@ def test_names_from_versions_before_the_previous_one_follow_too(ip, unique):
     ip.run_line_magic("config", "ExecModMagics.rebind_names = True")
     define(ip, sa, "def f():\n    return 3\n\n\nclass C:\n    pass\n")
     assert ip.user_ns["f"]() == 3 and ip.user_ns["C0"] is sys.modules[sa].C
+
+
+def test_a_definition_by_cells_define_in_a_cell_says_what_it_rebound_at_once(ip, unique, capsys):
+    sa, sb = unique("sa"), unique("sb")
+    define(ip, sa, "def f():\n    return 1\n")
+    ip.run_cell(f"from {sa} import f as nb_f\n").raise_error()
+    capsys.readouterr()
+    ip.run_cell(f"import ipyexecmod.cells\nipyexecmod.cells.define({sa!r}, 'def f(): return 2');")
+    assert capsys.readouterr().out == "rebound in the notebook: nb_f\n"
+    define(ip, sb, "X = 1\n")  # a later, unrelated cell reports nothing of it
+    assert capsys.readouterr().out == ""

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -85,6 +86,7 @@ class ExecModMagics(Magics):
         super().__init__(**kwargs)
         self._typos = TypoDisplay(self.shell)
         self._rebound: list[str] = []
+        self._reporting = False
         if self.persist_dir:
             cells.finder.add_store(lasting_store(self.persist_dir))
         if self.ship_auto:
@@ -218,26 +220,39 @@ class ExecModMagics(Magics):
             persist=self.persist and not args.no_persist,
             directory=args.persist_dir or self.persist_dir,
         )
-        cells.define(
-            args.name,
-            cell,
-            force=args.force,
-            defined_in=self._cell_number(),
-            store=store,
-            rerun_dependents=self.rerun_dependents and not args.no_deps,
-        )
+        with self.reporting(args.name):
+            cells.define(
+                args.name,
+                cell,
+                force=args.force,
+                defined_in=self._cell_number(),
+                store=store,
+                rerun_dependents=self.rerun_dependents and not args.no_deps,
+            )
         if self.bind and not args.no_bind:
             cells.after_commit(self._bind, args.name)
-        cells.after_commit(self.report_reruns, args.name)
         if self.update_instances or args.update_instances:
             cells.after_commit(_update_instances, args.name)
 
-    def report_reruns(self, name: str) -> None:
+    @contextlib.contextmanager
+    def reporting(self, name: str) -> Iterator[None]:
+        """Around a definition (or reload) of module ``name``: once it has committed, say
+        which dependents ran again, then which notebook names were rebound."""
+        self._reporting = True
+        try:
+            yield
+        except BaseException:
+            self._reporting = False
+            raise
+        cells.after_commit(self.report_reruns, name)
+
+    def report_reruns(self, name: str | None) -> None:
         """Say, on one line each, which dependents module ``name``'s definition ran again,
         and which notebook names now hold the new versions' objects."""
-        record = cells.finder.get(name)
+        self._reporting = False
+        record = None if name is None else cells.finder.get(name)
         if record is not None and record.reran:
-            print(describe(name, record.reran))
+            print(describe(record.name, record.reran))
         rebound, self._rebound = self._rebound, []
         if rebound:
             print(f"rebound in the notebook: {', '.join(dict.fromkeys(rebound))}")
@@ -249,6 +264,8 @@ class ExecModMagics(Magics):
             return
         rebound, left = rebind(self._shell.user_ns, replacements)
         self._rebound += rebound
+        if not self._reporting:  # a definition that %%as_module does not report (cells.define)
+            self.report_reruns(None)
         by_module: dict[str, list[str]] = {}
         for held, module in left:
             by_module.setdefault(module, []).append(held)

@@ -114,9 +114,8 @@ class ModuleMagics(Magics):
         assert self.shell is not None  # set by Magics.__init__
         definitions = self.shell.magics_manager.registry["ExecModMagics"]
         deps = definitions.rerun_dependents and not args.no_deps
-        module = cells.finder.reload(module.__name__, rerun_dependents=deps)
-        definitions.report_reruns(module.__name__)
-        return module
+        with definitions.reporting(module.__name__):
+            return cells.finder.reload(module.__name__, rerun_dependents=deps)
 
 
 def _imported(name: str) -> ModuleType:
