@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # a Loader to type checkers; at run time, no import of import
 else:
     _Protocol = object
 
-__all__ = ["SourceTextLoader", "forget_lines_when_unused"]
+__all__ = ["SourceTextLoader", "forget_lines_when_unused", "put_back_lines"]
 
 
 class SourceTextLoader(_Protocol):
@@ -139,8 +139,9 @@ class SourceTextLoader(_Protocol):
         return compile(data, path, "exec", dont_inherit=True)
 
 
-# The weak references that keep each replaced version's lines in linecache.
-_line_keepers: dict[str, list[weakref.ref[CodeType]]] = {}
+# Per filename of a replaced version: the weak references to its code that keep its lines
+# in linecache, and the linecache entry that holds them.
+_line_keepers: dict[str, tuple[list[weakref.ref[CodeType]], tuple[Any, ...]]] = {}
 
 
 def _code_tree(code: CodeType) -> list[CodeType]:
@@ -159,7 +160,8 @@ def forget_lines_when_unused(loader: SourceTextLoader) -> None:
 
     Functions of a replaced version may live on (in a list, in a traceback)
     and still need their lines; when the last of them is gone, so are the lines,
-    and replacing a module's source many times does not pile them up.
+    and replacing a module's source many times does not pile them up.  Until then
+    :func:`put_back_lines` puts them back if something cleared them.
     """
     import linecache
     import weakref  # here: `import ipyexecmod` would take a tenth longer
@@ -170,9 +172,27 @@ def forget_lines_when_unused(loader: SourceTextLoader) -> None:
 
     def release(ref: weakref.ref[CodeType]) -> None:
         alive[0] -= 1
-        if not alive[0] and _line_keepers.get(filename) is keepers:
+        kept = _line_keepers.get(filename)
+        if not alive[0] and kept is not None and kept[0] is keepers:
             del _line_keepers[filename]
             linecache.cache.pop(filename, None)
 
     keepers = [weakref.ref(code, release) for code in tree]
-    _line_keepers[filename] = keepers
+    loader.register_lines()
+    _line_keepers[filename] = keepers, linecache.cache[filename]
+
+
+def put_back_lines() -> None:
+    """Put back in linecache the lines of every replaced version whose code is alive, if
+    something took them away or changed them.
+
+    ``linecache.clearcache()`` (a debugger may call it) empties the cache, and linecache
+    then asks the module's loader for the lines of a function it meets, which gives the
+    latest version's: a replaced version's function would show another's lines.
+    """
+    import linecache
+
+    cache = linecache.cache
+    for filename, (_, entry) in list(_line_keepers.items()):
+        if cache.get(filename) is not entry:
+            cache[filename] = entry

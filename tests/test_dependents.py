@@ -496,7 +496,7 @@ def test_a_definition_by_cells_define_in_a_cell_says_what_it_rebound_at_once(ip,
     define(ip, sa, "def f():\n    return 1\n")
     ip.run_cell(f"from {sa} import f as nb_f\n").raise_error()
     capsys.readouterr()
-    ip.run_cell(f"import ipyexecmod.cells\n_m = ipyexecmod.cells.define({sa!r}, 'def f(): return 2')")
+    ip.run_cell(f"import ipyexecmod.cells as c\n_m = c.define({sa!r}, 'def f(): return 2')")
     assert capsys.readouterr().out == "rebound in the notebook: nb_f\n"
     define(ip, sb, "X = 1\n")  # a later, unrelated cell reports nothing of it
     assert capsys.readouterr().out == ""

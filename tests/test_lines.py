@@ -201,3 +201,14 @@ def assert_names_the_real_file(module, options: str) -> None:
     assert module.__cached__ == importlib.util.cache_from_source(module.__file__)
     with open(module.__file__, encoding="utf-8") as file:
         assert file.read() == inspect.getsource(module)
+
+
+def test_a_kept_function_shows_its_own_lines_after_linecache_is_cleared(ip, unique):
+    name = unique()
+    define(ip, name, "def old_name(x):\n    # version one\n    return 1 / x\n")
+    ip.run_cell(f"old_f = {name}.old_name").raise_error()
+    with pytest.warns(RuntimeWarning):  # old_f's function is no longer defined
+        define(ip, name, "# a new first line\n\ndef new_name(x):\n    return 2 / x\n")
+    ip.run_cell("import linecache\nlinecache.clearcache()").raise_error()  # as a debugger may
+    old_f = ip.user_ns["old_f"]
+    assert inspect.getsource(old_f) == "def old_name(x):\n    # version one\n    return 1 / x\n"

@@ -21,6 +21,7 @@ from .. import cells
 from ..binding import binding_clash, rebind
 from ..cells.dependents import describe
 from ..cells.instances import update_instances
+from ..loader import put_back_lines
 from ..store import lasting_store, placement
 from ..typos import TypoDisplay, compiles, not_python, not_source
 from . import autoreload
@@ -106,11 +107,18 @@ class ExecModMagics(Magics):
         """The shell events the magics follow, each with the method it calls."""
         return [
             ("pre_run_cell", self._typos.forget),
+            ("pre_run_cell", self.put_back_lines),
             ("post_run_cell", self._typos.forget),
+            ("post_run_cell", self.put_back_lines),
             ("post_run_cell", self.give_main_a_spec),
             ("post_run_cell", self.ship_to_new_client),
             ("post_run_cell", self.keep_cells_from_autoreload),
         ]
+
+    def put_back_lines(self, info: object = None) -> None:
+        """Put back the lines of replaced versions that something cleared from linecache
+        (a debugger may clear it), before and after each cell."""
+        put_back_lines()
 
     def give_main_a_spec(self, result: object = None) -> None:
         """Give the interactive ``__main__`` back the ``__spec__`` that ``%reset`` deletes."""
