@@ -68,13 +68,14 @@ class Rebinding(NamedTuple):
 
 
 class _Old(NamedTuple):
-    """An object an earlier version defined: under ``key`` in module ``module``, whose
-    namespace is now ``now``."""
+    """An object of an earlier version ``before``: under ``key`` in module ``module``,
+    whose namespace is now ``now``."""
 
     value: object
     now: Mapping[str, Any]
     key: str
     module: str
+    before: Version
 
 
 def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replacement]) -> Rebinding:
@@ -104,7 +105,7 @@ def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replaceme
         new, defined = vars(replacement.module), _defined_by(replacement)
         for key, value in chain(replacement.old.items(), replacement.earlier):
             if defined(key, value):
-                old = _Old(value, new, key, replacement.name)
+                old = _Old(value, new, key, replacement.name, replacement.before)
                 if type(value) in _VALUES:
                     values_by_name[key, id(value)] = old
                 else:
@@ -120,6 +121,7 @@ def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replaceme
         held += compress(typed, map(counterparts.__contains__, ids))
     rebound: list[str] = []
     left: list[tuple[str, str]] = []
+    imported: dict[int, set[int]] = {}  # per version: worked out only for what is held
     for name in held:
         value = namespace[name]
         if type(value) in _VALUES:
@@ -128,6 +130,12 @@ def rebind(namespace: MutableMapping[str, Any], replacements: Iterable[Replaceme
             found = counterparts.get(id(value))
         if found is None or found.value is not value:
             continue
+        if not isinstance(value, type | FunctionType):
+            before = found.before
+            if id(before) not in imported:
+                imported[id(before)] = _imported_values(before)
+            if id(value) in imported[id(before)]:
+                continue  # what the version imported (its from math import pi)
         if found.key in found.now and found.now[found.key] is not value:
             namespace[name] = found.now[found.key]
             rebound.append(name)
@@ -143,24 +151,21 @@ _VALUES = frozenset({int, float, complex, str, bytes, tuple, frozenset, range})
 
 
 def _defined_by(replacement: Replacement) -> Callable[[str, object], bool]:
-    """Whether the value under a name of ``replacement.old`` is one that its version
-    defined (not one it imported: the notebook may hold that for its own reasons) and the
-    new version replaced, or no longer defines."""
+    """Whether the value under a name of ``replacement.old`` may be one that its version
+    defined and the new version replaced, or no longer defines: not a module, not a
+    function or class of another module's.  (What its ``from ... import`` statements
+    took from elsewhere is told apart later, for the values the notebook holds.)"""
     name, new = replacement.name, vars(replacement.module)
-    assigned = set(replacement.after.code.co_names)  # the names its new code may bind
-    imported: set[int] | None = None
+    assigned = replacement.after.code.co_names  # the names its new code may bind
 
     def defined(key: str, value: object) -> bool:
-        nonlocal imported
         if new.get(key, _GONE) is value and key in assigned:
             return False  # the new version has it too (its code ran again and bound it)
         if shared(value) or isinstance(value, ModuleType):
             return False
         if isinstance(value, type | FunctionType):
             return getattr(value, "__module__", None) == name  # not another module's
-        if imported is None:
-            imported = _imported_values(replacement.before)
-        return id(value) not in imported
+        return True  # unless it was imported: looked at only if the notebook holds it
 
     return defined
 
