@@ -41,11 +41,14 @@ from ._files import (
     write_atomic,
 )
 from .pyc import hash_pyc, is_sound_hash_pyc
+from .workers import catchup
+from .workers.board import Board
 
 __all__ = [
     "CellStore",
     "MemoryOnly",
     "StoreError",
+    "kernel_board",
     "kernel_store",
     "lasting_store",
     "placement",
@@ -88,9 +91,11 @@ class CellStore:
         return store
 
     def install(self) -> None:
-        """Put the directory first on :data:`sys.path`, so spawned children find it too."""
+        """Put the directory on :data:`sys.path`, so spawned children find it too: first,
+        or right after the kernel's board (whose stand-ins import the latest copies)."""
         if self.directory not in sys.path:
-            sys.path.insert(0, self.directory)
+            boot = _boards[0].boot if _boards else None
+            sys.path.insert(sys.path.index(boot) + 1 if boot in sys.path else 0, self.directory)
 
     def paths(self, name: str, is_package: bool) -> tuple[str, str]:
         """Where module ``name``'s source and ``.pyc`` go (``name`` is a checked dotted
@@ -167,6 +172,11 @@ class CellStore:
             msg = f"could not write {name!r} to {self.directory}: {exc.strerror or exc}"
             raise StoreError(msg) from exc
 
+    def holds(self, path: str, data: bytes) -> bool:
+        """Whether the source at ``path`` is ``data``, as written or checked here last."""
+        written = self._written.get(path)
+        return written is not None and written.data == data
+
     def _make_parents(self, name: str) -> None:
         make_directory(self.directory)
         parts = name.split(".")
@@ -183,11 +193,6 @@ class CellStore:
                 os.unlink(stale)
             except FileNotFoundError:
                 pass
-
-    def write_stub(self, name: str, is_package: bool, message: str) -> None:
-        """Put a module in ``name``'s place that raises :class:`ImportError` with ``message``."""
-        source = f"raise ImportError({message!r}, name={name!r})\n"
-        self.write(name, source, None, is_package=is_package)
 
     def repair(self) -> list[str]:
         """Rewrite every ``.pyc`` of the store that Python would not load as it should.
@@ -211,6 +216,11 @@ class CellStore:
                 continue  # Python will compile the source, or report its error, itself
             rewritten.append(cached)
         return rewritten
+
+    def copy_of(self, name: str) -> tuple[str, bool]:
+        """The source of module ``name``'s copy here, and whether it is a package."""
+        is_package = os.path.isdir(self._package_dir(name))
+        return self.source_path(name, is_package), is_package
 
     def _package_dir(self, name: str) -> str:
         return os.path.join(self.directory, *name.split("."))
@@ -240,22 +250,34 @@ class CellStore:
 
 @dataclass(frozen=True)
 class MemoryOnly:
-    """Where a module kept in memory only goes: nowhere, but a note in ``note_in``'s
-    directory tells other processes that import it why they cannot."""
+    """Where a module kept in memory only goes: nowhere, but the board of ``note_in``
+    (the private directory) tells other processes that import it why they cannot."""
 
     note_in: CellStore
 
 
 _stores: dict[str | None, CellStore] = {}
+_boards: list[Board] = []
 
 
 def kernel_store() -> CellStore:
-    """This process's private store, made on first use and put on :data:`sys.path`."""
+    """This process's private store, made on first use with its board
+    (:mod:`ipyexecmod.workers`), both put on :data:`sys.path`."""
     store = _stores.get(None)
     if store is None:
         store = _stores[None] = CellStore.temporary()
+        board = Board(store.directory)
+        _boards.append(board)
+        catchup.serve(board)
+    if _boards[0].boot not in sys.path:
+        sys.path.insert(0, _boards[0].boot)
     store.install()
     return store
+
+
+def kernel_board() -> Board | None:
+    """The board of this process's private store, if it has been made."""
+    return _boards[0] if _boards else None
 
 
 def lasting_store(directory: str | os.PathLike[str]) -> CellStore:

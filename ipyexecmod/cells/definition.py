@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..execmodule import NOT_FOUND, exec_code_module_object
 from ..loader import forget_lines_when_unused
-from ..store import CellStore, MemoryOnly, StoreError
+from ..store import CellStore, MemoryOnly, StoreError, kernel_board
 from .dependents import Rerun, dependents
 from .locks import Discarded
 from .names import DefinitionError, check_available, check_module_name
@@ -84,8 +84,7 @@ def define(
             if old is not None and fresh:
                 steps.after(forget_lines_when_unused, old.loader)
             steps.after(_save, finder, record)
-            if isinstance(store, MemoryOnly):
-                steps.after(_leave_note, store.note_in, name, version.is_package)
+            steps.after(_publish, finder, [name, *(rerun.name for rerun in reruns)])
             steps.after(finder.notify, name)
             for rerun in reruns:  # after it: a listener may run them again elsewhere
                 steps.after(finder.notify, rerun.name)
@@ -113,6 +112,7 @@ def reload(finder: CellModuleFinder, name: str, *, rerun_dependents: bool = True
             reruns = _plan_reruns(finder, steps, record.version) if rerun_dependents else []
             module = _execute(finder, steps, record.version)
             _rerun(finder, steps, record, reruns)
+            steps.after(_publish, finder, [name, *(rerun.name for rerun in reruns)])
             for rerun in reruns:
                 steps.after(finder.notify, rerun.name)
             return module
@@ -157,7 +157,7 @@ def _transaction(finder: CellModuleFinder) -> Transaction:
     """A transaction of the finder's; the outermost one's first later steps put the finder
     back on :data:`sys.meta_path` if the code took it away, and tell it of every module
     whose code ran again (:meth:`CellModuleFinder.replaced`)."""
-    steps = Transaction(finder.transactions)
+    steps = Transaction(finder.transactions, kernel_board())
     if steps.outermost:
         if finder in sys.meta_path:
             steps.after(_reinstall, finder)
@@ -188,6 +188,15 @@ def _ensure_parents(
                 f"so it cannot have submodules; choose another name"
             )
             raise DefinitionError(msg)
+        elif store is not None and not finder.ours(module):
+            where = getattr(module, "__file__", None) or getattr(module, "__path__", "")
+            msg = (
+                f"cannot keep an on-disk copy of {name!r}: {prefix!r} is a package that "
+                f"ipyexecmod did not create ({where}), so other processes import it from "
+                f"there, where no {name[len(prefix) + 1 :]!r} is; define it with --no-persist "
+                f"to use it in this kernel only, or give it a name outside {prefix!r}"
+            )
+            raise DefinitionError(msg)
 
 
 def _create_package(
@@ -209,7 +218,7 @@ def _make_package(steps: Transaction, record: CellModule, module: ModuleType) ->
     record.version = record.version.as_package()
     spec = module.__spec__ = record.spec()
     module.__loader__ = record.loader
-    module.__path__ = []
+    module.__path__ = list(spec.submodule_search_locations or ())
     module.__package__ = record.name
     namespace["__file__"], namespace["__cached__"] = spec.origin, spec.cached
 
@@ -306,17 +315,34 @@ def _save(finder: CellModuleFinder, record: CellModule) -> None:
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
-def _leave_note(store: CellStore, name: str, is_package: bool) -> None:
-    """For module ``name`` kept in memory only, leave other processes a note that says why."""
-    message = (
-        f"module {name!r} exists only in the memory of the process that defined it "
-        f"(%%as_module --no-persist); define it again without --no-persist so that "
-        f"other processes can import it"
-    )
-    try:
-        store.write_stub(name, is_package, message)
-    except OSError:
-        pass  # other processes get a plain ModuleNotFoundError
+def _publish(finder: CellModuleFinder, names: list[str]) -> None:
+    """Tell worker processes (:mod:`ipyexecmod.workers`) that modules ``names`` have new
+    versions, and of their parent packages that they do not know yet."""
+    board = kernel_board()
+    if board is None:
+        return
+    entries: dict[str, tuple[str | None, bool]] = {}
+    for name in names:
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:depth])
+            record = finder.get(prefix)
+            if record is None:
+                continue
+            version = record.version
+            known = board.entries.get(prefix)
+            if prefix == name or known is None or known.is_package != version.is_package:
+                entries[prefix] = (_origin(version), version.is_package)
+    board.publish(entries)
+
+
+def _origin(version: Version) -> str | None:
+    """The on-disk copy of ``version``, if it has one that holds it."""
+    if version.store is None or version.path is None:
+        return None  # memory only
+    if not version.store.holds(version.path, version.encoded):
+        return None  # the copy could not be written: other processes cannot have it
+    return version.path
 
 
 # -- undo steps --

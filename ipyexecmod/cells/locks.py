@@ -10,10 +10,14 @@ answers that flag by waiting.  No private ``importlib._bootstrap`` name is used.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
+
+from ..workers.catchup import check, is_import
 
 __all__ = ["CellSpec", "DefinitionLock", "Discarded", "claim", "in_progress", "release"]
 
@@ -43,6 +47,8 @@ class DefinitionLock:
 #: The definition now changing each module name; imports of the name in other threads
 #: wait for it (see :class:`CellSpec`).
 in_progress: dict[str, DefinitionLock] = {}
+# A child forked during a definition runs none: it has the module as it was at the fork.
+os.register_at_fork(after_in_child=in_progress.clear)
 
 
 def claim(name: str, lock: DefinitionLock, *, fresh: bool = False) -> None:
@@ -69,8 +75,14 @@ class CellSpec(ModuleSpec):
     ``module.__spec__._initializing``; if it is true, the module is still being
     imported, and the import waits on the module's lock.  Here the flag is true
     for the thread that is defining the module (so a circular import in its code
-    gets CPython's "partially initialized module" message), and reading it from
-    any other thread waits until the definition has ended.
+    gets CPython's "partially initialized module" message), and an import in any
+    other thread waits until the definition has ended.  Other readers do not wait:
+    ``pickle`` reads it (through ``__import__``) to check a reference to the module's
+    function, which a pool that the module's own code starts does from its feeder
+    thread while the definition waits for the pool.
+
+    In a child forked from the kernel, reading it first catches up with the kernel
+    (:func:`ipyexecmod.workers.catchup.check`).
     """
 
     _importing = False  # the flag as importlib sets it when it imports this spec itself
@@ -81,6 +93,7 @@ class CellSpec(ModuleSpec):
 
     @property
     def _initializing(self) -> bool:
+        check()
         if self._importing:
             return True
         name = self.name
@@ -92,6 +105,8 @@ class CellSpec(ModuleSpec):
                 continue
             if lock.thread == threading.get_ident():
                 return True
+            if not is_import(sys._getframe(1)):
+                return False  # pickle checking a reference: the module is in sys.modules
             lock.wait()
             if lock.failed and name in lock.fresh:
                 # Python 3.13 raises this from the import; 3.11 and 3.12 ignore it and

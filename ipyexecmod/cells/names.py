@@ -10,6 +10,9 @@ import unicodedata
 from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
+from ..store import kernel_board
+from ..workers.catchup import finder as worker_finder
+
 if TYPE_CHECKING:
     from .registry import CellModuleFinder
 
@@ -97,7 +100,7 @@ def check_available(finder: CellModuleFinder, name: str) -> None:
                 return  # not a package: the definition says so
             continue
         spec = foreign_spec(finder, prefix, path)
-        if spec is not None and not any(s.owns_path(spec.origin) for s in finder.stores):
+        if spec is not None and not _ours(finder, spec.origin):
             raise DefinitionError(_in_the_way(name, prefix, spec), forceable=True)
         return  # made in memory: below it, nothing else can import anything
 
@@ -126,16 +129,28 @@ def hides(finder: CellModuleFinder, top: str) -> str | None:
     """Where the module that top-level name ``top`` would be without ipyexecmod comes from
     (a cell module defined with ``force``), or ``None`` if nothing else has it."""
     ours = {store.directory for store in finder.stores}
+    board = kernel_board()
+    if board is not None:
+        ours.add(board.boot)
     path = [entry for entry in sys.path if os.path.abspath(entry or ".") not in ours]
     spec = foreign_spec(finder, top, path)
     return None if spec is None else spec.origin or "elsewhere"
+
+
+def _ours(finder: CellModuleFinder, origin: str | None) -> bool:
+    """Whether ``origin`` is an on-disk copy, or a stand-in of the board (see
+    :mod:`ipyexecmod.workers`)."""
+    board = kernel_board()
+    if board is not None and origin is not None and origin.startswith(board.boot + os.sep):
+        return True
+    return any(store.owns_path(origin) for store in finder.stores)
 
 
 def foreign_spec(finder: CellModuleFinder, name: str, path: Any) -> ModuleSpec | None:
     """The spec another meta-path finder has for ``name``, found without importing."""
     for other in sys.meta_path:
         find_spec = getattr(other, "find_spec", None)
-        if other is finder or find_spec is None:
+        if other is finder or other is worker_finder or find_spec is None:
             continue
         spec: ModuleSpec | None = find_spec(name, path)
         if spec is not None:

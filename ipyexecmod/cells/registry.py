@@ -11,7 +11,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any, Unpack
 
-from ..store import CellStore
+from ..store import CellStore, kernel_board
 from . import definition, names, stale
 from .definition import Options
 from .transaction import Transaction
@@ -101,6 +101,11 @@ class CellModuleFinder:
         if store not in self.stores:
             self.stores.append(store)
             store.repair()
+            board = kernel_board()
+            if board is not None and store.directory != board.directory:
+                board.restore(
+                    {name: store.copy_of(name) for name in store.module_names()}
+                )
         store.install()
 
     def hides(self, top: str) -> str | None:

@@ -18,13 +18,22 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from .locks import DefinitionLock, claim, release
 
 __all__ = ["Transaction", "interrupts_held", "put_back_paths"]
 
 Step = Callable[[], object]
+
+
+class Board(Protocol):
+    """What other processes are told of the names a definition claims
+    (:class:`ipyexecmod.workers.board.Board`)."""
+
+    def claim(self, name: str) -> None: ...
+
+    def release(self) -> None: ...
 
 
 class Transaction:
@@ -38,10 +47,12 @@ class Transaction:
     contents) if it fails, whatever the code did to them.
     """
 
-    def __init__(self, stack: list[Transaction]) -> None:
+    def __init__(self, stack: list[Transaction], board: Board | None = None) -> None:
         self._stack = stack
         self._outer = stack[-1] if stack else None
         self.outermost = self._outer is None
+        #: Told of each name claimed, and of the end of the outermost definition.
+        self.board = board if self._outer is None else self._outer.board
         self.undo_steps: list[Step] = []
         self.after_steps: list[Step] = []
         #: The dependents run again in this definition, and the modules whose code ran
@@ -68,7 +79,7 @@ class Transaction:
                     _call_all(reversed(self.undo_steps))
                 finally:
                     if outer is None:
-                        release(self.lock, failed=True)
+                        self._release(failed=True)
             return
         self._stack.pop()
         if outer is not None:
@@ -76,7 +87,16 @@ class Transaction:
             outer.after_steps.extend(self.after_steps)
         else:
             release(self.lock, failed=False)
-            _call_all(self.after_steps)  # a copy on disk failing must not stop the listeners
+            try:
+                _call_all(self.after_steps)  # a copy on disk failing must not stop the listeners
+            finally:
+                if self.board is not None:
+                    self.board.release()
+
+    def _release(self, *, failed: bool) -> None:
+        release(self.lock, failed=failed)
+        if self.board is not None:
+            self.board.release()
 
     def undo(self, function: Callable[..., object], /, *args: Any) -> None:
         """If the definition fails, call ``function(*args)`` (last added, first called)."""
@@ -87,8 +107,11 @@ class Transaction:
         self.after_steps.append(functools.partial(function, *args))
 
     def claim(self, name: str, *, fresh: bool = False) -> None:
-        """Make imports of ``name`` in other threads wait until the definition has ended."""
+        """Make imports of ``name`` in other threads wait until the definition has ended,
+        and those in other processes fail fast (see :mod:`ipyexecmod.workers`)."""
         claim(name, self.lock, fresh=fresh)
+        if self.board is not None:
+            self.board.claim(name)
 
 
 def _call_all(steps: Iterable[Step]) -> None:

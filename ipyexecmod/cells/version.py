@@ -22,6 +22,7 @@ names the code of any ``.pyc`` after the source beside it.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -126,6 +127,10 @@ class Version:
         spec = CellSpec(self.name, self.loader, origin=origin, is_package=self.is_package)
         spec.has_location = True
         spec.cached = self.cached
+        if self.is_package and self.path is not None:
+            # The copy's directory, as a worker that imports the copy has it: pkgutil and
+            # importlib.resources give the same answers in both.
+            spec.submodule_search_locations = [os.path.dirname(self.path)]
         return spec
 
     def save(self) -> None:

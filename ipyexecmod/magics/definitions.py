@@ -22,7 +22,7 @@ from ..binding import binding_clash, rebind
 from ..cells.dependents import describe
 from ..cells.instances import update_instances
 from ..loader import put_back_lines
-from ..store import lasting_store, placement
+from ..store import kernel_store, lasting_store, placement
 from ..typos import TypoDisplay, compiles, not_python, not_source
 from . import autoreload
 from .arguments import parse
@@ -88,6 +88,12 @@ class ExecModMagics(Magics):
         self._typos = TypoDisplay(self.shell)
         self._rebound: list[str] = []
         self._reporting = False
+        try:
+            # The private directory and its board, first on sys.path: processes started
+            # from now on can import cell modules defined later.
+            kernel_store()
+        except OSError as exc:
+            warnings.warn(f"ipyexecmod: no private directory: {exc}", RuntimeWarning, stacklevel=2)
         if self.persist_dir:
             cells.finder.add_store(lasting_store(self.persist_dir))
         if self.ship_auto:

@@ -1,0 +1,345 @@
+# SPDX-License-Identifier: MIT
+"""The worker's side: import cell modules from the board, and catch up with the kernel.
+
+A process that imports a cell module (through a stand-in in the board's ``.boot``
+directory, or a child forked from the kernel) installs :class:`WorkerFinder` first on
+:data:`sys.meta_path`: it imports every module the board names from the copy the board
+names, never from another copy on :data:`sys.path`.
+
+Catching up: each module it imports gets a spec (:class:`WatchedSpec`) whose
+``_initializing`` flag CPython reads whenever it finds the module in
+:data:`sys.modules`: for an ``import`` statement, and for every function, class or
+instance that an unpickler resolves (``pickle`` imports the module, then takes the
+name from :data:`sys.modules`).  Reading it compares the board's counter with the one
+this process last caught up with (8 bytes of shared memory).  If the counter moved and
+the reader is not an ``import`` statement in running code, every module of this
+process whose version the board no longer lists is imported again as a new module
+object, in one step: the unpickler then takes the new function or class.  Running code
+keeps the objects it holds, and its own ``import`` statements keep finding what they
+found, so a task runs with the version it started with, and the next task with the
+latest one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
+from types import FrameType, ModuleType
+from typing import Any
+
+from . import board
+from .placeholders import Unavailable
+
+__all__ = ["WatchedSpec", "WorkerFinder", "check", "load"]
+
+
+class _Watch:
+    """This process's view of one kernel's board."""
+
+    def __init__(self, directory: str, state: Any, owner: bool) -> None:
+        self.directory = directory
+        self.state = state  # the kernel's shared page
+        self.owner = owner  # this is the kernel: nothing to catch up with
+        self.seen = b"" if state is None else state[:8]
+        self.kernel = 0
+        self.entries: dict[str, board.Entry] = {}
+        self.busy: frozenset[str] | None = frozenset()
+        self._read_at = b"-"
+        #: The token of the version of each cell module in this process's sys.modules.
+        self.loaded: dict[str, int] = {}
+        self.lock = threading.RLock()
+        self.catching_up = False
+
+    def read(self) -> None:
+        """Read the manifest and the busy names, unless the counter has not moved."""
+        while True:
+            counter = self.state[:8]
+            if counter == self._read_at:
+                return
+            kernel, entries = board.read_manifest(self.directory)
+            busy = board.read_busy(self.state)
+            if self.state[:8] == counter:  # nothing changed while reading
+                self.kernel, self.entries, self.busy = kernel, entries, busy
+                self._read_at = counter
+                return
+
+    def is_busy(self, name: str) -> bool:
+        return self.busy is None or name in self.busy
+
+
+_watch: _Watch | None = None
+_served: board.Board | None = None  # in the kernel: its own board
+
+
+def check() -> None:
+    """Catch up with the kernel if its board moved, unless the caller of the caller is
+    an ``import`` statement of running code (see the module docstring)."""
+    watch = _watch
+    if watch is None or watch.owner or watch.state[:8] == watch.seen:
+        return
+    if not _is_import(sys._getframe(2)):
+        _catch_up(watch)
+
+
+def is_import(frame: FrameType | None) -> bool:
+    """Whether ``frame`` is reading a module's spec to import it: an ``import``
+    statement, or importlib's own code (``importlib.import_module``)."""
+    if frame is None:
+        return False
+    index = frame.f_lasti
+    if index >= 0 and frame.f_code.co_code[index] == _import_name():
+        return True
+    return str(frame.f_globals.get("__name__", "")).startswith("importlib")
+
+
+_is_import = is_import
+
+
+def _import_name() -> int:
+    global _IMPORT_NAME
+    if _IMPORT_NAME < 0:
+        import opcode
+
+        _IMPORT_NAME = opcode.opmap["IMPORT_NAME"]
+    return _IMPORT_NAME
+
+
+_IMPORT_NAME = -1
+
+
+class WatchedSpec(ModuleSpec):
+    """The spec of a cell module imported from the board: reading its ``_initializing``
+    flag catches up with the kernel (see the module docstring)."""
+
+    _importing = False
+
+    @property
+    def _initializing(self) -> bool:
+        check()
+        return self._importing
+
+    @_initializing.setter
+    def _initializing(self, value: bool) -> None:
+        self._importing = value
+
+
+class _CopyLoader(SourceFileLoader):
+    """Loads a module's on-disk copy, and records which version it is."""
+
+    def __init__(self, fullname: str, path: str, token: int) -> None:
+        super().__init__(fullname, path)
+        self.token = token
+
+    def exec_module(self, module: ModuleType) -> None:
+        _record(self.name, self.token)
+        super().exec_module(module)
+
+
+class _UnavailableLoader:
+    """Makes the :class:`~.placeholders.Unavailable` module of a module this process
+    cannot run."""
+
+    def __init__(self, name: str, token: int, reason: str, is_package: bool) -> None:
+        self.name, self.token, self.reason, self.is_package = name, token, reason, is_package
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        return Unavailable(self.name, self.reason, is_package=self.is_package)
+
+    def exec_module(self, module: ModuleType) -> None:
+        _record(self.name, self.token)
+
+
+_BUSY = -1  # the token of a module taken while its definition was under way
+
+
+def _record(name: str, token: int) -> None:
+    if _watch is not None:
+        _watch.loaded[name] = token
+
+
+class WorkerFinder:
+    """Finds the modules the board names, in the copy it names (see the module docstring)."""
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        watch = _watch
+        if watch is None:
+            return None
+        if not watch.owner:
+            watch.read()
+        entry = watch.entries.get(fullname)
+        if entry is None:
+            return None
+        loader: Any
+        if not watch.owner and watch.is_busy(fullname):
+            reason = _busy_reason(fullname, watch.kernel)
+            loader = _UnavailableLoader(fullname, _BUSY, reason, entry.is_package)
+            return WatchedSpec(fullname, loader, is_package=entry.is_package)
+        if entry.origin is None:
+            reason = _memory_only_reason(fullname, watch.kernel)
+            loader = _UnavailableLoader(fullname, entry.token, reason, entry.is_package)
+            return WatchedSpec(fullname, loader, is_package=entry.is_package)
+        loader = _CopyLoader(fullname, entry.origin, entry.token)
+        spec = WatchedSpec(fullname, loader, origin=entry.origin, is_package=entry.is_package)
+        spec.has_location = True
+        if entry.is_package:
+            spec.submodule_search_locations = [os.path.dirname(entry.origin)]
+        return spec
+
+    def invalidate_caches(self) -> None:
+        """Nothing to invalidate: the board says what is current."""
+
+
+finder = WorkerFinder()
+
+
+def _install_finder() -> None:
+    if finder not in sys.meta_path:
+        sys.meta_path.insert(0, finder)
+
+
+def load(name: str, stub: str) -> None:
+    """What a stand-in in ``.boot`` runs: import ``name`` through the worker finder
+    instead, from the board of the directory that holds the stand-in."""
+    directory = os.path.dirname(os.path.dirname(os.path.abspath(stub)))
+    watch = _watch
+    if watch is None or watch.directory != directory:
+        if watch is not None and watch.owner:  # another kernel's: this one has its own
+            msg = f"No module named {name!r} (a cell module of another kernel, {directory})"
+            raise ModuleNotFoundError(msg, name=name)
+        watch = watch_board(directory)
+    if not watch.owner:
+        watch.read()
+    if name not in watch.entries:
+        msg = f"No module named {name!r} (the kernel that defined it no longer lists it)"
+        raise ModuleNotFoundError(msg, name=name)
+    del sys.modules[name]  # the stand-in; importlib puts back what the import below makes
+    importlib.import_module(name)
+
+
+def watch_board(directory: str) -> _Watch:
+    """Follow the board of the kernel whose private directory is ``directory``."""
+    global _watch
+    with _lock:
+        if _watch is None or _watch.directory != directory:
+            _watch = _Watch(directory, board.open_state(directory), owner=False)
+        _install_finder()
+        return _watch
+
+
+def serve(kernel_board: board.Board) -> None:
+    """In the kernel: serve the modules of its own board (those restored from a lasting
+    directory; the kernel's registry serves those it defined), with nothing to catch
+    up with."""
+    global _watch, _served
+    with _lock:
+        _served = kernel_board
+        _watch = _Watch(kernel_board.directory, None, owner=True)
+        _watch.entries = kernel_board.entries  # the same dict: always current
+        if finder not in sys.meta_path:
+            # After the kernel's registry, which serves the modules it holds, and before
+            # the path finder, which would find the stand-ins.
+            paths = [i for i, f in enumerate(sys.meta_path) if f is PathFinder]
+            sys.meta_path.insert(paths[0] if paths else len(sys.meta_path), finder)
+        os.register_at_fork(after_in_child=_forked)
+
+
+def _forked() -> None:
+    """In a child forked from the kernel: its cell modules are the kernel's, as they were;
+    from now on, catch up with the kernel like any worker."""
+    global _watch, _lock
+    _lock = threading.RLock()
+    kernel = _watch
+    if kernel is None or not kernel.owner or _served is None:
+        return
+    state = _served.state  # shared with the kernel, which goes on writing it
+    watch = _Watch(kernel.directory, state, owner=False)
+    watch.kernel = os.getppid()
+    busy = board.read_busy(state)
+    for name, entry in kernel.entries.items():
+        if name in sys.modules:
+            watch.loaded[name] = _BUSY if busy is None or name in busy else entry.token
+    for name in busy or ():
+        if name in sys.modules:
+            watch.loaded[name] = _BUSY
+    _watch = watch
+    sys.meta_path[:] = [finder, *(f for f in sys.meta_path if f is not finder)]
+
+
+_lock = threading.RLock()
+
+
+def _catch_up(watch: _Watch) -> None:
+    with watch.lock:
+        if watch.catching_up:
+            return
+        watch.catching_up = True
+        try:
+            while watch.state[:8] != watch.seen:
+                watch.seen = watch.state[:8]
+                watch.read()
+                stale = [
+                    name
+                    for name, token in watch.loaded.items()
+                    if name in sys.modules and _stale(watch, name, token)
+                ]
+                if stale:
+                    _replace(watch, stale)
+        finally:
+            watch.catching_up = False
+
+
+def _stale(watch: _Watch, name: str, token: int) -> bool:
+    entry = watch.entries.get(name)
+    return entry is None or token == _BUSY or watch.is_busy(name) or entry.token != token
+
+
+def _replace(watch: _Watch, names: list[str]) -> None:
+    """Import ``names`` again as new module objects, parents first; one that fails to
+    import becomes an :class:`~.placeholders.Unavailable` module that says why."""
+    order = sorted(names, key=lambda name: (name.count("."), name))
+    for name in order:
+        sys.modules.pop(name, None)
+        del watch.loaded[name]
+    for name in order:
+        if name in sys.modules:  # imported by one before it
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            entry = watch.entries.get(name)
+            reason = (
+                f"cell module {name!r} could not be imported again in this process "
+                f"(pid {os.getpid()}) after the kernel redefined it: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            sys.modules[name] = Unavailable(name, reason, is_package=bool(entry and entry[2]))
+            watch.loaded[name] = entry.token if entry else _BUSY
+    # A submodule not imported again belongs to its new parent as well.
+    for name in list(watch.loaded):
+        parent, _, child = name.rpartition(".")
+        if parent in names and name in sys.modules and parent in sys.modules:
+            setattr(sys.modules[parent], child, sys.modules[name])
+
+
+def _memory_only_reason(name: str, kernel: int) -> str:
+    return (
+        f"cell module {name!r} is kept in the memory of the kernel (pid {kernel}) only "
+        f"(%%as_module --no-persist, or ExecModMagics.persist = False), so another "
+        f"process cannot import it; define it again without --no-persist (with "
+        f"persist on) so that worker processes can import it"
+    )
+
+
+def _busy_reason(name: str, kernel: int) -> str:
+    return (
+        f"cell module {name!r} is being defined in the kernel (pid {kernel}): its code "
+        f"is still running, so another process cannot import it yet (its code would run "
+        f"again there). A pool that a cell module's own code starts over its functions "
+        f"works with the 'fork' start method; with 'spawn' or 'forkserver', start the "
+        f"pool in a later cell"
+    )
