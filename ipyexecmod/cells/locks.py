@@ -17,7 +17,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
-from ..workers.catchup import check, is_import
+from ..workers.catchup import check
 
 __all__ = ["CellSpec", "DefinitionLock", "Discarded", "claim", "in_progress", "release"]
 
@@ -76,10 +76,10 @@ class CellSpec(ModuleSpec):
     imported, and the import waits on the module's lock.  Here the flag is true
     for the thread that is defining the module (so a circular import in its code
     gets CPython's "partially initialized module" message), and an import in any
-    other thread waits until the definition has ended.  Other readers do not wait:
-    ``pickle`` reads it (through ``__import__``) to check a reference to the module's
-    function, which a pool that the module's own code starts does from its feeder
-    thread while the definition waits for the pool.
+    other thread waits until the definition has ended, except a pickler's: ``pickle``
+    reads it (through ``__import__``) to check a reference to the module's function,
+    which a pool that the module's own code starts does from its feeder thread while
+    the definition waits for the pool.
 
     In a child forked from the kernel, reading it first catches up with the kernel
     (:func:`ipyexecmod.workers.catchup.check`).
@@ -105,7 +105,7 @@ class CellSpec(ModuleSpec):
                 continue
             if lock.thread == threading.get_ident():
                 return True
-            if not is_import(sys._getframe(1)):
+            if _is_pickling(sys._getframe(1)):
                 return False  # pickle checking a reference: the module is in sys.modules
             lock.wait()
             if lock.failed and name in lock.fresh:
@@ -117,6 +117,16 @@ class CellSpec(ModuleSpec):
     @_initializing.setter
     def _initializing(self, value: bool) -> None:
         self._importing = value
+
+
+#: The functions from which picklers resolve a reference to check it: the pickle
+#: module's own (pure Python), and the ``dump``/``dumps`` that call a C pickler in
+#: multiprocessing (concurrent.futures too), loky (joblib) and cloudpickle.
+_PICKLING = frozenset({"save_global", "dump", "dumps"})
+
+
+def _is_pickling(frame: Any) -> bool:
+    return frame is not None and frame.f_code.co_name in _PICKLING
 
 
 class Discarded(ModuleType):

@@ -87,6 +87,7 @@ class Board:
 
     def claim(self, name: str) -> None:
         """A definition of ``name`` is under way: workers that need it fail fast."""
+        self._stub(name.partition(".")[0])  # a first one too: workers find it busy
         self._busy.append(name)
         self._write_state()
 

@@ -172,13 +172,14 @@ class WorkerFinder:
         if not watch.owner:
             watch.read()
         entry = watch.entries.get(fullname)
-        if entry is None:
-            return None
         loader: Any
         if not watch.owner and watch.is_busy(fullname):
+            is_package = entry is not None and entry.is_package
             reason = _busy_reason(fullname, watch.kernel)
-            loader = _UnavailableLoader(fullname, _BUSY, reason, entry.is_package)
-            return WatchedSpec(fullname, loader, is_package=entry.is_package)
+            loader = _UnavailableLoader(fullname, _BUSY, reason, is_package)
+            return WatchedSpec(fullname, loader, is_package=is_package)
+        if entry is None:
+            return None
         if entry.origin is None:
             reason = _memory_only_reason(fullname, watch.kernel)
             loader = _UnavailableLoader(fullname, entry.token, reason, entry.is_package)
@@ -214,7 +215,7 @@ def load(name: str, stub: str) -> None:
         watch = watch_board(directory)
     if not watch.owner:
         watch.read()
-    if name not in watch.entries:
+    if name not in watch.entries and not (not watch.owner and watch.is_busy(name)):
         msg = f"No module named {name!r} (the kernel that defined it no longer lists it)"
         raise ModuleNotFoundError(msg, name=name)
     del sys.modules[name]  # the stand-in; importlib puts back what the import below makes
