@@ -22,7 +22,6 @@ any process, task or shipment that could need them can start.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import importlib.util
 import keyword
 import os
@@ -113,13 +112,11 @@ class CellStore:
             return os.path.join(self.directory, *parts, "__init__.py")
         return os.path.join(self.directory, *parts[:-1], parts[-1] + ".py")
 
-    def write(
-        self, name: str, source: str, code: CodeType | None, *, is_package: bool
-    ) -> tuple[str, str]:
+    def write(self, name: str, source: str, code: CodeType, *, is_package: bool) -> tuple[str, str]:
         """Write module ``name``'s source and checked-hash bytecode; return both paths.
 
         ``code`` must have been compiled from ``source`` (under any filename: the
-        ``.pyc`` names the source's path); ``None`` writes the source only.  Raises
+        ``.pyc`` names the source's path).  Raises
         :class:`StoreError` if the directory cannot take them.
         """
         path, cached = self.paths(name, is_package)
@@ -132,7 +129,7 @@ class CellStore:
         path: str,
         cached: str,
         data: bytes,
-        code: CodeType | None,
+        code: CodeType,
         *,
         is_package: bool,
     ) -> None:
@@ -144,7 +141,7 @@ class CellStore:
                 current = (identity(path), identity(cached)) == written[1:]
             except OSError:
                 pass  # gone: write as usual
-            if current and code is not None and written.data == data:
+            if current and written.data == data:
                 return
         try:
             if not current:  # checked once, then known: the directories are real ones
@@ -155,11 +152,6 @@ class CellStore:
             fresh = current or not unchanged(path, data)
             if fresh:
                 write_atomic(path, data)
-            if code is None:  # a note, with no bytecode
-                self._written.pop(path, None)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(cached)
-                return
             if fresh or not is_sound_hash_pyc(cached, data):
                 if not current:
                     make_directory(os.path.dirname(cached))

@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import inspect
 import linecache
+import os
 import pickle
 import re
 import sys
@@ -285,13 +286,20 @@ def test_failed_first_definition_of_a_dotted_name_removes_created_parents(ip, un
 # -- packages ------------------------------------------------------------------------------
 
 
-def test_dotted_names_create_in_memory_packages(ip, unique):
+def _copy_directory(package):
+    """The ``__path__`` of a cell package with an on-disk copy: the copy's directory, as
+    in a worker process that imports the copy."""
+    return [os.path.dirname(package.__file__)]
+
+
+def test_dotted_names_create_packages(ip, unique):
     package = unique("pkg")
     leaf = define(ip, f"{package}.sub.leaf", "x = 1\n")
     parent, middle = sys.modules[package], sys.modules[f"{package}.sub"]
     for module in (parent, middle):
-        assert module.__spec__.submodule_search_locations == []
-        assert module.__path__ == []
+        assert module.__spec__.submodule_search_locations == _copy_directory(module)
+        assert module.__path__ == _copy_directory(module)
+        assert os.path.isfile(os.path.join(module.__path__[0], "__init__.py"))
     assert middle.leaf is leaf and parent.sub is middle
     assert leaf.__package__ == f"{package}.sub"
     assert importlib.import_module(f"{package}.sub.leaf") is leaf
@@ -312,9 +320,9 @@ def test_a_cell_module_becomes_a_package_when_given_a_submodule(ip, unique):
     name = unique()
     module = define(ip, name, "x = 1\n")
     child = define(ip, f"{name}.child", "from . import x as y\n")
-    assert module.__path__ == [] and module.child is child and child.y == 1
+    assert module.__path__ == _copy_directory(module) and module.child is child and child.y == 1
     assert define(ip, name, "x = 2\n") is module  # redefining keeps it a package
-    assert module.__path__ == [] and module.x == 2
+    assert module.__path__ == _copy_directory(module) and module.x == 2
 
 
 def test_parent_package_can_be_given_code_later(ip, unique):
@@ -328,7 +336,8 @@ def test_parent_package_can_be_given_code_later(ip, unique):
 def test_a_new_package_may_have_children_named_like_top_level_modules(ip, unique, tail):
     package = unique("pkg")
     module = define(ip, f"{package}.{tail}", "X = 1\n")
-    assert module.X == 1 and sys.modules[package].__path__ == []
+    assert module.X == 1
+    assert sys.modules[package].__path__ == _copy_directory(sys.modules[package])
 
 
 def test_a_dropped_plain_parent_becomes_a_package_when_given_a_child(ip, unique):
@@ -337,7 +346,7 @@ def test_a_dropped_plain_parent_becomes_a_package_when_given_a_child(ip, unique)
     del sys.modules[name]  # what %reset --aggressive does
     child = define(ip, f"{name}.child", "Y = 2\n")
     parent = sys.modules[name]
-    assert parent.__path__ == [] and parent.child is child and parent.X == 1
+    assert parent.__path__ == _copy_directory(parent) and parent.child is child and parent.X == 1
     assert importlib.reload(child) is child
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import types
 
@@ -126,7 +127,7 @@ def test_modinfo_of_other_modules_and_packages(ip, unique):
     define(ip, f"{package}.leaf")
     implicit = ip.run_line_magic("modinfo", package)
     assert implicit["defined in"] == "(a parent package, no cell)"
-    assert implicit["__path__"] == []
+    assert implicit["__path__"] == [os.path.dirname(sys.modules[package].__file__)]
     assert ip.run_line_magic("modinfo", f"{package}.leaf")["defined in"] == "(not from a cell)"
 
 

@@ -67,16 +67,6 @@ def test_placement_follows_the_settings(tmp_path):
     assert lasting.directory == str(tmp_path)
 
 
-def test_a_stub_has_no_bytecode(tmp_path):
-    store = CellStore(tmp_path / "s")
-    code = compile("X = 1\n", "x", "exec")
-    path, cached = store.write("_st_s", "X = 1\n", code, is_package=False)
-    assert os.path.exists(cached)
-    store.write_stub("_st_s", False, "kept in memory")
-    assert not os.path.exists(cached)
-    assert "kept in memory" in Path(path).read_text()
-
-
 def test_a_store_directory_that_is_a_symbolic_link_is_refused(tmp_path):
     (tmp_path / "real").mkdir()
     os.symlink(tmp_path / "real", tmp_path / "link")

@@ -170,6 +170,7 @@ def _ensure_parents(
 ) -> None:
     """Create the missing parent packages of ``name``; make a cell-module parent a package."""
     parts = name.split(".")
+    foreign = None  # the first parent package that is not ipyexecmod's
     for depth in range(1, len(parts)):
         prefix = ".".join(parts[:depth])
         record = finder.get(prefix)
@@ -188,15 +189,25 @@ def _ensure_parents(
                 f"so it cannot have submodules; choose another name"
             )
             raise DefinitionError(msg)
-        elif store is not None and not finder.ours(module):
-            where = getattr(module, "__file__", None) or getattr(module, "__path__", "")
-            msg = (
-                f"cannot keep an on-disk copy of {name!r}: {prefix!r} is a package that "
-                f"ipyexecmod did not create ({where}), so other processes import it from "
-                f"there, where no {name[len(prefix) + 1 :]!r} is; define it with --no-persist "
-                f"to use it in this kernel only, or give it a name outside {prefix!r}"
-            )
-            raise DefinitionError(msg)
+        elif foreign is None and not finder.ours(module):
+            foreign = module
+    if foreign is not None and store is not None:
+        _refuse_copy_in(foreign, name)
+
+
+def _refuse_copy_in(package: ModuleType, name: str) -> None:
+    """A copy of ``name`` on disk could not be imported by other processes: they import
+    ``package``, which ipyexecmod did not create, from its own place.  A package of the
+    private directory in its place would hide the real one from them."""
+    prefix = package.__name__
+    where = getattr(package, "__file__", None) or list(getattr(package, "__path__", []))
+    msg = (
+        f"cannot keep an on-disk copy of {name!r}: {prefix!r} is a package that ipyexecmod "
+        f"did not create ({where}), so other processes import it from there, where there "
+        f"is no {name[len(prefix) + 1 :]!r}; define it with --no-persist to use it in this "
+        f"kernel only, or give it a name outside {prefix!r}"
+    )
+    raise DefinitionError(msg)
 
 
 def _create_package(

@@ -103,9 +103,7 @@ class CellModuleFinder:
             store.repair()
             board = kernel_board()
             if board is not None and store.directory != board.directory:
-                board.restore(
-                    {name: store.copy_of(name) for name in store.module_names()}
-                )
+                board.restore({name: store.copy_of(name) for name in store.module_names()})
         store.install()
 
     def hides(self, top: str) -> str | None:

@@ -26,10 +26,12 @@ in any worker, the counter of that cell's definition or a later one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
 import struct
+import warnings
 from typing import NamedTuple
 
 from .._files import make_directory, write_atomic
@@ -80,6 +82,7 @@ class Board:
         self._counter = 0
         self._busy: list[str] = []
         self._stubs: set[str] = set()
+        self._fresh: set[str] = set()  # stand-ins written since the last release
         self._write_manifest()
 
     def __repr__(self) -> str:
@@ -103,7 +106,13 @@ class Board:
         self._write_state()
 
     def release(self) -> None:
-        """The definition under way has ended (committed, or put back)."""
+        """The definition under way has ended (committed, or put back): the stand-ins
+        written for names that it did not define go."""
+        for top in self._fresh - self.entries.keys():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.boot, f"{top}.py"))
+            self._stubs.discard(top)
+        self._fresh.clear()
         if self._busy:
             self._busy.clear()
             self._write_state()
@@ -121,14 +130,26 @@ class Board:
     def _stub(self, top: str) -> None:
         if top not in self._stubs:
             path = os.path.join(self.boot, f"{top}.py")
-            if not os.path.exists(path):
-                write_atomic(path, STUB.format(name=top).encode())
+            try:
+                if not os.path.exists(path):
+                    write_atomic(path, STUB.format(name=top).encode())
+                    self._fresh.add(top)
+            except OSError:
+                return  # a name too long for a file: its copy cannot be written either
             self._stubs.add(top)
 
     def _write_manifest(self) -> None:
         modules = {name: list(entry) for name, entry in self.entries.items()}
         data = json.dumps({"kernel": os.getpid(), "modules": modules})
-        write_atomic(os.path.join(self.directory, MANIFEST), data.encode())
+        try:
+            write_atomic(os.path.join(self.directory, MANIFEST), data.encode())
+        except OSError as exc:
+            msg = (
+                f"ipyexecmod could not tell worker processes of new versions of cell "
+                f"modules ({exc}): workers started before now may run earlier versions; "
+                f"start them again"
+            )
+            warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
     def _write_state(self) -> None:
         names = "\n".join(self._busy).encode()
