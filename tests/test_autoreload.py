@@ -131,13 +131,14 @@ def test_autoreload_now_leaves_cell_modules_alone(ip, fresh, unique):
 def test_modules_restored_from_a_copy_are_left_alone(ip, fresh, unique, tmp_path):
     log, name = run_log(unique), unique("kept")
     store = CellStore(tmp_path / "lasting")  # as an earlier kernel left it
-    store.write(name, counting(log, 1), None, is_package=False)
+    store.write(name, counting(log, 1), compile(counting(log, 1), name, "exec"), is_package=False)
     cell(ip, f"%config ExecModMagics.persist_dir = {store.directory!r}")
     try:
         cell(ip, f"%load_ext autoreload\n%autoreload 2\nimport {name}")
         module = sys.modules[name]
         assert cells.finder.is_restored(module)
-        path, _ = store.write(name, counting(log, 2), None, is_package=False)  # another kernel
+        source = counting(log, 2)  # another kernel's
+        path, _ = store.write(name, source, compile(source, name, "exec"), is_package=False)
         newer(path)
         cell(ip, "y = 2")
         assert log.runs == [1] and module.f() == 1

@@ -203,16 +203,15 @@ def test_an_instance_of_an_unshipped_class_as_argument_still_hangs(unique):
             client.submit(known.size, module.Box()).result(timeout=3)
 
 
-def test_a_client_never_told_of_still_hangs(unique):
-    """The documented limit: Dask waits forever for a task its workers cannot unpickle.
-
-    (Workers that a LocalCluster spawns from this process would import a module
-    with an on-disk copy from it, so this one has none.)
-    """
+def test_a_cluster_spawned_from_the_kernel_runs_a_memory_only_module_into_an_error(unique):
+    """Workers that a LocalCluster spawns from this process import cell modules from
+    its board (ipyexecmod.workers): one with no on-disk copy fails its task with an
+    ImportError that says why, rather than hanging."""
+    kernel_store()  # the board, as %load_ext makes it
     module = cells.define(unique("unknown"), "def f():\n    return 1\n")
     with _cluster(1) as cluster, Client(cluster) as client:
-        with pytest.raises(TimeoutError):
-            client.submit(module.f).result(timeout=3)
+        with pytest.raises(ImportError, match="is kept in the memory of the kernel"):
+            client.submit(module.f).result(timeout=HANG_GUARD)
 
 
 # -- the %ship magic, in a real InteractiveShell --
