@@ -105,7 +105,7 @@ class CellSpec(ModuleSpec):
                 continue
             if lock.thread == threading.get_ident():
                 return True
-            if _is_pickling(sys._getframe(1)):
+            if _is_pickling(sys._getframe().f_back):
                 return False  # pickle checking a reference: the module is in sys.modules
             lock.wait()
             if lock.failed and name in lock.fresh:

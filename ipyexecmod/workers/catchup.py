@@ -59,7 +59,11 @@ class _Watch:
             counter = self.state[:8]
             if counter == self._read_at:
                 return
-            kernel, entries = board.read_manifest(self.directory)
+            try:
+                kernel, entries = board.read_manifest(self.directory)
+            except (OSError, ValueError):  # the kernel has gone, and its directory with it
+                self._read_at = counter
+                return
             busy = board.read_busy(self.state)
             if self.state[:8] == counter:  # nothing changed while reading
                 self.kernel, self.entries, self.busy = kernel, entries, busy
@@ -80,7 +84,7 @@ def check() -> None:
     watch = _watch
     if watch is None or watch.owner or watch.state[:8] == watch.seen:
         return
-    if not _is_import(sys._getframe(2)):
+    if not is_import(sys._getframe(1).f_back):  # the getter's caller (None: C code)
         _catch_up(watch)
 
 
@@ -94,8 +98,6 @@ def is_import(frame: FrameType | None) -> bool:
         return True
     return str(frame.f_globals.get("__name__", "")).startswith("importlib")
 
-
-_is_import = is_import
 
 
 def _import_name() -> int:
