@@ -52,7 +52,7 @@ class Transaction:
         self._outer = stack[-1] if stack else None
         self.outermost = self._outer is None
         #: Told of each name claimed, and of the end of the outermost definition.
-        self.board = board if self._outer is None else self._outer.board
+        self.board: Board | None = board if self._outer is None else self._outer.board
         self.undo_steps: list[Step] = []
         self.after_steps: list[Step] = []
         #: The dependents run again in this definition, and the modules whose code ran

@@ -6,22 +6,24 @@ Three things in the kernel's private directory, each named with a leading dot so
 no module name can clash with it:
 
 ``.state``
-    A page of shared memory (a memory-mapped file): a counter, bumped by every change
-    to the board, then the names of the modules whose definition is under way.  A
-    worker reads the counter's 8 bytes to know that nothing changed: a hundred
-    nanoseconds, no system call.
+    Shared memory (a memory-mapped file): a counter, bumped by every change to the
+    board; the manifest's serial number; the names of the modules whose definition is
+    under way; and a slot per module holding its *token*, the counter's value when its
+    latest version committed.  A worker reads the counter's 8 bytes to know that
+    nothing changed: a hundred nanoseconds, no system call.  A redefinition writes a
+    slot and the counter: a few microseconds.
 ``.manifest.json``
-    For each cell module, the counter's value when its latest version committed (its
-    *token*), where its on-disk copy is (``null`` for a module kept in memory only)
-    and whether it is a package.  Written whole, then renamed into place.
+    For each cell module, its slot, where its on-disk copy is (``null`` for a module
+    kept in memory only) and whether it is a package.  Written whole, then renamed into
+    place, only when a module is new or moves.
 ``.boot/``
     The :data:`sys.path` entry of the kernel and so of every process it spawns: for
     each top-level cell-module name, a three-line stand-in that installs the worker
     finder (:mod:`.catchup`) and imports the module through it.
 
-The kernel writes the copies first, then the manifest, then the counter; a worker
-reads the counter first.  A task submitted after a cell has finished therefore finds,
-in any worker, the counter of that cell's definition or a later one.
+The kernel writes the copies first, then the manifest and the slots, then the counter;
+a worker reads the counter first.  A task submitted after a cell has finished therefore
+finds, in any worker, the counter of that cell's definition or a later one.
 """
 
 from __future__ import annotations
@@ -36,15 +38,18 @@ from typing import NamedTuple
 
 from .._files import make_directory, write_atomic
 
-__all__ = ["Board", "Entry", "read_busy", "read_manifest"]
+__all__ = ["Board", "BoardView", "Entry"]
 
 STATE = ".state"
 MANIFEST = ".manifest.json"
 BOOT = ".boot"
 
-_SIZE = 4096  # the state: counter, busy names' length, busy names
-_HEADER = struct.Struct("<QI")
-_ALL = "*"  # in place of busy names that do not fit: every module is busy
+_HEADER = struct.Struct("<QQI")  # counter, manifest serial, length of the busy names
+_BUSY = slice(32, 32 + 4096)  # the busy names
+_SLOTS = _BUSY.stop  # then a token (u64) per module
+_SIZE = 64 * 1024
+_SLOT = struct.Struct("<Q")
+_ALL = b"*"  # in place of busy names that do not fit: every module is busy
 
 STUB = """\
 # Written by ipyexecmod: importing {name!r} here imports the latest version of the kernel's
@@ -71,15 +76,15 @@ class Board:
         self.directory = directory
         self.boot = os.path.join(directory, BOOT)
         make_directory(self.boot)
-        path = os.path.join(directory, STATE)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fd = os.open(os.path.join(directory, STATE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             os.ftruncate(fd, _SIZE)
             self.state = mmap.mmap(fd, _SIZE)
         finally:
             os.close(fd)
         self.entries: dict[str, Entry] = {}
-        self._counter = 0
+        self._slots: dict[str, int] = {}
+        self._counter = self._serial = 0
         self._busy: list[str] = []
         self._stubs: set[str] = set()
         self._fresh: set[str] = set()  # stand-ins written since the last release
@@ -98,11 +103,16 @@ class Board:
         """New versions have committed: ``entries`` gives, for each module, its copy's
         source (``None``: memory only) and whether it is a package."""
         token = self._counter + 1
+        changed = False  # what the manifest says: a new module, one that moved, no slot
         for name, (origin, is_package) in entries.items():
+            known = self.entries.get(name)
             self.entries[name] = Entry(token, origin, is_package)
+            slotted = self._write_slot(name, token)
+            changed = changed or not slotted or known is None or known[1:] != (origin, is_package)
             self._stub(name.partition(".")[0])
         self._busy = [name for name in self._busy if name not in entries]
-        self._write_manifest()
+        if changed:
+            self._write_manifest()
         self._write_state()
 
     def release(self) -> None:
@@ -138,8 +148,22 @@ class Board:
                 return  # a name too long for a file: its copy cannot be written either
             self._stubs.add(top)
 
+    def _write_slot(self, name: str, token: int) -> bool:
+        """Write ``name``'s token in its slot; ``False`` if there is no room for one (the
+        manifest holds its token then)."""
+        slot = self._slots.get(name)
+        if slot is None:
+            slot = len(self._slots)
+            if _SLOTS + (slot + 1) * _SLOT.size > _SIZE:
+                return False
+            self._slots[name] = slot
+        _SLOT.pack_into(self.state, _SLOTS + slot * _SLOT.size, token)
+        return True
+
     def _write_manifest(self) -> None:
-        modules = {name: list(entry) for name, entry in self.entries.items()}
+        modules = {
+            name: [self._slots.get(name, -1), *entry] for name, entry in self.entries.items()
+        }
         data = json.dumps({"kernel": os.getpid(), "modules": modules})
         try:
             write_atomic(os.path.join(self.directory, MANIFEST), data.encode())
@@ -150,36 +174,65 @@ class Board:
                 f"start them again"
             )
             warnings.warn(msg, RuntimeWarning, stacklevel=4)
+        self._serial += 1
 
     def _write_state(self) -> None:
         names = "\n".join(self._busy).encode()
-        if _HEADER.size + len(names) > _SIZE:
-            names = _ALL.encode()
+        if len(names) > _BUSY.stop - _BUSY.start:
+            names = _ALL
         self._counter += 1
-        # The names first, then the counter: a worker that sees the new counter sees them.
-        self.state[_HEADER.size : _HEADER.size + len(names)] = names
-        self.state[: _HEADER.size] = _HEADER.pack(self._counter, len(names))
+        # The rest first, then the counter: a worker that sees the new counter sees them.
+        self.state[_BUSY.start : _BUSY.start + len(names)] = names
+        _HEADER.pack_into(self.state, 0, self._counter, self._serial, len(names))
 
 
-def read_manifest(directory: str) -> tuple[int, dict[str, Entry]]:
-    """The kernel's process id and the entries of the board in ``directory``."""
-    with open(os.path.join(directory, MANIFEST), "rb") as file:
-        data = json.load(file)
-    modules = {name: Entry(*entry) for name, entry in data["modules"].items()}
-    return data["kernel"], modules
+class BoardView:
+    """A worker's view of the board in ``directory``: :meth:`read` brings it up to date."""
+
+    def __init__(self, directory: str, state: mmap.mmap | None = None) -> None:
+        self.directory = directory
+        self.state = state if state is not None else _open_state(directory)
+        self.kernel = 0  # the kernel's process id
+        self.entries: dict[str, Entry] = {}
+        #: The modules whose definition is under way; ``None`` means all of them.
+        self.busy: frozenset[str] | None = frozenset()
+        self._read_at = b""
+        self._serial = -1
+        self._manifest: dict[str, list[object]] = {}
+
+    def counter(self) -> bytes:
+        """The board's counter, as 8 bytes: it moves with every change."""
+        return self.state[:8]
+
+    def read(self) -> None:
+        """Read what changed since the last read; nothing if the counter has not moved.
+        If the kernel has gone, with its directory, the view stays as it was."""
+        while (counter := self.state[:8]) != self._read_at:
+            _, serial, length = _HEADER.unpack_from(self.state)
+            if serial != self._serial:
+                try:
+                    with open(os.path.join(self.directory, MANIFEST), "rb") as file:
+                        data = json.load(file)
+                except (OSError, ValueError):
+                    self._read_at = counter
+                    return
+                self.kernel, self._manifest, self._serial = data["kernel"], data["modules"], serial
+            names = self.state[_BUSY.start : _BUSY.start + length]
+            entries = {name: self._entry(*each) for name, each in self._manifest.items()}  # type: ignore[arg-type]
+            if self.state[:8] == counter:  # nothing changed while reading
+                self.entries, self._read_at = entries, counter
+                self.busy = None if names == _ALL else frozenset(names.decode().split("\n")) - {""}
+
+    def _entry(self, slot: int, token: int, origin: str | None, is_package: bool) -> Entry:
+        if slot >= 0:
+            (token,) = _SLOT.unpack_from(self.state, _SLOTS + slot * _SLOT.size)
+        return Entry(token, origin, is_package)
+
+    def is_busy(self, name: str) -> bool:
+        return self.busy is None or name in self.busy
 
 
-def read_busy(state: mmap.mmap) -> frozenset[str] | None:
-    """The modules whose definition is under way; ``None`` means all of them."""
-    _, length = _HEADER.unpack_from(state)
-    names = state[_HEADER.size : _HEADER.size + length].decode()
-    if names == _ALL:
-        return None
-    return frozenset(names.split("\n")) if names else frozenset()
-
-
-def open_state(directory: str) -> mmap.mmap:
-    """The board's state in ``directory``, to read."""
+def _open_state(directory: str) -> mmap.mmap:
     fd = os.open(os.path.join(directory, STATE), os.O_RDONLY | os.O_NOFOLLOW)
     try:
         return mmap.mmap(fd, _SIZE, access=mmap.ACCESS_READ)

@@ -2,7 +2,7 @@
 """The worker's side: import cell modules from the board, and catch up with the kernel.
 
 A process that imports a cell module (through a stand-in in the board's ``.boot``
-directory, or a child forked from the kernel) installs :class:`WorkerFinder` first on
+directory, or a child forked from the kernel) puts :data:`finder` first on
 :data:`sys.meta_path`: it imports every module the board names from the copy the board
 names, never from another copy on :data:`sys.path`.
 
@@ -12,7 +12,7 @@ Catching up: each module it imports gets a spec (:class:`WatchedSpec`) whose
 instance that an unpickler resolves (``pickle`` imports the module, then takes the
 name from :data:`sys.modules`).  Reading it compares the board's counter with the one
 this process last caught up with (8 bytes of shared memory).  If the counter moved and
-the reader is not an ``import`` statement in running code, every module of this
+the reader is not an ``import`` statement of running code, every module of this
 process whose version the board no longer lists is imported again as a new module
 object, in one step: the unpickler then takes the new function or class.  Running code
 keeps the objects it holds, and its own ``import`` statements keep finding what they
@@ -30,67 +30,58 @@ from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 from types import FrameType, ModuleType
 from typing import Any
 
-from . import board
+from .board import Board, BoardView, Entry
 from .placeholders import Unavailable
 
-__all__ = ["WatchedSpec", "WorkerFinder", "check", "load"]
+__all__ = ["WatchedSpec", "WorkerFinder", "check", "finder", "load", "serve", "watch_board"]
+
+_BUSY = -1  # the token of a module taken while its definition was under way
 
 
 class _Watch:
-    """This process's view of one kernel's board."""
+    """This process's view of one kernel's board, and the versions it holds."""
 
-    def __init__(self, directory: str, state: Any, owner: bool) -> None:
-        self.directory = directory
-        self.state = state  # the kernel's shared page
-        self.owner = owner  # this is the kernel: nothing to catch up with
-        self.seen = b"" if state is None else state[:8]
-        self.kernel = 0
-        self.entries: dict[str, board.Entry] = {}
-        self.busy: frozenset[str] | None = frozenset()
-        self._read_at = b"-"
+    def __init__(self, view: BoardView | None, kernel: Board | None = None) -> None:
+        self.view = view  # None in the kernel itself: nothing to catch up with
+        self.kernel = kernel
+        self.directory = (kernel or view).directory  # type: ignore[union-attr]
+        self.seen = b"" if view is None else view.counter()
         #: The token of the version of each cell module in this process's sys.modules.
         self.loaded: dict[str, int] = {}
         self.lock = threading.RLock()
         self.catching_up = False
 
-    def read(self) -> None:
-        """Read the manifest and the busy names, unless the counter has not moved."""
-        while True:
-            counter = self.state[:8]
-            if counter == self._read_at:
-                return
-            try:
-                kernel, entries = board.read_manifest(self.directory)
-            except (OSError, ValueError):  # the kernel has gone, and its directory with it
-                self._read_at = counter
-                return
-            busy = board.read_busy(self.state)
-            if self.state[:8] == counter:  # nothing changed while reading
-                self.kernel, self.entries, self.busy = kernel, entries, busy
-                self._read_at = counter
-                return
+    @property
+    def entries(self) -> dict[str, Entry]:
+        if self.view is None:
+            return self.kernel.entries  # type: ignore[union-attr]
+        self.view.read()
+        return self.view.entries
 
     def is_busy(self, name: str) -> bool:
-        return self.busy is None or name in self.busy
+        return self.view is not None and self.view.is_busy(name)
+
+    def kernel_pid(self) -> int:
+        return os.getpid() if self.view is None else self.view.kernel
 
 
 _watch: _Watch | None = None
-_served: board.Board | None = None  # in the kernel: its own board
+_lock = threading.RLock()
 
 
 def check() -> None:
     """Catch up with the kernel if its board moved, unless the caller of the caller is
     an ``import`` statement of running code (see the module docstring)."""
     watch = _watch
-    if watch is None or watch.owner or watch.state[:8] == watch.seen:
+    if watch is None or watch.view is None or watch.view.counter() == watch.seen:
         return
     if not is_import(sys._getframe(1).f_back):  # the getter's caller (None: C code)
         _catch_up(watch)
 
 
 def is_import(frame: FrameType | None) -> bool:
-    """Whether ``frame`` is reading a module's spec to import it: an ``import``
-    statement, or importlib's own code (``importlib.import_module``)."""
+    """Whether ``frame`` reads a module's spec to import it: an ``import`` statement, or
+    importlib's own code (``importlib.import_module``)."""
     if frame is None:
         return False
     index = frame.f_lasti
@@ -99,11 +90,10 @@ def is_import(frame: FrameType | None) -> bool:
     return str(frame.f_globals.get("__name__", "")).startswith("importlib")
 
 
-
 def _import_name() -> int:
     global _IMPORT_NAME
     if _IMPORT_NAME < 0:
-        import opcode
+        import opcode  # when first needed: it takes a millisecond to import
 
         _IMPORT_NAME = opcode.opmap["IMPORT_NAME"]
     return _IMPORT_NAME
@@ -154,9 +144,6 @@ class _UnavailableLoader:
         _record(self.name, self.token)
 
 
-_BUSY = -1  # the token of a module taken while its definition was under way
-
-
 def _record(name: str, token: int) -> None:
     if _watch is not None:
         _watch.loaded[name] = token
@@ -171,25 +158,20 @@ class WorkerFinder:
         watch = _watch
         if watch is None:
             return None
-        if not watch.owner:
-            watch.read()
         entry = watch.entries.get(fullname)
-        loader: Any
-        if not watch.owner and watch.is_busy(fullname):
-            is_package = entry is not None and entry.is_package
-            reason = _busy_reason(fullname, watch.kernel)
-            loader = _UnavailableLoader(fullname, _BUSY, reason, is_package)
-            return WatchedSpec(fullname, loader, is_package=is_package)
+        is_package = entry is not None and entry.is_package
+        if watch.is_busy(fullname):
+            reason = _busy_reason(fullname, watch.kernel_pid())
+            return _unavailable(fullname, _BUSY, reason, is_package)
         if entry is None:
             return None
         if entry.origin is None:
-            reason = _memory_only_reason(fullname, watch.kernel)
-            loader = _UnavailableLoader(fullname, entry.token, reason, entry.is_package)
-            return WatchedSpec(fullname, loader, is_package=entry.is_package)
+            reason = _memory_only_reason(fullname, watch.kernel_pid())
+            return _unavailable(fullname, entry.token, reason, is_package)
         loader = _CopyLoader(fullname, entry.origin, entry.token)
-        spec = WatchedSpec(fullname, loader, origin=entry.origin, is_package=entry.is_package)
+        spec = WatchedSpec(fullname, loader, origin=entry.origin, is_package=is_package)
         spec.has_location = True
-        if entry.is_package:
+        if is_package:
             spec.submodule_search_locations = [os.path.dirname(entry.origin)]
         return spec
 
@@ -197,12 +179,12 @@ class WorkerFinder:
         """Nothing to invalidate: the board says what is current."""
 
 
+def _unavailable(name: str, token: int, reason: str, is_package: bool) -> WatchedSpec:
+    loader: Any = _UnavailableLoader(name, token, reason, is_package)  # a Loader by its methods
+    return WatchedSpec(name, loader, is_package=is_package)
+
+
 finder = WorkerFinder()
-
-
-def _install_finder() -> None:
-    if finder not in sys.meta_path:
-        sys.meta_path.insert(0, finder)
 
 
 def load(name: str, stub: str) -> None:
@@ -211,13 +193,11 @@ def load(name: str, stub: str) -> None:
     directory = os.path.dirname(os.path.dirname(os.path.abspath(stub)))
     watch = _watch
     if watch is None or watch.directory != directory:
-        if watch is not None and watch.owner:  # another kernel's: this one has its own
+        if watch is not None and watch.view is None:  # a kernel, with a board of its own
             msg = f"No module named {name!r} (a cell module of another kernel, {directory})"
             raise ModuleNotFoundError(msg, name=name)
         watch = watch_board(directory)
-    if not watch.owner:
-        watch.read()
-    if name not in watch.entries and not (not watch.owner and watch.is_busy(name)):
+    if name not in watch.entries and not watch.is_busy(name):
         msg = f"No module named {name!r} (the kernel that defined it no longer lists it)"
         raise ModuleNotFoundError(msg, name=name)
     del sys.modules[name]  # the stand-in; importlib puts back what the import below makes
@@ -229,20 +209,19 @@ def watch_board(directory: str) -> _Watch:
     global _watch
     with _lock:
         if _watch is None or _watch.directory != directory:
-            _watch = _Watch(directory, board.open_state(directory), owner=False)
-        _install_finder()
+            _watch = _Watch(BoardView(directory))
+        if finder not in sys.meta_path:
+            sys.meta_path.insert(0, finder)
         return _watch
 
 
-def serve(kernel_board: board.Board) -> None:
+def serve(kernel: Board) -> None:
     """In the kernel: serve the modules of its own board (those restored from a lasting
     directory; the kernel's registry serves those it defined), with nothing to catch
-    up with."""
-    global _watch, _served
+    up with; a child forked from it catches up from then on."""
+    global _watch
     with _lock:
-        _served = kernel_board
-        _watch = _Watch(kernel_board.directory, None, owner=True)
-        _watch.entries = kernel_board.entries  # the same dict: always current
+        _watch = _Watch(None, kernel)
         if finder not in sys.meta_path:
             # After the kernel's registry, which serves the modules it holds, and before
             # the path finder, which would find the stand-ins.
@@ -252,28 +231,25 @@ def serve(kernel_board: board.Board) -> None:
 
 
 def _forked() -> None:
-    """In a child forked from the kernel: its cell modules are the kernel's, as they were;
-    from now on, catch up with the kernel like any worker."""
+    """In a child forked from the kernel: its cell modules are the kernel's, as they were
+    at the fork; from now on, it catches up with the kernel like any worker."""
     global _watch, _lock
     _lock = threading.RLock()
     kernel = _watch
-    if kernel is None or not kernel.owner or _served is None:
+    if kernel is None or kernel.kernel is None:
         return
-    state = _served.state  # shared with the kernel, which goes on writing it
-    watch = _Watch(kernel.directory, state, owner=False)
-    watch.kernel = os.getppid()
-    busy = board.read_busy(state)
-    for name, entry in kernel.entries.items():
+    view = BoardView(kernel.directory, kernel.kernel.state)  # shared: the kernel writes on
+    view.read()
+    watch = _Watch(view)
+    busy = view.entries.keys() if view.busy is None else view.busy
+    for name, entry in view.entries.items():
         if name in sys.modules:
-            watch.loaded[name] = _BUSY if busy is None or name in busy else entry.token
-    for name in busy or ():
+            watch.loaded[name] = entry.token
+    for name in busy:  # being defined at the fork (a first definition, too)
         if name in sys.modules:
             watch.loaded[name] = _BUSY
     _watch = watch
     sys.meta_path[:] = [finder, *(f for f in sys.meta_path if f is not finder)]
-
-
-_lock = threading.RLock()
 
 
 def _catch_up(watch: _Watch) -> None:
@@ -282,13 +258,14 @@ def _catch_up(watch: _Watch) -> None:
             return
         watch.catching_up = True
         try:
-            while watch.state[:8] != watch.seen:
-                watch.seen = watch.state[:8]
-                watch.read()
+            assert watch.view is not None
+            while (counter := watch.view.counter()) != watch.seen:
+                watch.seen = counter
+                entries = watch.entries
                 stale = [
                     name
                     for name, token in watch.loaded.items()
-                    if name in sys.modules and _stale(watch, name, token)
+                    if name in sys.modules and _stale(watch, entries.get(name), name, token)
                 ]
                 if stale:
                     _replace(watch, stale)
@@ -296,9 +273,9 @@ def _catch_up(watch: _Watch) -> None:
             watch.catching_up = False
 
 
-def _stale(watch: _Watch, name: str, token: int) -> bool:
-    entry = watch.entries.get(name)
-    return entry is None or token == _BUSY or watch.is_busy(name) or entry.token != token
+def _stale(watch: _Watch, entry: Entry | None, name: str, token: int) -> bool:
+    """Whether the version of ``name`` this process holds (``token``) is not the latest."""
+    return entry is None or token != entry.token or watch.is_busy(name)
 
 
 def _replace(watch: _Watch, names: list[str]) -> None:
@@ -320,12 +297,14 @@ def _replace(watch: _Watch, names: list[str]) -> None:
                 f"(pid {os.getpid()}) after the kernel redefined it: "
                 f"{type(exc).__name__}: {exc}"
             )
-            sys.modules[name] = Unavailable(name, reason, is_package=bool(entry and entry[2]))
-            watch.loaded[name] = entry.token if entry else _BUSY
+            is_package = entry is not None and entry.is_package
+            sys.modules[name] = Unavailable(name, reason, is_package=is_package)
+            watch.loaded[name] = _BUSY if entry is None else entry.token
     # A submodule not imported again belongs to its new parent as well.
+    replaced = set(names)
     for name in list(watch.loaded):
         parent, _, child = name.rpartition(".")
-        if parent in names and name in sys.modules and parent in sys.modules:
+        if parent in replaced and name in sys.modules and parent in sys.modules:
             setattr(sys.modules[parent], child, sys.modules[name])
 
 
