@@ -17,6 +17,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
+from ..store import kernel_board
 from ..workers.catchup import check
 
 __all__ = ["CellSpec", "DefinitionLock", "Discarded", "claim", "in_progress", "release"]
@@ -79,7 +80,8 @@ class CellSpec(ModuleSpec):
     other thread waits until the definition has ended, except a pickler's: ``pickle``
     reads it (through ``__import__``) to check a reference to the module's function,
     which a pool that the module's own code starts does from its feeder thread while
-    the definition waits for the pool.
+    the definition waits for the pool.  Such a task, for a worker process, is put on
+    the board: the worker fails it fast (see :meth:`ipyexecmod.workers.board.Board.referenced`).
 
     In a child forked from the kernel, reading it first catches up with the kernel
     (:func:`ipyexecmod.workers.catchup.check`).
@@ -103,9 +105,15 @@ class CellSpec(ModuleSpec):
             lock = in_progress.get(name)
             if lock is None:
                 continue
+            pickling = _is_pickling(sys._getframe().f_back)
+            if pickling:
+                # A task for another process refers to the module being defined.
+                board = kernel_board()
+                if board is not None:
+                    board.referenced(name)
             if lock.thread == threading.get_ident():
                 return True
-            if _is_pickling(sys._getframe().f_back):
+            if pickling:
                 return False  # pickle checking a reference: the module is in sys.modules
             lock.wait()
             if lock.failed and name in lock.fresh:

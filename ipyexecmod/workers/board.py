@@ -49,7 +49,8 @@ _BUSY = slice(32, 32 + 4096)  # the busy names
 _SLOTS = _BUSY.stop  # then a token (u64) per module
 _SIZE = 64 * 1024
 _SLOT = struct.Struct("<Q")
-_ALL = b"*"  # in place of busy names that do not fit: every module is busy
+_ALL = b"*"  # in place of busy names that do not fit: every module is busy and referenced
+_REFERENCED = "!"  # before a busy name: a task refers to it (see Board.referenced)
 
 STUB = """\
 # Written by ipyexecmod: importing {name!r} here imports the latest version of the kernel's
@@ -94,10 +95,20 @@ class Board:
         return f"<{type(self).__name__} {self.directory!r}>"
 
     def claim(self, name: str) -> None:
-        """A definition of ``name`` is under way: workers that need it fail fast."""
+        """A definition of ``name`` is under way: workers that need it keep the version
+        before it (a first one has none: they fail fast)."""
         self._stub(name.partition(".")[0])  # a first one too: workers find it busy
         self._busy.append(name)
         self._write_state()
+
+    def referenced(self, name: str) -> None:
+        """A task pickled in the kernel refers to ``name`` while its definition is under
+        way (its own code starts a pool): a worker that needs it fails fast, as it cannot
+        have the version being defined, and the version before it would be a wrong one."""
+        mark = _REFERENCED + name
+        if name in self._busy and mark not in self._busy:
+            self._busy.append(mark)
+            self._write_state()
 
     def publish(self, entries: dict[str, tuple[str | None, bool]]) -> None:
         """New versions have committed: ``entries`` gives, for each module, its copy's
@@ -110,7 +121,7 @@ class Board:
             slotted = self._write_slot(name, token)
             changed = changed or not slotted or known is None or known[1:] != (origin, is_package)
             self._stub(name.partition(".")[0])
-        self._busy = [name for name in self._busy if name not in entries]
+        self._busy = [name for name in self._busy if name.removeprefix(_REFERENCED) not in entries]
         if changed:
             self._write_manifest()
         self._write_state()
@@ -194,8 +205,10 @@ class BoardView:
         self.state = state if state is not None else _open_state(directory)
         self.kernel = 0  # the kernel's process id
         self.entries: dict[str, Entry] = {}
-        #: The modules whose definition is under way; ``None`` means all of them.
+        #: The modules whose definition is under way, and those of them that a task
+        #: refers to (see :meth:`Board.referenced`); ``None`` means all of them.
         self.busy: frozenset[str] | None = frozenset()
+        self.referenced: frozenset[str] | None = frozenset()
         self._read_at = b""
         self._serial = -1
         self._manifest: dict[str, list[object]] = {}
@@ -221,7 +234,7 @@ class BoardView:
             entries = {name: self._entry(*each) for name, each in self._manifest.items()}  # type: ignore[arg-type]
             if self.state[:8] == counter:  # nothing changed while reading
                 self.entries, self._read_at = entries, counter
-                self.busy = None if names == _ALL else frozenset(names.decode().split("\n")) - {""}
+                self.busy, self.referenced = _busy(names)
 
     def _entry(self, slot: int, token: int, origin: str | None, is_package: bool) -> Entry:
         if slot >= 0:
@@ -230,6 +243,17 @@ class BoardView:
 
     def is_busy(self, name: str) -> bool:
         return self.busy is None or name in self.busy
+
+    def is_referenced(self, name: str) -> bool:
+        return self.referenced is None or name in self.referenced
+
+
+def _busy(names: bytes) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    if names == _ALL:
+        return None, None
+    busy = [name for name in names.decode().split("\n") if name]
+    referenced = {name[1:] for name in busy if name.startswith(_REFERENCED)}
+    return frozenset(busy) - {_REFERENCED + name for name in referenced}, frozenset(referenced)
 
 
 def _open_state(directory: str) -> mmap.mmap:

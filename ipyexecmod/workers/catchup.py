@@ -61,6 +61,9 @@ class _Watch:
     def is_busy(self, name: str) -> bool:
         return self.view is not None and self.view.is_busy(name)
 
+    def is_referenced(self, name: str) -> bool:
+        return self.view is not None and self.view.is_referenced(name)
+
     def kernel_pid(self) -> int:
         return os.getpid() if self.view is None else self.view.kernel
 
@@ -160,7 +163,8 @@ class WorkerFinder:
             return None
         entry = watch.entries.get(fullname)
         is_package = entry is not None and entry.is_package
-        if watch.is_busy(fullname):
+        if watch.is_busy(fullname) and (entry is None or watch.is_referenced(fullname)):
+            # Being defined, with no version before it, or one that would be wrong.
             reason = _busy_reason(fullname, watch.kernel_pid())
             return _unavailable(fullname, _BUSY, reason, is_package)
         if entry is None:
@@ -274,8 +278,14 @@ def _catch_up(watch: _Watch) -> None:
 
 
 def _stale(watch: _Watch, entry: Entry | None, name: str, token: int) -> bool:
-    """Whether the version of ``name`` this process holds (``token``) is not the latest."""
-    return entry is None or token != entry.token or watch.is_busy(name)
+    """Whether the version of ``name`` this process holds (``token``) is not the latest
+    complete one: while a definition is under way, the one before it, unless a task
+    refers to the module (its own code starts a pool), which it cannot have."""
+    if token == _BUSY:  # as far as its code had run when this child was forked from it
+        return not watch.is_busy(name)
+    if entry is None or token != entry.token:
+        return True
+    return watch.is_busy(name) and watch.is_referenced(name)
 
 
 def _replace(watch: _Watch, names: list[str]) -> None:
