@@ -25,6 +25,7 @@ import rows_magic
 import rows_peers
 import rows_processes
 import rows_startup
+import rows_workers
 from harness import FULL, QUICK, Row, Settings, table
 
 # In this order: the rows that fill the process with modules come last.
@@ -43,6 +44,8 @@ GROUPS = [
     rows_peers.peer_rows,
     rows_processes.finder_rows,
     rows_processes.spawn_rows,
+    rows_workers.pool_rows,
+    rows_workers.freshness_rows,
     rows_core.memory_rows,
     rows_core.lsmod_rows,
     rows_dask.dask_rows,
