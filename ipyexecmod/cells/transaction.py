@@ -90,11 +90,13 @@ class Transaction:
             try:
                 _call_all(self.after_steps)  # a copy on disk failing must not stop the listeners
             finally:
-                if self.board is not None:
-                    self.board.release()
+                self._release_board()
 
     def _release(self, *, failed: bool) -> None:
         release(self.lock, failed=failed)
+        self._release_board()
+
+    def _release_board(self) -> None:
         if self.board is not None:
             self.board.release()
 
@@ -108,7 +110,7 @@ class Transaction:
 
     def claim(self, name: str, *, fresh: bool = False) -> None:
         """Make imports of ``name`` in other threads wait until the definition has ended,
-        and those in other processes fail fast (see :mod:`ipyexecmod.workers`)."""
+        and tell worker processes that it is under way (see :mod:`ipyexecmod.workers`)."""
         claim(name, self.lock, fresh=fresh)
         if self.board is not None:
             self.board.claim(name)
