@@ -33,6 +33,7 @@ import json
 import mmap
 import os
 import struct
+import threading
 import warnings
 from typing import NamedTuple
 
@@ -89,6 +90,8 @@ class Board:
         self._busy: list[str] = []
         self._stubs: set[str] = set()
         self._fresh: set[str] = set()  # stand-ins written since the last release
+        # Picklers in other threads mark names (referenced) while a definition runs.
+        self._lock = threading.Lock()
         self._write_manifest()
 
     def __repr__(self) -> str:
@@ -97,56 +100,65 @@ class Board:
     def claim(self, name: str) -> None:
         """A definition of ``name`` is under way: workers that need it keep the version
         before it (a first one has none: they fail fast)."""
-        self._stub(name.partition(".")[0])  # a first one too: workers find it busy
-        self._busy.append(name)
-        self._write_state()
+        with self._lock:
+            self._stub(name.partition(".")[0])  # a first one too: workers find it busy
+            self._busy.append(name)
+            self._write_state()
 
     def referenced(self, name: str) -> None:
         """A task pickled in the kernel refers to ``name`` while its definition is under
         way (its own code starts a pool): a worker that needs it fails fast, as it cannot
         have the version being defined, and the version before it would be a wrong one."""
-        mark = _REFERENCED + name
-        if name in self._busy and mark not in self._busy:
-            self._busy.append(mark)
-            self._write_state()
+        with self._lock:
+            mark = _REFERENCED + name
+            if name in self._busy and mark not in self._busy:
+                self._busy.append(mark)
+                self._write_state()
 
     def publish(self, entries: dict[str, tuple[str | None, bool]]) -> None:
         """New versions have committed: ``entries`` gives, for each module, its copy's
         source (``None``: memory only) and whether it is a package."""
-        token = self._counter + 1
-        changed = False  # what the manifest says: a new module, one that moved, no slot
-        for name, (origin, is_package) in entries.items():
-            known = self.entries.get(name)
-            self.entries[name] = Entry(token, origin, is_package)
-            slotted = self._write_slot(name, token)
-            changed = changed or not slotted or known is None or known[1:] != (origin, is_package)
-            self._stub(name.partition(".")[0])
-        self._busy = [name for name in self._busy if name.removeprefix(_REFERENCED) not in entries]
-        if changed:
-            self._write_manifest()
-        self._write_state()
+        with self._lock:
+            token = self._counter + 1
+            changed = False  # what the manifest says: a new module, one that moved, no slot
+            for name, (origin, is_package) in entries.items():
+                known = self.entries.get(name)
+                self.entries[name] = Entry(token, origin, is_package)
+                slotted = self._write_slot(name, token)
+                changed = (
+                    changed or not slotted or known is None or known[1:] != (origin, is_package)
+                )
+                self._stub(name.partition(".")[0])
+            self._busy = [
+                name for name in self._busy if name.removeprefix(_REFERENCED) not in entries
+            ]
+            if changed:
+                self._write_manifest()
+            self._write_state()
 
     def release(self) -> None:
         """The definition under way has ended (committed, or put back): the stand-ins
         written for names that it did not define go."""
-        for top in self._fresh - self.entries.keys():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self.boot, f"{top}.py"))
-            self._stubs.discard(top)
-        self._fresh.clear()
-        if self._busy:
-            self._busy.clear()
-            self._write_state()
+        with self._lock:
+            for top in self._fresh - self.entries.keys():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.boot, f"{top}.py"))
+                self._stubs.discard(top)
+            self._fresh.clear()
+            if self._busy:
+                self._busy.clear()
+                self._write_state()
 
     def restore(self, entries: dict[str, tuple[str, bool]]) -> None:
         """Modules that a lasting directory holds from an earlier kernel, not defined here."""
-        fresh = {name: each for name, each in entries.items() if name not in self.entries}
-        for name, (origin, is_package) in fresh.items():
-            self.entries[name] = Entry(0, origin, is_package)
-            self._stub(name.partition(".")[0])
-        if fresh:
-            self._write_manifest()
-            self._write_state()
+        with self._lock:
+            fresh = {name: each for name, each in entries.items() if name not in self.entries}
+            for name, (origin, is_package) in fresh.items():
+                self.entries[name] = Entry(0, origin, is_package)
+                self._stub(name.partition(".")[0])
+            if fresh:
+                self._write_manifest()
+                self._write_state()
 
     def _stub(self, top: str) -> None:
         if top not in self._stubs:
