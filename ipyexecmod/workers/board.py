@@ -101,7 +101,8 @@ class Board:
         """A definition of ``name`` is under way: workers that need it keep the version
         before it (a first one has none: they fail fast)."""
         with self._lock:
-            self._stub(name.partition(".")[0])  # a first one too: workers find it busy
+            if "." not in name:  # a package's parents are claimed too; not a foreign one
+                self._stub(name)  # a first definition too: workers find it busy
             self._busy.append(name)
             self._write_state()
 
@@ -128,7 +129,8 @@ class Board:
                 changed = (
                     changed or not slotted or known is None or known[1:] != (origin, is_package)
                 )
-                self._stub(name.partition(".")[0])
+                if "." not in name:
+                    self._stub(name)
             self._busy = [
                 name for name in self._busy if name.removeprefix(_REFERENCED) not in entries
             ]
@@ -155,7 +157,8 @@ class Board:
             fresh = {name: each for name, each in entries.items() if name not in self.entries}
             for name, (origin, is_package) in fresh.items():
                 self.entries[name] = Entry(0, origin, is_package)
-                self._stub(name.partition(".")[0])
+                if "." not in name:
+                    self._stub(name)
             if fresh:
                 self._write_manifest()
                 self._write_state()
