@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from types import CodeType, ModuleType
 
 TYPE_CHECKING = False
@@ -10,6 +11,7 @@ if TYPE_CHECKING:  # a Loader to type checkers; at run time, no import of import
     import weakref
     from importlib.abc import InspectLoader as _Protocol
     from importlib.machinery import ModuleSpec
+    from importlib.resources.abc import TraversableResources
     from typing import Any
 else:
     _Protocol = object
@@ -124,6 +126,22 @@ class SourceTextLoader(_Protocol):
         self._check_name(fullname)
         assert self._code is not None  # set by __init__
         return self._code
+
+    def get_resource_reader(self, fullname: str) -> TraversableResources | None:
+        """What :func:`importlib.resources.files` reads a package's resources from: the
+        directory that the package's spec names (a cell package's on-disk copy, which a
+        worker process that imports the copy reads too); ``None`` for a module, or a
+        package with no directory (one kept in memory only)."""
+        self._check_name(fullname)
+        spec = getattr(sys.modules.get(fullname), "__spec__", None)
+        if not self._is_package or spec is None or spec.loader is not self:
+            return None
+        locations = spec.submodule_search_locations
+        if not locations:
+            return None
+        from ._resources import Directory  # importlib.resources.abc, only when asked
+
+        return Directory(locations[0])
 
     def create_module(self, spec: ModuleSpec) -> None:
         """``None``: the import system creates the module as it does by default."""

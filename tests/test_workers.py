@@ -1,0 +1,469 @@
+"""Cell modules in worker processes (issue 16): real pools, real processes, no mocks.
+
+Each start method (spawn, forkserver, fork) with ``concurrent.futures`` and
+``multiprocessing.Pool``, and joblib's default backend (loky, whose workers live on
+between calls): a pool made before a redefinition runs the new version at its next task;
+a task already running finishes with the one it started with; a module kept in memory
+only gives the caller an ImportError that says so, and the pool lives on.
+
+Pools are shared by the tests of this module (two workers each, made once: spawning a
+worker takes a third of a second), and every task that must reach both workers waits on
+a barrier with the other one, so that each worker provably holds the old version before
+a redefinition.  Nothing sleeps: a task that must still be running waits on an event
+that the test sets; :data:`HANG_GUARD` only catches a hang.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import importlib
+import json
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pytest
+from helpers import HANG_GUARD, define, run_python
+from IPython.core.error import UsageError
+
+from ipyexecmod.store import kernel_store
+
+# Fork pools fork a process that runs threads (the pools' own): Python 3.12+ warns of it.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"
+)
+
+SA = """\
+import os
+
+VERSION = {version}
+
+
+def f():
+    return VERSION
+
+
+def warm(barrier, *calls):
+    barrier.wait({guard})
+    return (os.getpid(), VERSION, *[call() for call in calls])
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+        self.made_by = VERSION
+
+    def value(self):
+        return VERSION, self.x
+
+
+def make(x):
+    return Point(x)
+
+
+def value_of(point):
+    return point.value()
+
+
+def hold(started, go):
+    started.set()
+    go.wait({guard})
+    import {name} as again
+
+    return VERSION, f(), again.VERSION, again.f()
+"""
+
+SB = """\
+import os
+
+from {sa} import f, make
+
+
+def g():
+    return f()
+
+
+def probe(barrier, point):
+    barrier.wait({guard})
+    return os.getpid(), g(), point.value(), make(point.x + 1)
+"""
+
+MEMORY_ONLY = "kept in the memory of the kernel"
+
+
+def sa_body(name: str, version: int) -> str:
+    return SA.format(name=name, version=version, guard=HANG_GUARD)
+
+
+def sb_body(sa: str) -> str:
+    return SB.format(sa=sa, guard=HANG_GUARD)
+
+
+# -- the pools --
+
+
+class Workers:
+    """Two worker processes of one kind (a start method and an API), one interface."""
+
+    def __init__(self, method: str, api: str) -> None:
+        self.method, self.api = method, api
+        self.pool: Any = None
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Workers]:
+        """The pool, shut down on leaving, whatever happened."""
+        if self.api == "joblib":  # loky's reusable executor: the same workers each call
+            yield self
+            return
+        context = multiprocessing.get_context(self.method)
+        if self.api == "executor":
+            pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=context)
+        else:
+            pool = context.Pool(2)
+        with pool:
+            self.pool = pool
+            yield self
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        """Start ``function(*args)`` in a worker; what to call for its result."""
+        if self.api == "executor":
+            future = self.pool.submit(function, *args)
+            return lambda: future.result(HANG_GUARD)
+        if self.api == "pool":
+            result = self.pool.apply_async(function, args)
+            return lambda: result.get(HANG_GUARD)
+        # joblib has no submit: a call of Parallel in a thread of ours
+        thread = concurrent.futures.ThreadPoolExecutor(1)
+        future = thread.submit(self.map, function, [args])
+        thread.shutdown(wait=False)
+        return lambda: future.result(HANG_GUARD)[0]
+
+    def map(self, function: Callable[..., Any], calls: list[tuple[Any, ...]]) -> list[Any]:
+        """``function(*args)`` for each of ``calls``, all started before any is waited for."""
+        if self.api == "joblib":
+            return joblib.Parallel(n_jobs=2)(joblib.delayed(function)(*args) for args in calls)
+        results = [self.submit(function, *args) for args in calls]
+        return [result() for result in results]
+
+
+KINDS = [
+    pytest.param((method, api), id=f"{method}-{api}")
+    for method in ("spawn", "forkserver", "fork")
+    for api in ("executor", "pool")
+] + [pytest.param(("loky", "joblib"), id="joblib")]
+
+
+@pytest.fixture(scope="module")
+def extension_loaded(shell) -> None:
+    """What a kernel has before it starts a pool: the extension loaded, so the board's
+    directory is on sys.path, and processes spawned from now on can import cell modules."""
+    shell.run_line_magic("load_ext", "ipyexecmod")
+    shell.run_line_magic("unload_ext", "ipyexecmod")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lokys_workers_go() -> Iterator[None]:
+    """joblib's workers (loky's reusable executor) stop with this module's tests."""
+    yield
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def workers(request, extension_loaded) -> Iterator[Workers]:
+    """Two workers of each kind, shared by this module's tests (pytest runs the tests of
+    one kind together, then shuts its pool down)."""
+    with Workers(*request.param).running() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def manager(extension_loaded) -> Iterator[Any]:
+    """Events and barriers that tasks in any worker can wait on."""
+    with multiprocessing.get_context("spawn").Manager() as manager:
+        yield manager
+
+
+@pytest.fixture(scope="module")
+def spawned(extension_loaded) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """One spawned worker, shared by the tests that need a worker of no special kind."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        yield pool
+
+
+def on_both(manager: Any, *args: Any) -> list[tuple[Any, ...]]:
+    """Arguments for two calls, each with a barrier first that the other also waits on:
+    each call runs in a worker of its own."""
+    barrier = manager.Barrier(2)
+    return [(barrier, *args), (barrier, *args)]
+
+
+# -- the next task runs the latest version --
+
+
+def test_a_pool_made_before_a_redefinition_runs_the_new_version_at_its_next_task(
+    ip, unique, workers, manager
+):
+    sa, sb = unique("sa"), unique("sb")
+    a = define(ip, sa, sa_body(sa, 1))
+    b = define(ip, sb, sb_body(sa))
+    before = workers.map(b.probe, on_both(manager, a.Point(1)))
+    pids = {result[0] for result in before}
+    assert len(pids) == 2  # both workers hold version 1 of both modules
+    assert [result[1:3] for result in before] == [(1, (1, 1))] * 2
+
+    a = define(ip, sa, sa_body(sa, 2))  # sb, a dependent, runs again in the kernel
+    assert sorted(workers.map(a.warm, on_both(manager))) == sorted((pid, 2) for pid in pids)
+    after = workers.map(b.probe, on_both(manager, a.Point(5)))
+    assert {result[0] for result in after} == pids
+    for _, g, value, made in after:
+        assert (g, value) == (2, (2, 5))  # sb.g calls the new sa.f; the argument is new
+        assert isinstance(made, sys.modules[sa].Point) and (made.x, made.made_by) == (6, 2)
+
+
+def test_a_running_task_keeps_its_version_even_through_an_import_and_the_next_one_is_fresh(
+    ip, unique, workers, manager
+):
+    sa = unique("sa")
+    a = define(ip, sa, sa_body(sa, 1))
+    pids = {pid for pid, _ in workers.map(a.warm, on_both(manager))}
+    started, go = manager.Event(), manager.Event()
+    held = workers.submit(a.hold, started, go)
+    try:
+        assert started.wait(HANG_GUARD)
+        a = define(ip, sa, sa_body(sa, 2))
+        # The other worker, while the first one is still in its task
+        assert workers.map(a.f, [()]) == [2]
+    finally:
+        go.set()
+    # Its own globals, its functions, and an `import` statement run in the task after the
+    # redefinition: all version 1, never a mix
+    assert held() == (1, 1, 1, 1)
+    assert sorted(workers.map(a.warm, on_both(manager))) == sorted((pid, 2) for pid in pids)
+
+
+# -- modules kept in memory only --
+
+
+def test_a_memory_only_module_raises_an_import_error_in_the_caller_and_the_pool_lives_on(
+    ip, unique, workers, manager
+):
+    ok, kept = unique("ok"), unique("kept")
+    good = define(ip, ok, sa_body(ok, 1))
+    workers.map(good.warm, on_both(manager))
+    memory = define(ip, kept, sa_body(kept, 1), "--no-persist")
+    for function, args in [(memory.f, ()), (good.value_of, (memory.Point(3),))]:
+        with pytest.raises(ImportError, match=f"cell module '{kept}' is {MEMORY_ONLY}"):
+            workers.map(function, [args])
+    assert workers.map(good.f, [(), ()]) == [1, 1]  # the pool runs the next tasks
+
+
+@pytest.mark.parametrize("api", ["executor", "pool"])
+def test_a_fork_child_has_the_kernels_memory_only_module_until_it_is_redefined(
+    ip, unique, manager, api
+):
+    ok, kept = unique("ok"), unique("kept")
+    good = define(ip, ok, sa_body(ok, 1))
+    memory = define(ip, kept, sa_body(kept, 1), "--no-persist")
+    with Workers("fork", api).running() as forked:
+        # Each worker, a copy of the kernel, takes the memory-only function by reference
+        before = forked.map(good.warm, on_both(manager, memory.f))
+        assert len({pid for pid, *_ in before}) == 2
+        assert [result[1:] for result in before] == [(1, 1)] * 2
+        memory = define(ip, kept, sa_body(kept, 2), "--no-persist")
+        # ... and none can have the new version: no old one ever runs
+        calls = on_both(manager, memory.f)  # held: a proxy dropped here is gone there
+        results = [forked.submit(good.warm, *args) for args in calls]
+        for result in results:
+            with pytest.raises(ImportError, match=f"cell module '{kept}' is {MEMORY_ONLY}"):
+                result()
+
+
+# -- where workers import from --
+
+
+def test_workers_started_before_the_first_definition_import_later_cell_modules(tmp_path):
+    out = run_python(
+        f"""
+        import concurrent.futures, multiprocessing
+        import joblib
+        from IPython.core.interactiveshell import InteractiveShell
+        from traitlets.config import Config
+
+        config = Config()
+        config.HistoryAccessor.enabled = False
+        ip = InteractiveShell.instance(config=config)
+        ip.run_line_magic("load_ext", "ipyexecmod")
+        spawn = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            # both pools' workers start, with the sys.path of now
+            print(pool.submit(abs, -1).result({HANG_GUARD}))
+            print(joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(-i) for i in (1, 2)))
+            ip.run_cell_magic("as_module", "late", "def f(x):\\n    return x + 1\\n")
+            import late
+
+            print(pool.submit(late.f, 1).result({HANG_GUARD}))
+            print(joblib.Parallel(n_jobs=2)(joblib.delayed(late.f)(i) for i in (1, 2)))
+        """,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["1", "[1, 2]", "2", "[2, 3]"]
+
+
+def test_a_module_moved_out_of_a_lasting_directory_is_never_imported_from_there(
+    ip, unique, tmp_path, spawned
+):
+    name = unique("moved")
+    lasting = tmp_path / "lasting"
+    module = define(ip, name, sa_body(name, 1), f"--persist-dir {lasting}")
+    assert Path(module.__file__) == lasting / f"{name}.py"
+    assert spawned.submit(module.f).result(HANG_GUARD) == 1  # the warm worker has D's copy
+
+    module = define(ip, name, sa_body(name, 2))  # into the private directory
+    assert Path(module.__file__).parent != lasting
+    assert spawned.submit(module.f).result(HANG_GUARD) == 2
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as new:
+        assert new.submit(module.f).result(HANG_GUARD) == 2
+        module = define(ip, name, sa_body(name, 3), "--no-persist")
+        for worker in (spawned, new):
+            with pytest.raises(ImportError, match=MEMORY_ONLY):
+                worker.submit(module.f).result(HANG_GUARD)
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as newer:
+        with pytest.raises(ImportError, match=MEMORY_ONLY):
+            newer.submit(module.f).result(HANG_GUARD)
+
+
+def tree(directory: str) -> set[str]:
+    """The paths of the files and directories under ``directory``, relative to it."""
+    return {
+        os.path.relpath(os.path.join(root, entry), directory)
+        for root, directories, files in os.walk(directory)
+        for entry in [*directories, *files]
+    }
+
+
+@pytest.mark.parametrize("real", ["json", "own"])
+def test_no_copy_under_a_real_package_that_would_hide_it_from_workers(
+    ip, unique, tmp_path, monkeypatch, real
+):
+    if real == "json":
+        package, tools = "json", json
+    else:
+        package = unique("lib")
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+        (tmp_path / package / "tools.py").write_text("def dumps(value):\n    return repr(value)\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        tools = importlib.import_module(f"{package}.tools")
+    private = kernel_store().directory
+    files = tree(private)
+    with pytest.raises(UsageError) as refused:
+        define(ip, f"{package}.extra", "X = 1\n")
+    message = str(refused.value)
+    assert f"cannot keep an on-disk copy of '{package}.extra'" in message
+    assert f"'{package}' is a package that ipyexecmod did not create" in message
+    assert "define it with --no-persist" in message
+    assert f"{package}.extra" not in sys.modules
+    assert tree(private) == files  # not even a stand-in for the package
+    if package != "json":  # what the message suggests works (json's would outlive the test)
+        assert define(ip, f"{package}.extra", "X = 1\n", "--no-persist").X == 1
+        assert tree(private) == files
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        assert pool.submit(tools.dumps, {"a": [1]}).result(HANG_GUARD) == tools.dumps({"a": [1]})
+
+
+# -- pools in a cell module's own code --
+
+OWN_POOL = {
+    "executor": (
+        "with concurrent.futures.ProcessPoolExecutor(\n"
+        "    1, mp_context=multiprocessing.get_context({method!r})\n"
+        ") as pool:\n"
+        "    RESULT = list(pool.map(f, [1, 2]))\n"
+    ),
+    "pool": (
+        "with multiprocessing.get_context({method!r}).Pool(1) as pool:\n"
+        "    RESULT = pool.map(f, [1, 2])\n"
+    ),
+    # loky (spawn-like) by default; multiprocessing.Pool forks on Linux before Python 3.14
+    "joblib": "RESULT = joblib.Parallel(n_jobs=2{backend})(joblib.delayed(f)(x) for x in [1, 2])\n",
+}
+
+
+def own_pool(version: int, method: str, api: str) -> str:
+    backend = ', backend="multiprocessing"' if method == "fork" else ""
+    pool = OWN_POOL[api].format(method=method, backend=backend)
+    return (
+        "import concurrent.futures\nimport multiprocessing\n\nimport joblib\n\n"
+        f"VERSION = {version}\n\n\ndef f(x):\n    return VERSION, x\n\n\n{pool}"
+    )
+
+
+@pytest.mark.parametrize("api", ["executor", "pool", "joblib"])
+def test_a_cell_modules_own_fork_pool_runs_the_version_being_defined(ip, unique, api):
+    name = unique("own")
+    assert define(ip, name, own_pool(1, "fork", api)).RESULT == [(1, 1), (1, 2)]
+    assert define(ip, name, own_pool(2, "fork", api)).RESULT == [(2, 1), (2, 2)]
+
+
+@pytest.mark.parametrize("api", ["executor", "pool", "joblib"])
+def test_a_cell_modules_own_spawn_pool_fails_fast_and_the_good_version_stays(
+    ip, unique, spawned, api
+):
+    name = unique("own")
+    with pytest.raises(ImportError, match=f"cell module '{name}' is being defined"):
+        define(ip, name, own_pool(1, "spawn", api))
+    assert name not in sys.modules
+    good = define(ip, name, "VERSION = 1\n\n\ndef f(x):\n    return VERSION, x\n")
+    with pytest.raises(ImportError, match=f"cell module '{name}' is being defined"):
+        define(ip, name, own_pool(2, "spawn", api))
+    assert sys.modules[name] is good and good.f(1) == (1, 1)
+    assert spawned.submit(good.f, 2).result(HANG_GUARD) == (1, 2)
+
+
+# -- packages --
+
+#: What a package looks like from inside a process: its __path__, the submodules that
+#: pkgutil finds there, and what importlib.resources finds in it (if ``files`` is true).
+PROBE = """(lambda m, resources: (
+    list(m.__path__),
+    sorted(i.name for i in __import__("pkgutil").iter_modules(m.__path__)),
+    resources and sorted(str(p) for p in resources.files(m).iterdir()),
+))(__import__("importlib").import_module({name!r}), {files} and __import__("importlib.resources"
+).resources)"""
+
+
+def test_a_cell_package_looks_the_same_in_the_kernel_and_its_workers(ip, unique, spawned):
+    package = unique("pkg")
+    define(ip, package, "X = 1\n")
+    define(ip, f"{package}.sub", "Y = 2\n")
+    define(ip, f"{package}.other", "Z = 3\n")
+    probe = PROBE.format(name=package, files=True)
+    directory = os.path.dirname(sys.modules[package].__file__)
+    here = eval(probe)
+    assert here[:2] == ([directory], ["other", "sub"])
+    assert {os.path.join(directory, f"{m}.py") for m in ("__init__", "other", "sub")} <= set(
+        here[2]
+    )
+    assert spawned.submit(eval, probe).result(HANG_GUARD) == here
+
+
+def test_a_memory_only_cell_package_has_an_empty_path_in_the_kernel_and_its_workers(
+    ip, unique, spawned
+):
+    package = unique("pkg")
+    define(ip, f"{package}.sub", "Y = 2\n", "--no-persist")
+    define(ip, package, "X = 1\n", "--no-persist")
+    probe = PROBE.format(name=package, files=False)
+    assert eval(probe) == ([], [], False)
+    assert spawned.submit(eval, probe).result(HANG_GUARD) == ([], [], False)
