@@ -41,11 +41,12 @@ _BUSY = -1  # the token of a module taken while its definition was under way
 class _Watch:
     """This process's view of one kernel's board, and the versions it holds."""
 
-    def __init__(self, view: BoardView | None, kernel: Board | None = None) -> None:
-        self.view = view  # None in the kernel itself: nothing to catch up with
-        self.kernel = kernel
-        self.directory = (kernel or view).directory  # type: ignore[union-attr]
-        self.seen = b"" if view is None else view.counter()
+    def __init__(self, view: BoardView | Board) -> None:
+        #: In the kernel itself, its own board: nothing to catch up with.
+        self.kernel = view if isinstance(view, Board) else None
+        self.view = None if isinstance(view, Board) else view
+        self.directory = view.directory
+        self.seen = b"" if self.view is None else self.view.counter()
         #: The token of the version of each cell module in this process's sys.modules.
         self.loaded: dict[str, int] = {}
         self.lock = threading.RLock()
@@ -53,8 +54,9 @@ class _Watch:
 
     @property
     def entries(self) -> dict[str, Entry]:
-        if self.view is None:
-            return self.kernel.entries  # type: ignore[union-attr]
+        if self.kernel is not None:
+            return self.kernel.entries
+        assert self.view is not None
         self.view.read()
         return self.view.entries
 
@@ -225,7 +227,7 @@ def serve(kernel: Board) -> None:
     up with; a child forked from it catches up from then on."""
     global _watch
     with _lock:
-        _watch = _Watch(None, kernel)
+        _watch = _Watch(kernel)
         if finder not in sys.meta_path:
             # After the kernel's registry, which serves the modules it holds, and before
             # the path finder, which would find the stand-ins.
