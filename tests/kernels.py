@@ -49,7 +49,9 @@ def kernel_running(ipython_dir: Path) -> Iterator[tuple[Any, Any]]:
             finally:
                 client.stop_channels()
         finally:
-            manager.shutdown_kernel(now=True)
+            # Gracefully: the kernel's exit handlers remove what it made (its private directory,
+            # joblib's and loky's files in /dev/shm); a kernel that does not exit in time is killed.
+            manager.shutdown_kernel()
 
 
 def execute(

@@ -12,10 +12,11 @@ no module name can clash with it:
     latest version committed.  A worker reads the counter's 8 bytes to know that
     nothing changed: a hundred nanoseconds, no system call.  A redefinition writes a
     slot and the counter: a few microseconds.
-``.manifest.json``
-    For each cell module, its slot, where its on-disk copy is (``null`` for a module
-    kept in memory only) and whether it is a package.  Written whole, then renamed into
-    place, only when a module is new or moves.
+``.manifest``
+    For each cell module, its slot, where its on-disk copy is (``None`` for a module
+    kept in memory only) and whether it is a package, in :mod:`marshal`'s format (the
+    kernel's workers run its Python; it costs no import, unlike :mod:`json`).  Written
+    whole, then renamed into place, only when a module is new or moves.
 ``.boot/``
     The :data:`sys.path` entry of the kernel and so of every process it spawns: for
     each top-level cell-module name, a three-line stand-in that installs the worker
@@ -29,7 +30,7 @@ finds, in any worker, the counter of that cell's definition or a later one.
 from __future__ import annotations
 
 import contextlib
-import json
+import marshal
 import mmap
 import os
 import struct
@@ -42,7 +43,7 @@ from .._files import make_directory, write_atomic
 __all__ = ["Board", "BoardView", "Entry"]
 
 STATE = ".state"
-MANIFEST = ".manifest.json"
+MANIFEST = ".manifest"
 BOOT = ".boot"
 
 _HEADER = struct.Struct("<QQI")  # counter, manifest serial, length of the busy names
@@ -190,9 +191,9 @@ class Board:
         modules = {
             name: [self._slots.get(name, -1), *entry] for name, entry in self.entries.items()
         }
-        data = json.dumps({"kernel": os.getpid(), "modules": modules})
+        data = marshal.dumps({"kernel": os.getpid(), "modules": modules})
         try:
-            write_atomic(os.path.join(self.directory, MANIFEST), data.encode())
+            write_atomic(os.path.join(self.directory, MANIFEST), data)
         except OSError as exc:
             msg = (
                 f"ipyexecmod could not tell worker processes of new versions of cell "
@@ -240,8 +241,8 @@ class BoardView:
             if serial != self._serial:
                 try:
                     with open(os.path.join(self.directory, MANIFEST), "rb") as file:
-                        data = json.load(file)
-                except (OSError, ValueError):
+                        data = marshal.load(file)
+                except (OSError, ValueError, EOFError, TypeError):
                     self._read_at = counter
                     return
                 self.kernel, self._manifest, self._serial = data["kernel"], data["modules"], serial
