@@ -83,8 +83,8 @@ def define(
             _rerun(finder, steps, record, reruns)
             if old is not None and fresh:
                 steps.after(forget_lines_when_unused, old.loader)
-            steps.after(_save, finder, record)
-            steps.after(_publish, finder, [name, *(rerun.name for rerun in reruns)])
+            steps.commit(_save, finder, record)
+            steps.commit(_publish, finder, [name, *(rerun.name for rerun in reruns)])
             steps.after(finder.notify, name)
             for rerun in reruns:  # after it: a listener may run them again elsewhere
                 steps.after(finder.notify, rerun.name)
@@ -112,7 +112,7 @@ def reload(finder: CellModuleFinder, name: str, *, rerun_dependents: bool = True
             reruns = _plan_reruns(finder, steps, record.version) if rerun_dependents else []
             module = _execute(finder, steps, record.version)
             _rerun(finder, steps, record, reruns)
-            steps.after(_publish, finder, [name, *(rerun.name for rerun in reruns)])
+            steps.commit(_publish, finder, [name, *(rerun.name for rerun in reruns)])
             for rerun in reruns:
                 steps.after(finder.notify, rerun.name)
             return module

@@ -54,6 +54,7 @@ class Transaction:
         #: Told of each name claimed, and of the end of the outermost definition.
         self.board: Board | None = board if self._outer is None else self._outer.board
         self.undo_steps: list[Step] = []
+        self.commit_steps: list[Step] = []
         self.after_steps: list[Step] = []
         #: The dependents run again in this definition, and the modules whose code ran
         #: again in their existing object (shared with the definitions nested in it).
@@ -84,25 +85,31 @@ class Transaction:
         self._stack.pop()
         if outer is not None:
             outer.undo_steps.extend(self.undo_steps)
+            outer.commit_steps.extend(self.commit_steps)
             outer.after_steps.extend(self.after_steps)
-        else:
-            release(self.lock, failed=False)
+            return
+        try:
             try:
-                _call_all(self.after_steps)  # a copy on disk failing must not stop the listeners
+                _call_all(self.commit_steps)
             finally:
-                self._release_board()
+                self._release(failed=False)
+        finally:
+            _call_all(self.after_steps)  # a copy on disk failing must not stop the listeners
 
     def _release(self, *, failed: bool) -> None:
-        release(self.lock, failed=failed)
-        self._release_board()
-
-    def _release_board(self) -> None:
+        """Let the threads and processes waiting for the definition go on."""
         if self.board is not None:
             self.board.release()
+        release(self.lock, failed=failed)
 
     def undo(self, function: Callable[..., object], /, *args: Any) -> None:
         """If the definition fails, call ``function(*args)`` (last added, first called)."""
         self.undo_steps.append(functools.partial(function, *args))
+
+    def commit(self, function: Callable[..., object], /, *args: Any) -> None:
+        """Once the outermost definition has committed, call ``function(*args)`` before
+        any thread or process waiting for it goes on (the copy on disk, the board)."""
+        self.commit_steps.append(functools.partial(function, *args))
 
     def after(self, function: Callable[..., object], /, *args: Any) -> None:
         """Once the outermost definition has committed, call ``function(*args)``."""
