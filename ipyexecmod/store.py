@@ -86,7 +86,7 @@ class CellStore:
         the process, and the next one removes it.
         """
         store = cls(new_private_directory())
-        atexit.register(shutil.rmtree, store.directory, ignore_errors=True)
+        atexit.register(_remove_own, store.directory, os.getpid())
         return store
 
     def install(self) -> None:
@@ -240,6 +240,13 @@ class CellStore:
         return sorted(names, key=lambda n: (n.count("."), n))
 
 
+def _remove_own(directory: str, owner: int) -> None:
+    """Remove ``directory`` at exit, in the process that made it (not in a child forked
+    from it that exits through :func:`sys.exit`)."""
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class MemoryOnly:
     """Where a module kept in memory only goes: nowhere, but the board of ``note_in``
@@ -265,6 +272,16 @@ def kernel_store() -> CellStore:
         sys.path.insert(0, _boards[0].boot)
     store.install()
     return store
+
+
+def _forget_kernel_store() -> None:
+    """In a child forked from the kernel: the kernel's private directory and board stay
+    the kernel's (the child follows the board: :mod:`ipyexecmod.workers`)."""
+    _stores.pop(None, None)
+    _boards.clear()
+
+
+os.register_at_fork(after_in_child=_forget_kernel_store)
 
 
 def kernel_board() -> Board | None:

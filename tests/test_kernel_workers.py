@@ -238,7 +238,7 @@ def test_a_spawn_pool_in_a_cell_modules_own_code_fails_fast(kernel, kind):
     ename, evalue = fails(kernel, f"%%as_module {name}\n{own_pool(kind, 'spawn', 3)}")
     assert ename == "ImportError", evalue
     assert f"cell module {name!r} is being defined in the kernel" in evalue
-    assert "start the pool in a later cell" in evalue
+    assert "use the pool in a later cell" in evalue
     assert fails(kernel, f"import {name}")[0] == "ModuleNotFoundError"
     # A redefinition fails the same way, and the version before it stays.
     define(kernel, name, "CUBES = None\n")

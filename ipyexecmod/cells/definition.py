@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from ..execmodule import NOT_FOUND, exec_code_module_object
 from ..loader import forget_lines_when_unused
 from ..store import CellStore, MemoryOnly, StoreError, kernel_board
+from ..workers.catchup import from_kernel
 from .dependents import Rerun, dependents
 from .locks import Discarded
 from .names import DefinitionError, check_available, check_module_name
@@ -62,6 +63,9 @@ def define(
         msg = f"store must be a CellStore, a MemoryOnly or None, not {type(store).__name__}"
         raise TypeError(msg)
     copy = store if isinstance(store, CellStore) else None
+    kernels = from_kernel(name)
+    if kernels is not None:  # in a worker: a cell module's code, run again there
+        return kernels
     with finder.lock:
         if copy is not None:
             finder.add_store(copy)
@@ -328,7 +332,8 @@ def _save(finder: CellModuleFinder, record: CellModule) -> None:
 
 def _publish(finder: CellModuleFinder, names: list[str]) -> None:
     """Tell worker processes (:mod:`ipyexecmod.workers`) that modules ``names`` have new
-    versions, and of their parent packages that they do not know yet."""
+    versions, and of their parent packages that they do not know yet or know elsewhere
+    (one restored from a lasting directory, given a copy in the private one)."""
     board = kernel_board()
     if board is None:
         return
@@ -340,10 +345,10 @@ def _publish(finder: CellModuleFinder, names: list[str]) -> None:
             record = finder.get(prefix)
             if record is None:
                 continue
-            version = record.version
+            entry = (_origin(record.version), record.version.is_package)
             known = board.entries.get(prefix)
-            if prefix == name or known is None or known.is_package != version.is_package:
-                entries[prefix] = (_origin(version), version.is_package)
+            if prefix == name or known is None or known[1:] != entry:  # new, or moved
+                entries[prefix] = entry
     board.publish(entries)
 
 

@@ -22,9 +22,12 @@ no module name can clash with it:
     each top-level cell-module name, a three-line stand-in that installs the worker
     finder (:mod:`.catchup`) and imports the module through it.
 
-The kernel writes the copies first, then the manifest and the slots, then the counter;
-a worker reads the counter first.  A task submitted after a cell has finished therefore
-finds, in any worker, the counter of that cell's definition or a later one.
+The kernel writes the copies first, then the manifest, then the state, all before the
+cell finishes; a task submitted after it finds, in any worker, that cell's definition or
+a later one.  The state is a sequence lock: the counter is odd while the kernel writes it,
+and a worker reads it again if the counter was odd or moved while it read.  A module
+that moves gets a new slot, so a worker that read the manifest before the move pairs the
+old place with the old token.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ STATE = ".state"
 MANIFEST = ".manifest"
 BOOT = ".boot"
 
-_HEADER = struct.Struct("<QQI")  # counter, manifest serial, length of the busy names
+_COUNTER = struct.Struct("<Q")  # a sequence lock: odd while the kernel writes
+_FIELDS = struct.Struct("<QI")  # after it: the manifest's serial, the busy names' length
+_TRIES = 100_000  # reads of a board being written before a worker keeps its view
 _BUSY = slice(32, 32 + 4096)  # the busy names
 _SLOTS = _BUSY.stop  # then a token (u64) per module
 _SIZE = 64 * 1024
@@ -86,9 +91,11 @@ class Board:
         finally:
             os.close(fd)
         self.entries: dict[str, Entry] = {}
-        self._slots: dict[str, int] = {}
+        self._slots: dict[str, int] = {}  # a new one each time a module moves
+        self._free_slot = 0
         self._counter = self._serial = 0
-        self._busy: list[str] = []
+        self._claimed: dict[str, int] = {}  # being defined, by which thread
+        self._referenced: set[str] = set()
         self._stubs: set[str] = set()
         self._fresh: set[str] = set()  # stand-ins written since the last release
         # Picklers in other threads mark names (referenced) while a definition runs.
@@ -104,7 +111,7 @@ class Board:
         with self._lock:
             if "." not in name:  # a package's parents are claimed too; not a foreign one
                 self._stub(name)  # a first definition too: workers find it busy
-            self._busy.append(name)
+            self._claimed[name] = threading.get_ident()
             self._write_state()
 
     def referenced(self, name: str) -> None:
@@ -112,32 +119,32 @@ class Board:
         way (its own code starts a pool): a worker that needs it fails fast, as it cannot
         have the version being defined, and the version before it would be a wrong one."""
         with self._lock:
-            mark = _REFERENCED + name
-            if name in self._busy and mark not in self._busy:
-                self._busy.append(mark)
+            if name in self._claimed and name not in self._referenced:
+                self._referenced.add(name)
                 self._write_state()
 
     def publish(self, entries: dict[str, tuple[str | None, bool]]) -> None:
         """New versions have committed: ``entries`` gives, for each module, its copy's
         source (``None``: memory only) and whether it is a package."""
         with self._lock:
-            token = self._counter + 1
-            changed = False  # what the manifest says: a new module, one that moved, no slot
+            token = self._counter + 2  # the counter once this change is written
+            moved = False
             for name, (origin, is_package) in entries.items():
                 known = self.entries.get(name)
                 self.entries[name] = Entry(token, origin, is_package)
-                slotted = self._write_slot(name, token)
-                changed = (
-                    changed or not slotted or known is None or known[1:] != (origin, is_package)
-                )
+                if known is None or known[1:] != (origin, is_package):
+                    # A new slot: a worker reading the manifest before this one keeps
+                    # the old slot, whose token goes with the old place.
+                    self._slots[name] = self._new_slot()
+                    moved = True
+                moved = moved or self._slots[name] < 0  # its token is in the manifest
                 if "." not in name:
                     self._stub(name)
-            self._busy = [
-                name for name in self._busy if name.removeprefix(_REFERENCED) not in entries
-            ]
-            if changed:
+                self._claimed.pop(name, None)
+                self._referenced.discard(name)
+            if moved:
                 self._write_manifest()
-            self._write_state()
+            self._write_state({self._slots[name]: token for name in entries})
 
     def release(self) -> None:
         """The definition under way has ended (committed, or put back): the stand-ins
@@ -148,8 +155,9 @@ class Board:
                     os.unlink(os.path.join(self.boot, f"{top}.py"))
                 self._stubs.discard(top)
             self._fresh.clear()
-            if self._busy:
-                self._busy.clear()
+            if self._claimed:
+                self._claimed.clear()
+                self._referenced.clear()
                 self._write_state()
 
     def restore(self, entries: dict[str, tuple[str, bool]]) -> None:
@@ -158,11 +166,18 @@ class Board:
             fresh = {name: each for name, each in entries.items() if name not in self.entries}
             for name, (origin, is_package) in fresh.items():
                 self.entries[name] = Entry(0, origin, is_package)
+                self._slots[name] = self._new_slot()
                 if "." not in name:
                     self._stub(name)
             if fresh:
                 self._write_manifest()
-                self._write_state()
+                self._write_state({self._slots[name]: 0 for name in fresh})
+
+    def snapshot(self) -> tuple[bytes, dict[str, Entry], dict[str, int]]:
+        """The counter (as a worker reads it), the entries, and the names being defined
+        with the thread defining each: in a child forked from the kernel, as they were at
+        the fork."""
+        return _COUNTER.pack(self._counter), dict(self.entries), dict(self._claimed)
 
     def _stub(self, top: str) -> None:
         if top not in self._stubs:
@@ -175,23 +190,18 @@ class Board:
                 return  # a name too long for a file: its copy cannot be written either
             self._stubs.add(top)
 
-    def _write_slot(self, name: str, token: int) -> bool:
-        """Write ``name``'s token in its slot; ``False`` if there is no room for one (the
-        manifest holds its token then)."""
-        slot = self._slots.get(name)
-        if slot is None:
-            slot = len(self._slots)
-            if _SLOTS + (slot + 1) * _SLOT.size > _SIZE:
-                return False
-            self._slots[name] = slot
-        _SLOT.pack_into(self.state, _SLOTS + slot * _SLOT.size, token)
-        return True
+    def _new_slot(self) -> int:
+        """A slot of its own, or -1 if there is no room (the manifest holds the token)."""
+        if _SLOTS + (self._free_slot + 1) * _SLOT.size > _SIZE:
+            return -1
+        self._free_slot += 1
+        return self._free_slot - 1
 
     def _write_manifest(self) -> None:
-        modules = {
-            name: [self._slots.get(name, -1), *entry] for name, entry in self.entries.items()
-        }
-        data = marshal.dumps({"kernel": os.getpid(), "modules": modules})
+        """Write the manifest, with the serial number that the next state will carry."""
+        self._serial += 1
+        modules = {name: [self._slots[name], *entry] for name, entry in self.entries.items()}
+        data = marshal.dumps({"kernel": os.getpid(), "serial": self._serial, "modules": modules})
         try:
             write_atomic(os.path.join(self.directory, MANIFEST), data)
         except OSError as exc:
@@ -201,16 +211,23 @@ class Board:
                 f"start them again"
             )
             warnings.warn(msg, RuntimeWarning, stacklevel=4)
-        self._serial += 1
 
-    def _write_state(self) -> None:
-        names = "\n".join(self._busy).encode()
-        if len(names) > _BUSY.stop - _BUSY.start:
-            names = _ALL
+    def _write_state(self, tokens: dict[int, int] | None = None) -> None:
+        """Write the busy names, the manifest's serial and ``tokens`` (slot: token), as a
+        sequence lock: the counter is odd while they are written, even once they are."""
+        names = [*self._claimed, *(_REFERENCED + name for name in self._referenced)]
+        data = "\n".join(names).encode()
+        if len(data) > _BUSY.stop - _BUSY.start:
+            data = _ALL
         self._counter += 1
-        # The rest first, then the counter: a worker that sees the new counter sees them.
-        self.state[_BUSY.start : _BUSY.start + len(names)] = names
-        _HEADER.pack_into(self.state, 0, self._counter, self._serial, len(names))
+        _COUNTER.pack_into(self.state, 0, self._counter)
+        for slot, token in (tokens or {}).items():
+            if slot >= 0:
+                _SLOT.pack_into(self.state, _SLOTS + slot * _SLOT.size, token)
+        self.state[_BUSY.start : _BUSY.start + len(data)] = data
+        _FIELDS.pack_into(self.state, _COUNTER.size, self._serial, len(data))
+        self._counter += 1
+        _COUNTER.pack_into(self.state, 0, self._counter)
 
 
 class BoardView:
@@ -235,22 +252,40 @@ class BoardView:
 
     def read(self) -> None:
         """Read what changed since the last read; nothing if the counter has not moved.
-        If the kernel has gone, with its directory, the view stays as it was."""
-        while (counter := self.state[:8]) != self._read_at:
-            _, serial, length = _HEADER.unpack_from(self.state)
-            if serial != self._serial:
-                try:
-                    with open(os.path.join(self.directory, MANIFEST), "rb") as file:
-                        data = marshal.load(file)
-                except (OSError, ValueError, EOFError, TypeError):
-                    self._read_at = counter
-                    return
-                self.kernel, self._manifest, self._serial = data["kernel"], data["modules"], serial
+
+        The counter is a sequence lock: odd while the kernel writes, so a read that
+        saw it odd, or saw it move, is tried again.  If the kernel has gone (its
+        directory with it), or keeps writing, the view stays as it was: consistent, and
+        only older than a definition that had not yet finished.
+        """
+        for _ in range(_TRIES):
+            counter = self.state[:8]
+            if counter == self._read_at:
+                return
+            if counter[0] & 1:  # being written
+                os.sched_yield()
+                continue
+            serial, length = _FIELDS.unpack_from(self.state, _COUNTER.size)
+            if serial != self._serial and not self._load_manifest(serial):
+                continue
             names = self.state[_BUSY.start : _BUSY.start + length]
             entries = {name: self._entry(*each) for name, each in self._manifest.items()}  # type: ignore[arg-type]
             if self.state[:8] == counter:  # nothing changed while reading
                 self.entries, self._read_at = entries, counter
                 self.busy, self.referenced = _busy(names)
+                return
+
+    def _load_manifest(self, serial: int) -> bool:
+        """Load the manifest if it is the one of ``serial``."""
+        try:
+            with open(os.path.join(self.directory, MANIFEST), "rb") as file:
+                data = marshal.load(file)
+        except (OSError, ValueError, EOFError, TypeError):
+            return False
+        if data["serial"] != serial:  # the kernel is writing the next one
+            return False
+        self.kernel, self._manifest, self._serial = data["kernel"], data["modules"], serial
+        return True
 
     def _entry(self, slot: int, token: int, origin: str | None, is_package: bool) -> Entry:
         if slot >= 0:
@@ -268,8 +303,8 @@ def _busy(names: bytes) -> tuple[frozenset[str] | None, frozenset[str] | None]:
     if names == _ALL:
         return None, None
     busy = [name for name in names.decode().split("\n") if name]
-    referenced = {name[1:] for name in busy if name.startswith(_REFERENCED)}
-    return frozenset(busy) - {_REFERENCED + name for name in referenced}, frozenset(referenced)
+    referenced = frozenset(name[1:] for name in busy if name.startswith(_REFERENCED))
+    return frozenset(name for name in busy if not name.startswith(_REFERENCED)), referenced
 
 
 def _open_state(directory: str) -> mmap.mmap:

@@ -33,9 +33,19 @@ from typing import Any
 from .board import Board, BoardView, Entry
 from .placeholders import Unavailable
 
-__all__ = ["WatchedSpec", "WorkerFinder", "check", "finder", "load", "serve", "watch_board"]
+__all__ = [
+    "WatchedSpec",
+    "WorkerFinder",
+    "check",
+    "finder",
+    "from_kernel",
+    "load",
+    "serve",
+    "watch_board",
+]
 
 _BUSY = -1  # the token of a module taken while its definition was under way
+_HALF = -2  # in a child forked by another thread during the definition: half run
 
 
 class _Watch:
@@ -80,7 +90,7 @@ def check() -> None:
     watch = _watch
     if watch is None or watch.view is None or watch.view.counter() == watch.seen:
         return
-    if not is_import(sys._getframe(1).f_back):  # the getter's caller (None: C code)
+    if not is_import(sys._getframe(1).f_back):  # the getter's caller
         _catch_up(watch)
 
 
@@ -132,7 +142,13 @@ class _CopyLoader(SourceFileLoader):
 
     def exec_module(self, module: ModuleType) -> None:
         _record(self.name, self.token)
-        super().exec_module(module)
+        try:
+            super().exec_module(module)
+        except Exception as exc:
+            if _watch is None or _watch.view is None:
+                raise  # the kernel itself: its import fails as any other
+            # In a worker, the import must not fail: the task that needs it says why.
+            Unavailable.instead_of(module, _failed_reason(self.name, exc))
 
 
 class _UnavailableLoader:
@@ -224,36 +240,61 @@ def watch_board(directory: str) -> _Watch:
 def serve(kernel: Board) -> None:
     """In the kernel: serve the modules of its own board (those restored from a lasting
     directory; the kernel's registry serves those it defined), with nothing to catch
-    up with; a child forked from it catches up from then on."""
+    up with; a child forked from it catches up from then on.  A worker process keeps
+    following its kernel's board."""
     global _watch
     with _lock:
+        if _watch is not None and _watch.view is not None:
+            return
+        first = _watch is None
         _watch = _Watch(kernel)
         if finder not in sys.meta_path:
             # After the kernel's registry, which serves the modules it holds, and before
             # the path finder, which would find the stand-ins.
             paths = [i for i, f in enumerate(sys.meta_path) if f is PathFinder]
             sys.meta_path.insert(paths[0] if paths else len(sys.meta_path), finder)
-        os.register_at_fork(after_in_child=_forked)
+        if first:
+            os.register_at_fork(after_in_child=_forked)
+
+
+def from_kernel(name: str) -> ModuleType | None:
+    """In a worker, the kernel's module ``name`` if the board lists it (a cell module's
+    code that defines another, run again in the worker, gets the kernel's definition);
+    ``None`` in the kernel, or for a name the board does not list."""
+    watch = _watch
+    if watch is None or watch.view is None:
+        return None
+    if name not in watch.entries and not watch.is_busy(name):
+        return None
+    return importlib.import_module(name)
 
 
 def _forked() -> None:
     """In a child forked from the kernel: its cell modules are the kernel's, as they were
-    at the fork; from now on, it catches up with the kernel like any worker."""
+    at the fork; from now on, it catches up with the kernel like any worker.
+
+    A module being defined at the fork is the version being defined if the defining
+    thread forked (a pool that the module's own code starts, as in a plain cell), and
+    half run if another thread did (a pool replacing a worker): the child then takes the
+    version before it, as any worker does.
+    """
     global _watch, _lock
     _lock = threading.RLock()
     kernel = _watch
     if kernel is None or kernel.kernel is None:
         return
-    view = BoardView(kernel.directory, kernel.kernel.state)  # shared: the kernel writes on
-    view.read()
-    watch = _Watch(view)
-    busy = view.entries.keys() if view.busy is None else view.busy
-    for name, entry in view.entries.items():
+    counter, entries, claimed = kernel.kernel.snapshot()  # the kernel's, at the fork
+    watch = _Watch(BoardView(kernel.directory, kernel.kernel.state))
+    watch.seen = counter
+    here = threading.get_ident()
+    for name, entry in entries.items():
         if name in sys.modules:
             watch.loaded[name] = entry.token
-    for name in busy:  # being defined at the fork (a first definition, too)
+    for name, thread in claimed.items():
         if name in sys.modules:
-            watch.loaded[name] = _BUSY
+            watch.loaded[name] = _BUSY if thread == here else _HALF
+            if thread != here:
+                watch.seen = b""  # catch up at the first reference
     _watch = watch
     sys.meta_path[:] = [finder, *(f for f in sys.meta_path if f is not finder)]
 
@@ -283,6 +324,8 @@ def _stale(watch: _Watch, entry: Entry | None, name: str, token: int) -> bool:
     """Whether the version of ``name`` this process holds (``token``) is not the latest
     complete one: while a definition is under way, the one before it, unless a task
     refers to the module (its own code starts a pool), which it cannot have."""
+    if token == _HALF:
+        return True
     if token == _BUSY:  # as far as its code had run when this child was forked from it
         return not watch.is_busy(name)
     if entry is None or token != entry.token:
@@ -304,13 +347,8 @@ def _replace(watch: _Watch, names: list[str]) -> None:
             importlib.import_module(name)
         except Exception as exc:
             entry = watch.entries.get(name)
-            reason = (
-                f"cell module {name!r} could not be imported again in this process "
-                f"(pid {os.getpid()}) after the kernel redefined it: "
-                f"{type(exc).__name__}: {exc}"
-            )
             is_package = entry is not None and entry.is_package
-            sys.modules[name] = Unavailable(name, reason, is_package=is_package)
+            sys.modules[name] = Unavailable(name, _failed_reason(name, exc), is_package=is_package)
             watch.loaded[name] = _BUSY if entry is None else entry.token
     # A submodule not imported again belongs to its new parent as well.
     replaced = set(names)
@@ -318,6 +356,13 @@ def _replace(watch: _Watch, names: list[str]) -> None:
         parent, _, child = name.rpartition(".")
         if parent in replaced and name in sys.modules and parent in sys.modules:
             setattr(sys.modules[parent], child, sys.modules[name])
+
+
+def _failed_reason(name: str, exc: Exception) -> str:
+    return (
+        f"cell module {name!r} could not be imported in this process (pid {os.getpid()}): "
+        f"{type(exc).__name__}: {exc}"
+    )
 
 
 def _memory_only_reason(name: str, kernel: int) -> str:
@@ -333,7 +378,7 @@ def _busy_reason(name: str, kernel: int) -> str:
     return (
         f"cell module {name!r} is being defined in the kernel (pid {kernel}): its code "
         f"is still running, so another process cannot import it yet (its code would run "
-        f"again there). A pool that a cell module's own code starts over its functions "
-        f"works with the 'fork' start method; with 'spawn' or 'forkserver', start the "
-        f"pool in a later cell"
+        f"again there). A pool that a cell module's own code creates with the 'fork' "
+        f"start method works (its workers start with the module as far as its code has "
+        f"run); otherwise, use the pool in a later cell"
     )

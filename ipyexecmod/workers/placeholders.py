@@ -69,6 +69,17 @@ class Unavailable(ModuleType):
         if is_package:
             self.__path__: list[str] = []
 
+    @classmethod
+    def instead_of(cls, module: ModuleType, reason: str) -> None:
+        """Make ``module``, whose code failed as it ran, one of these: what its code
+        defined before it failed goes, so that every name says why."""
+        namespace = vars(module)
+        kept = {name: value for name, value in namespace.items() if _is_special(name)}
+        namespace.clear()
+        namespace.update(kept)
+        module.__class__ = cls
+        module._Unavailable__reason = reason  # type: ignore[attr-defined]
+
     def __getattr__(self, attribute: str) -> Any:
         if _is_special(attribute):
             raise AttributeError(attribute)
