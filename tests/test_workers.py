@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -467,3 +468,117 @@ def test_a_memory_only_cell_package_has_an_empty_path_in_the_kernel_and_its_work
     probe = PROBE.format(name=package, files=False)
     assert eval(probe) == ([], [], False)
     assert spawned.submit(eval, probe).result(HANG_GUARD) == ([], [], False)
+
+
+# -- what a review found ----------------------------------------------------------------
+
+
+NESTED = """\
+import ipyexecmod.cells
+import ipyexecmod.store
+
+ipyexecmod.cells.define(
+    {inner!r}, "W = {version}\\ndef h():\\n    return W\\n", store=ipyexecmod.store.kernel_store()
+)
+from {inner} import h
+
+V = {version}
+
+
+def f():
+    return V, h()
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_cell_module_that_defines_another_runs_as_in_the_kernel_and_leaves_the_board_alone(
+    ip, unique, method
+):
+    """Its code, run again in a worker, gets the kernel's inner module instead of defining
+    one there (a fork child would write the kernel's board; a spawned worker would refuse
+    the name, or stop following the kernel)."""
+    outer, inner = unique("outer"), unique("inner")
+    context = multiprocessing.get_context(method)
+    define(ip, outer, NESTED.format(inner=inner, version=1))
+    later = unique("later")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        assert pool.submit(sys.modules[outer].f).result(HANG_GUARD) == (1, 1)
+        define(ip, later, "def f():\n    return 'later'\n")  # after the worker started
+        define(ip, outer, NESTED.format(inner=inner, version=2))
+        assert pool.submit(sys.modules[outer].f).result(HANG_GUARD) == (2, 2)
+        assert pool.submit(sys.modules[inner].h).result(HANG_GUARD) == 2
+        assert pool.submit(sys.modules[later].f).result(HANG_GUARD) == "later"
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as fresh:
+        # The board still lists what the kernel defined after the worker started.
+        assert fresh.submit(sys.modules[later].f).result(HANG_GUARD) == "later"
+
+
+HALF = """\
+import sys
+
+def f():
+    return {version}
+
+{wait}
+def g():
+    return {version}
+"""
+
+
+def test_a_child_forked_by_another_thread_during_a_definition_never_mixes_versions(ip, unique):
+    """A pool forking a worker from its own thread while a module's code runs gives the
+    child the module half run; the child must not run it (f of the new version with g of
+    the old one)."""
+    name = unique("half")
+    define(ip, name, HALF.format(version=1, wait=""))
+    blocked, go = unique("blocked"), unique("go")
+    sys.modules[blocked], sys.modules[go] = threading.Event(), threading.Event()  # type: ignore[assignment]
+    outcome: list[object] = []
+
+    def fork_a_pool_meanwhile() -> None:
+        sys.modules[blocked].wait(HANG_GUARD)  # type: ignore[attr-defined]
+        try:
+            with multiprocessing.get_context("fork").Pool(1) as pool:
+                module = sys.modules[name]
+                outcome.append(pool.apply(_both, (module.f, module.g)))
+        except Exception as exc:
+            outcome.append(exc)
+        finally:
+            sys.modules[go].set()  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=fork_a_pool_meanwhile)
+    thread.start()
+    try:
+        wait = f"sys.modules[{blocked!r}].set()\nsys.modules[{go!r}].wait({HANG_GUARD})\n"
+        define(ip, name, HALF.format(version=2, wait=wait))
+    finally:
+        thread.join()
+        del sys.modules[blocked], sys.modules[go]
+    [result] = outcome
+    # The pool's thread pickled the task during the definition: the child cannot have the
+    # version being defined, so it says so; it never mixes the two.
+    assert isinstance(result, ImportError) and "is being defined" in str(result), result
+
+
+def _both(f: Callable[[], int], g: Callable[[], int]) -> tuple[int, int]:
+    return f(), g()
+
+
+@pytest.mark.parametrize("api", ["executor", "pool"])
+def test_a_module_failing_its_first_import_in_a_worker_fails_the_task_not_the_pool(ip, unique, api):
+    name = unique("needs_main")
+    ip.user_ns["SCALE"] = 10
+    module = define(ip, name, "import __main__\nK = __main__.SCALE\ndef f(x):\n    return K * x\n")
+    assert module.f(2) == 20
+    context = multiprocessing.get_context("spawn")
+    if api == "executor":
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            with pytest.raises(ImportError, match=r"could not be imported in this process .*SCALE"):
+                pool.submit(module.f, 2).result(HANG_GUARD)
+            assert pool.submit(len, "ok").result(HANG_GUARD) == 2  # the pool lives on
+    else:
+        with context.Pool(1) as pool:
+            with pytest.raises(ImportError, match=r"could not be imported in this process .*SCALE"):
+                pool.apply_async(module.f, (2,)).get(HANG_GUARD)
+            assert pool.apply_async(len, ("ok",)).get(HANG_GUARD) == 2
