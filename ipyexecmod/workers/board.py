@@ -266,8 +266,13 @@ class BoardView:
                 os.sched_yield()
                 continue
             serial, length = _FIELDS.unpack_from(self.state, _COUNTER.size)
-            if serial != self._serial and not self._load_manifest(serial):
-                continue
+            if serial != self._serial:
+                loaded = self._load_manifest(serial)
+                if loaded is None:  # gone: the kernel has exited
+                    return
+                if not loaded:  # the kernel is writing the next one
+                    os.sched_yield()
+                    continue
             names = self.state[_BUSY.start : _BUSY.start + length]
             entries = {name: self._entry(*each) for name, each in self._manifest.items()}  # type: ignore[arg-type]
             if self.state[:8] == counter:  # nothing changed while reading
@@ -275,14 +280,16 @@ class BoardView:
                 self.busy, self.referenced = _busy(names)
                 return
 
-    def _load_manifest(self, serial: int) -> bool:
-        """Load the manifest if it is the one of ``serial``."""
+    def _load_manifest(self, serial: int) -> bool | None:
+        """Load the manifest if it is the one of ``serial``; ``None`` if there is none."""
         try:
             with open(os.path.join(self.directory, MANIFEST), "rb") as file:
                 data = marshal.load(file)
-        except (OSError, ValueError, EOFError, TypeError):
+        except OSError:
+            return None
+        except (ValueError, EOFError, TypeError):
             return False
-        if data["serial"] != serial:  # the kernel is writing the next one
+        if data["serial"] != serial:
             return False
         self.kernel, self._manifest, self._serial = data["kernel"], data["modules"], serial
         return True
