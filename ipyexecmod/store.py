@@ -195,7 +195,7 @@ class CellStore:
         """
         rewritten = []
         for name in self.module_names():
-            path, cached = self.paths(name, is_package=os.path.isdir(self._package_dir(name)))
+            path, cached = self.paths(name, self.copy_of(name)[1])
             try:
                 with open(path, "rb") as file:
                     source = file.read()
@@ -211,11 +211,8 @@ class CellStore:
 
     def copy_of(self, name: str) -> tuple[str, bool]:
         """The source of module ``name``'s copy here, and whether it is a package."""
-        is_package = os.path.isdir(self._package_dir(name))
-        return self.source_path(name, is_package), is_package
-
-    def _package_dir(self, name: str) -> str:
-        return os.path.join(self.directory, *name.split("."))
+        is_package = os.path.isdir(os.path.join(self.directory, *name.split(".")))
+        return self.paths(name, is_package)[0], is_package
 
     def owns_path(self, path: object) -> bool:
         """Whether ``path`` lies in this store's directory."""
