@@ -22,6 +22,7 @@ any process, task or shipment that could need them can start.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import keyword
 import os
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import NamedTuple
 
+from . import ownership
 from ._files import (
     StoreError,
     identity,
@@ -39,6 +41,7 @@ from ._files import (
     unchanged,
     write_atomic,
 )
+from .ownership import Record, Records, Writer
 from .pyc import hash_pyc, is_sound_hash_pyc
 from .workers import catchup
 from .workers.board import Board
@@ -46,6 +49,7 @@ from .workers.board import Board
 __all__ = [
     "CellStore",
     "MemoryOnly",
+    "Saved",
     "StoreError",
     "kernel_board",
     "kernel_store",
@@ -65,13 +69,18 @@ class _Written(NamedTuple):
 class CellStore:
     """A directory of cell-module copies; see the module docstring."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, lasting: bool = True) -> None:
         self.directory = os.path.abspath(os.fspath(directory))
+        #: What a lasting store wrote, and which kernel (:mod:`ipyexecmod.ownership`); a
+        #: private directory has none: everything in it is its own.
+        self.records = Records(self.directory) if lasting else None
         # Per source path: what was last written or checked there, so that writing an
         # unchanged version costs two stat() calls, and a changed one no read while the
         # files are the ones written here.
         self._written: dict[str, _Written] = {}
         self._paths: dict[tuple[str, bool], tuple[str, str]] = {}  # worked out once a name
+        # The modules this process last wrote here, with their records' identities.
+        self._mine: dict[str, tuple[int, ...] | None] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.directory!r}>"
@@ -85,7 +94,7 @@ class CellStore:
         restarted with SIGKILL) cannot remove its directory; the directory names
         the process, and the next one removes it.
         """
-        store = cls(new_private_directory())
+        store = cls(new_private_directory(), lasting=False)
         atexit.register(_remove_own, store.directory, os.getpid())
         return store
 
@@ -112,15 +121,20 @@ class CellStore:
             return os.path.join(self.directory, *parts, "__init__.py")
         return os.path.join(self.directory, *parts[:-1], parts[-1] + ".py")
 
-    def write(self, name: str, source: str, code: CodeType, *, is_package: bool) -> tuple[str, str]:
+    def write(
+        self, name: str, source: str, code: CodeType, *, is_package: bool, force: bool = False
+    ) -> tuple[str, str]:
         """Write module ``name``'s source and checked-hash bytecode; return both paths.
 
         ``code`` must have been compiled from ``source`` (under any filename: the
-        ``.pyc`` names the source's path).  Raises
-        :class:`StoreError` if the directory cannot take them.
+        ``.pyc`` names the source's path).  Raises :class:`StoreError` if the
+        directory cannot take them, or (a lasting store, unless ``force``) if a file
+        the store did not write is in the way or another running kernel wrote the
+        module (see :meth:`refusal`); with ``force``, files in the way are moved aside.
         """
         path, cached = self.paths(name, is_package)
-        self.save(name, path, cached, source.encode("utf-8"), code, is_package=is_package)
+        data = source.encode("utf-8")
+        self.save(name, path, cached, data, code, is_package=is_package, force=force)
         return path, cached
 
     def save(
@@ -132,7 +146,8 @@ class CellStore:
         code: CodeType,
         *,
         is_package: bool,
-    ) -> None:
+        force: bool = False,
+    ) -> Saved:
         """:meth:`write`, with the paths (from :meth:`paths`) and the encoded source given."""
         written = self._written.get(path)
         current = False  # whether the files are those last written or checked here
@@ -142,52 +157,146 @@ class CellStore:
             except OSError:
                 pass  # gone: write as usual
             if current and written.data == data:
-                return
+                return Saved()
         try:
-            if not current:  # checked once, then known: the directories are real ones
-                self._make_parents(name)
-                if is_package:
+            if not current:
+                os.makedirs(os.path.dirname(self.directory), exist_ok=True)
+                make_directory(self.directory)
+            with self._locked():
+                saved = Saved() if current else self._clear_way(name, is_package, force)
+                created = [] if current else self._make_parents(name)
+                if is_package and not current:
                     make_directory(os.path.dirname(path))
                     self._remove_module_file(name)  # a module that became a package
-            fresh = current or not unchanged(path, data)
-            if fresh:
-                write_atomic(path, data)
-            if fresh or not is_sound_hash_pyc(cached, data):
-                if not current:
-                    make_directory(os.path.dirname(cached))
-                # The code of the file at `path`, as Python would compile it, whatever
-                # name it was compiled under (a cell module's version has one of its own).
-                write_atomic(cached, hash_pyc(data, code))
-            self._written[path] = _Written(data, identity(path), identity(cached))
+                fresh = current or not unchanged(path, data)
+                if fresh:
+                    write_atomic(path, data)
+                if fresh or not is_sound_hash_pyc(cached, data):
+                    if not current:
+                        make_directory(os.path.dirname(cached))
+                    # The code of the file at `path`, as Python would compile it, whatever
+                    # name it was compiled under (a cell module's version has one of its own).
+                    write_atomic(cached, hash_pyc(data, code))
+                self._written[path] = _Written(data, identity(path), identity(cached))
+                self._record(name, is_package, path, data, created, saved.replaced)
         except OSError as exc:
             self._written.pop(path, None)
+            if isinstance(exc, StoreError):
+                raise
             msg = f"could not write {name!r} to {self.directory}: {exc.strerror or exc}"
             raise StoreError(msg) from exc
+        return saved
+
+    def refusal(self, name: str, is_package: bool) -> str | None:
+        """Why module ``name`` may not be written here without ``force``: a file the store
+        did not write is in the way, or another running kernel wrote it; ``None`` if it may."""
+        if self.records is None:
+            return None
+        way = self._in_the_way(name, is_package)
+        if way:
+            return ownership.files_in_the_way(name, self.directory, way)
+        other = self._other_writer(name)
+        if other is not None and other.is_running():
+            return ownership.written_by_another(name, self.directory, other)
+        return None
+
+    def _clear_way(self, name: str, is_package: bool, force: bool) -> Saved:
+        """Move aside the files in the way of module ``name`` (``force``) or refuse."""
+        if self.records is None:
+            return Saved()
+        if not force:
+            problem = self.refusal(name, is_package)
+            if problem is not None:
+                raise StoreError(problem.replace("cannot define", "did not write"))
+        way = self._in_the_way(name, is_package)
+        moved = tuple((path, ownership.move_aside(path)) for path in way)
+        other = self._other_writer(name)
+        if other is not None and not (other.is_running() or ownership.same_notebook(other)):
+            other = None  # a kernel of this notebook, restarted: this is its successor
+        return Saved(moved, other)
+
+    def _in_the_way(self, name: str, is_package: bool) -> list[str]:
+        """What the store did not write and writing module ``name`` would replace, or be
+        hidden by: its source or ``.pyc``, or a directory ``NAME/`` (a package's place; a
+        module's too, if it holds an ``__init__.py``) that holds nothing of the store's."""
+        assert self.records is not None
+        folder = os.path.join(self.directory, *name.split("."))
+        init = os.path.join(folder, "__init__.py")
+        if os.path.lexists(folder) and (is_package or os.path.lexists(init)):
+            inside = name + "."
+            if not (self.wrote(init) or any(r.name.startswith(inside) for r in self.records.all())):
+                return [folder]  # the whole of it goes aside, or none
+        return [p for p in self.paths(name, is_package) if os.path.lexists(p) and not self.wrote(p)]
+
+    def _other_writer(self, name: str) -> Writer | None:
+        """The writer of module ``name``'s copy here, if another process and the copy is
+        still as it wrote it."""
+        assert self.records is not None
+        record = self.records.get(name)
+        if record is None or record.writer.is_this_process():
+            return None
+        path = self.paths(name, record.is_package)[0]
+        return record.writer if self.records.wrote(path) else None
+
+    def _record(
+        self,
+        name: str,
+        is_package: bool,
+        path: str,
+        data: bytes,
+        created: list[str],
+        replaced: Writer | None,
+    ) -> None:
+        """Write module ``name``'s record: its source, and the parents' ``__init__.py``
+        files the store created for it, now or before."""
+        if self.records is None:
+            return
+        records = self.records
+        before = records.get(name)
+        files = {records.relative(p): ownership.digest(b"") for p in created}
+        if before is not None:
+            inits = {records.relative(p) for p in self._parent_inits(name)}
+            files.update((f, d) for f, d in before.files.items() if f in inits)
+        files[records.relative(path)] = ownership.digest(data)
+        records.put(Record(name, is_package, files, Writer.here(), replaced))
+        self._mine[name] = records.identity_of(name)
+
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if self.records is None else self.records.locked()
 
     def holds(self, path: str, data: bytes) -> bool:
         """Whether the source at ``path`` is ``data``, as written or checked here last."""
         written = self._written.get(path)
         return written is not None and written.data == data
 
-    def _make_parents(self, name: str) -> None:
-        make_directory(self.directory)
+    def _parent_inits(self, name: str) -> list[str]:
         parts = name.split(".")
-        for depth in range(1, len(parts)):
-            package = os.path.join(self.directory, *parts[:depth])
-            make_directory(package)
-            init = os.path.join(package, "__init__.py")
+        return [
+            os.path.join(self.directory, *parts[:depth], "__init__.py")
+            for depth in range(1, len(parts))
+        ]
+
+    def _make_parents(self, name: str) -> list[str]:
+        """Make the parent packages of module ``name``; return the ``__init__.py`` files
+        created (never one that exists)."""
+        created = []
+        for init in self._parent_inits(name):
+            make_directory(os.path.dirname(init))
             if not os.path.lexists(init):
                 write_atomic(init, b"")
+                created.append(init)
+        return created
 
     def _remove_module_file(self, name: str) -> None:
+        """Remove ``name.py`` and its ``.pyc``, if the store wrote them."""
         for stale in self.paths(name, is_package=False):
-            try:
-                os.unlink(stale)
-            except FileNotFoundError:
-                pass
+            if self.wrote(stale):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)
 
     def repair(self) -> list[str]:
-        """Rewrite every ``.pyc`` of the store that Python would not load as it should.
+        """Rewrite every ``.pyc`` of the store's modules that Python would not load as it
+        should (only those of sources the store wrote).
 
         One is rewritten when it is missing, truncated, written by another Python
         (magic number), not a checked hash of the source beside it, or has bytecode
@@ -211,17 +320,34 @@ class CellStore:
 
     def copy_of(self, name: str) -> tuple[str, bool]:
         """The source of module ``name``'s copy here, and whether it is a package."""
-        is_package = os.path.isdir(os.path.join(self.directory, *name.split(".")))
+        record = None if self.records is None else self.records.get(name)
+        if record is not None:
+            is_package = record.is_package
+        else:
+            is_package = os.path.isdir(os.path.join(self.directory, *name.split(".")))
         return self.paths(name, is_package)[0], is_package
 
-    def owns_path(self, path: object) -> bool:
-        """Whether ``path`` lies in this store's directory."""
+    def has_package(self, name: str) -> bool:
+        """Whether the store holds module ``name`` as a package that it wrote."""
+        if self.records is None:
+            return False
+        path, is_package = self.copy_of(name)
+        return is_package and self.wrote(path)
+
+    def wrote(self, path: object) -> bool:
+        """Whether the file at ``path`` is one this store wrote (in a private directory:
+        any file in it), unchanged since."""
         if not isinstance(path, str):
             return False
+        if self.records is not None:
+            return self.records.wrote(path)
         return os.path.abspath(path).startswith(self.directory + os.sep)
 
     def module_names(self) -> list[str]:
-        """The modules with a source file in the directory, parents first."""
+        """The modules the store wrote and holds as written, parents first."""
+        if self.records is not None:
+            records = self.records.all()
+            return [r.name for r in records if self.wrote(self.paths(r.name, r.is_package)[0])]
         names = []
         for root, directories, files in os.walk(self.directory):
             directories[:] = sorted(d for d in directories if d.isidentifier())
@@ -235,6 +361,32 @@ class CellStore:
                 if parts:
                     names.append(".".join(parts))
         return sorted(names, key=lambda n: (n.count("."), n))
+
+    def replaced(self) -> list[Record]:
+        """The records of modules this process wrote here that another kernel has
+        replaced since (each told once)."""
+        lost = []
+        for name, known in list(self._mine.items()):
+            assert self.records is not None  # only a lasting store has any
+            now = self.records.identity_of(name)
+            if now == known:
+                continue
+            record = self.records.get(name)
+            if record is not None and record.writer.is_this_process():
+                self._mine[name] = now
+                continue
+            del self._mine[name]
+            if record is not None:
+                lost.append(record)
+        return lost
+
+
+class Saved(NamedTuple):
+    """What writing a copy did besides: the files it moved aside (``(path, aside)``),
+    and the other kernel whose copy it replaced, if one of another notebook or running."""
+
+    moved: tuple[tuple[str, str], ...] = ()
+    replaced: Writer | None = None
 
 
 def _remove_own(directory: str, owner: int) -> None:

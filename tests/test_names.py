@@ -31,7 +31,11 @@ def test_a_module_on_sys_path_is_refused_and_one_in_our_store_is_not(tmp_path, m
     finder = CellModuleFinder()
     with pytest.raises(DefinitionError, match=r"can be imported from .*_names_onpath\.py"):
         names.check_available(finder, "_names_onpath")
-    finder.stores.append(CellStore(tmp_path))
+    finder.stores.append(CellStore(tmp_path))  # a lasting store that did not write it
+    with pytest.raises(DefinitionError, match=r"can be imported from .*_names_onpath\.py"):
+        names.check_available(finder, "_names_onpath")
+    (tmp_path / "_names_onpath.py").unlink()
+    finder.stores[0].write("_names_onpath", "X = 1\n", compile("", "", "exec"), is_package=False)
     names.check_available(finder, "_names_onpath")  # a copy of ours: no refusal
     assert "_names_onpath" not in sys.modules
 

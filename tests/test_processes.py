@@ -143,33 +143,42 @@ def test_a_module_kept_in_memory_says_why_in_other_processes(ip, unique):
     )
 
 
-def test_a_lasting_directory_serves_later_kernels(ip, unique, tmp_path):
+KERNEL = """
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+config = Config()
+config.HistoryAccessor.enabled = False
+config.ExecModMagics.persist_dir = {lasting!r}
+ip = InteractiveShell.instance(config=config)
+ip.run_line_magic("load_ext", "ipyexecmod")
+"""
+
+
+def test_a_lasting_directory_serves_later_kernels(unique, tmp_path):
     name = unique("kept")
-    lasting = tmp_path / "lasting"
-    ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
-    define(ip, f"{name}.core", "def f():\n    return 'from the cell'\n")
-    later = run_python(
-        f"""
-        from IPython.core.interactiveshell import InteractiveShell
-        from traitlets.config import Config
-        config = Config()
-        config.HistoryAccessor.enabled = False
-        config.ExecModMagics.persist_dir = {str(lasting)!r}
-        ip = InteractiveShell.instance(config=config)
-        ip.run_line_magic("load_ext", "ipyexecmod")
-        import {name}.core
-        print({name}.core.f())
-        print(sorted((r.name, r.kind) for r in ip.run_line_magic("lsmod", "--cells")))
-        ip.run_cell_magic("as_module", "{name}.core", "def f():\\n    return 'redefined'\\n")
-        print({name}.core.f(), {name}.core.__file__)
-        """,
+    lasting = str(tmp_path / "lasting")
+    first = run_python(
+        KERNEL.format(lasting=lasting)
+        + f"ip.run_cell_magic('as_module', '{name}.core', 'def f():\\n    return \"from the cell\"\\n')",
+        cwd=tmp_path,
+    )
+    assert first.returncode == 0, first.stderr
+    later = run_python(  # a kernel restarted: the first one has exited
+        KERNEL.format(lasting=lasting)
+        + f"""
+import {name}.core
+print({name}.core.f())
+print(sorted((r.name, r.kind) for r in ip.run_line_magic("lsmod", "--cells")))
+ip.run_cell_magic("as_module", "{name}.core", "def f():\\n    return 'redefined'\\n")
+print({name}.core.f(), {name}.core.__file__)
+""",
         cwd=tmp_path,
     )
     assert later.returncode == 0, later.stderr
     lines = later.stdout.splitlines()
     assert lines[0] == "from the cell"
     assert lines[1] == str(sorted([(name, "restored"), (f"{name}.core", "restored")]))
-    assert lines[2] == f"redefined {lasting / name / 'core.py'}"
+    assert lines[2] == f"redefined {os.path.join(lasting, name, 'core.py')}"
 
 
 @pytest.mark.parametrize(
@@ -300,14 +309,23 @@ def test_a_read_only_or_full_file_system_warns_and_the_module_works_in_memory(
 
 
 def test_a_planted_symlink_is_replaced_not_followed(tmp_path):
-    store = CellStore(tmp_path / "store")
-    os.mkdir(store.directory, 0o700)
     target = tmp_path / "elsewhere.txt"
     target.write_text("precious\n")
-    os.symlink(target, Path(store.directory) / "geo.py")
-    path, _ = store.write("geo", "X = 1\n", None, is_package=False)
+    private = CellStore(tmp_path / "private", lasting=False)
+    os.mkdir(private.directory, 0o700)
+    os.symlink(target, Path(private.directory) / "geo.py")
+    path, _ = private.write("geo", "X = 1\n", None, is_package=False)
     assert target.read_text() == "precious\n"
     assert not Path(path).is_symlink() and Path(path).read_text() == "X = 1\n"
+    lasting = CellStore(tmp_path / "store")  # the link is not the store's: it goes aside
+    os.mkdir(lasting.directory, 0o700)
+    os.symlink(target, Path(lasting.directory) / "geo.py")
+    with pytest.raises(StoreError, match="geo.py was not written by ipyexecmod"):
+        lasting.write("geo", "X = 1\n", None, is_package=False)
+    path, _ = lasting.write("geo", "X = 1\n", None, is_package=False, force=True)
+    assert target.read_text() == "precious\n"
+    assert not Path(path).is_symlink() and Path(path).read_text() == "X = 1\n"
+    assert os.readlink(f"{path}.orig") == str(target)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     os.symlink(elsewhere, tmp_path / "linked-store")

@@ -12,7 +12,7 @@ from ipyexecmod import _files
 from ipyexecmod import store as store_module
 from ipyexecmod.cells import Version
 from ipyexecmod.pyc import is_sound_hash_pyc, read_header
-from ipyexecmod.store import CellStore, MemoryOnly, placement
+from ipyexecmod.store import CellStore, MemoryOnly, StoreError, placement
 
 
 def test_a_version_is_saved_where_its_code_says(tmp_path):
@@ -28,7 +28,7 @@ def test_a_version_is_saved_where_its_code_says(tmp_path):
 
 
 def test_an_unchanged_save_writes_nothing_and_an_edit_behind_our_back_is_caught(tmp_path):
-    store = CellStore(tmp_path / "s")
+    store = CellStore(tmp_path / "s", lasting=False)
     first = Version.compile("_st_m", "X = 1\n", store=store)
     first.save()
     stat = os.stat(first.path)
@@ -37,6 +37,21 @@ def test_an_unchanged_save_writes_nothing_and_an_edit_behind_our_back_is_caught(
     Path(first.path).write_text("X = 666\n")
     Version.compile("_st_m", "X = 1\n", store=store).save()
     assert Path(first.path).read_text() == "X = 1\n"
+
+
+def test_a_lasting_copy_edited_by_hand_is_the_users_and_is_not_written_over(tmp_path):
+    store = CellStore(tmp_path / "s")
+    first = Version.compile("_st_m", "X = 1\n", store=store)
+    first.save()
+    Path(first.path).write_text("X = 666\n")
+    with pytest.raises(StoreError, match="not written by ipyexecmod"):
+        Version.compile("_st_m", "X = 2\n", store=store).save()
+    assert Path(first.path).read_text() == "X = 666\n"
+    assert store.module_names() == []
+    saved = Version.compile("_st_m", "X = 2\n", store=store).save(force=True)
+    assert Path(first.path).read_text() == "X = 2\n"
+    assert Path(saved.moved[0][1]).read_text() == "X = 666\n"
+    assert store.module_names() == ["_st_m"]
 
 
 def test_no_temporary_file_is_left_behind(tmp_path):

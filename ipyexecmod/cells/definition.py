@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..execmodule import NOT_FOUND, exec_code_module_object
 from ..loader import forget_lines_when_unused
+from ..ownership import Writer
 from ..store import CellStore, MemoryOnly, StoreError, kernel_board
 from ..workers.catchup import from_kernel
 from .dependents import Rerun, dependents
@@ -69,11 +70,15 @@ def define(
     with finder.lock:
         if copy is not None:
             finder.add_store(copy)
-        if not force:
-            check_available(finder, name)
         record = finder.get(name)
         old = None if record is None else record.version
-        version = _next_version(old, name, source, copy, defined_in)
+        is_package = _is_package(finder, name, old, copy)
+        if not force:
+            problem = None if copy is None else copy.refusal(name, is_package)
+            if problem is not None:
+                raise DefinitionError(problem, forceable=True, hint="to do so")
+            check_available(finder, name)
+        version = _next_version(old, name, source, copy, defined_in, is_package)
         # Each compiled version has lines of its own in linecache (see .version): only
         # the same version run again shares them, and keeps them whatever happens.
         fresh = old is None or old.filename != version.filename
@@ -87,7 +92,7 @@ def define(
             _rerun(finder, steps, record, reruns)
             if old is not None and fresh:
                 steps.after(forget_lines_when_unused, old.loader)
-            steps.commit(_save, finder, record)
+            steps.commit(_save, finder, record, force)
             steps.commit(_publish, finder, [name, *(rerun.name for rerun in reruns)])
             steps.after(finder.notify, name)
             for rerun in reruns:  # after it: a listener may run them again elsewhere
@@ -95,14 +100,32 @@ def define(
     return module
 
 
+def _is_package(
+    finder: CellModuleFinder, name: str, old: Version | None, store: CellStore | None
+) -> bool:
+    """Whether module ``name``'s next version is a package: if its last one was, or
+    (defined for the first time here) the one restored from an on-disk copy, or the copy
+    in ``store``, is.  A package stays one, on disk and in the kernel."""
+    if old is not None:
+        return old.is_package
+    restored = sys.modules.get(name)
+    if finder.is_restored(restored) and hasattr(restored, "__path__"):
+        return True
+    return store is not None and store.has_package(name)
+
+
 def _next_version(
-    old: Version | None, name: str, source: str, store: CellStore | None, defined_in: int | None
+    old: Version | None,
+    name: str,
+    source: str,
+    store: CellStore | None,
+    defined_in: int | None,
+    is_package: bool,
 ) -> Version:
     """The version ``source`` makes of module ``name``; the same source in the same place
     runs the code compiled before (a cell run again unchanged compiles nothing)."""
     if old is not None and old.source == source and old.store is store:
         return old.again(defined_in)
-    is_package = old is not None and old.is_package
     return Version.compile(name, source, is_package=is_package, store=store, defined_in=defined_in)
 
 
@@ -311,12 +334,14 @@ def _reinstall(finder: CellModuleFinder) -> None:
         finder.install()
 
 
-def _save(finder: CellModuleFinder, record: CellModule) -> None:
+def _save(finder: CellModuleFinder, record: CellModule, force: bool) -> None:
     """Write the on-disk copy of ``record``'s module, and of parents that have none yet
-    (a module that has just become a package moves to ``NAME/__init__.py``)."""
+    (a module that has just become a package moves to ``NAME/__init__.py``); note what
+    was moved aside for it (``force``), and warn of another notebook's copy replaced."""
     if record.version.store is None:
         return
     parts = record.name.split(".")
+    moved: list[tuple[str, str]] = []
     try:
         for depth in range(1, len(parts) + 1):
             parent = finder.get(".".join(parts[:depth]))
@@ -324,10 +349,23 @@ def _save(finder: CellModuleFinder, record: CellModule) -> None:
                 continue
             path = parent.version.path  # a path: the same store as record's
             if parent is record or (path is not None and not os.path.exists(path)):
-                parent.version.save()
+                saved = parent.version.save(force=force)
+                moved += saved.moved
+                if saved.replaced is not None:
+                    _warn_replaced(parent.name, record.version.store, saved.replaced)
     except StoreError as exc:
         msg = f"{exc}; module {record.name!r} works in this process only"
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    record.moved_aside = tuple(moved)
+
+
+def _warn_replaced(name: str, store: CellStore, writer: Writer) -> None:
+    running = "still running" if writer.is_running() else "gone"
+    msg = (
+        f"the copy of {name!r} in {store.directory} that {writer.describe()} wrote (that "
+        f"kernel is {running}) is replaced by this one"
+    )
+    warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
 
 def _publish(finder: CellModuleFinder, names: list[str]) -> None:

@@ -22,12 +22,16 @@ __all__ = ["DefinitionError", "check_available", "check_module_name", "hides", "
 class DefinitionError(ValueError):
     """A definition refused before any code ran; nothing was changed.
 
-    ``forceable`` is true when ``force=True`` (``--force``) would define it anyway.
+    ``forceable`` is true when ``force=True`` (``--force``) would define it anyway;
+    ``hint`` says what it would do.
     """
 
-    def __init__(self, message: str, *, forceable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, forceable: bool = False, hint: str = "to define it anyway"
+    ) -> None:
         super().__init__(message)
         self.forceable = forceable
+        self.hint = hint
 
 
 def check_module_name(name: str) -> None:
@@ -143,7 +147,7 @@ def _ours(finder: CellModuleFinder, origin: str | None) -> bool:
     board = kernel_board()
     if board is not None and origin is not None and origin.startswith(board.boot + os.sep):
         return True
-    return any(store.owns_path(origin) for store in finder.stores)
+    return any(store.wrote(origin) for store in finder.stores)
 
 
 def foreign_spec(finder: CellModuleFinder, name: str, path: Any) -> ModuleSpec | None:

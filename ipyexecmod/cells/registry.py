@@ -89,7 +89,7 @@ class CellModuleFinder:
     def is_restored(self, module: object) -> bool:
         """Whether ``module`` was imported from an on-disk copy, by another finder."""
         path = getattr(module, "__file__", None)
-        return not self.owns(module) and any(store.owns_path(path) for store in self.stores)
+        return not self.owns(module) and any(store.wrote(path) for store in self.stores)
 
     def ours(self, module: object) -> bool:
         """Whether ipyexecmod made ``module``: a cell module, or one restored from a copy."""

@@ -30,7 +30,7 @@ from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..loader import SourceTextLoader
-from ..store import CellStore
+from ..store import CellStore, Saved
 from .locks import CellSpec
 from .stale import Replaced
 
@@ -133,21 +133,25 @@ class Version:
             spec.submodule_search_locations = [os.path.dirname(self.path)]
         return spec
 
-    def save(self) -> None:
+    def save(self, *, force: bool = False) -> Saved:
         """Make this the version whose lines linecache has under the on-disk copy's path,
         and write the copy; raises :class:`~ipyexecmod.store.StoreError` if it cannot
-        (the lines are there all the same: the module in this process is this version)."""
-        if self.store is not None:
-            assert self.path is not None and self.cached is not None  # set with the store
-            self.loader.register_lines(self.path)
-            self.store.save(
-                self.name,
-                self.path,
-                self.cached,
-                self.encoded,
-                self.code,
-                is_package=self.is_package,
-            )
+        (the lines are there all the same: the module in this process is this version).
+        With ``force``, files of the user's in its way are moved aside
+        (:meth:`~ipyexecmod.store.CellStore.save`)."""
+        if self.store is None:
+            return Saved()
+        assert self.path is not None and self.cached is not None  # set with the store
+        self.loader.register_lines(self.path)
+        return self.store.save(
+            self.name,
+            self.path,
+            self.cached,
+            self.encoded,
+            self.code,
+            is_package=self.is_package,
+            force=force,
+        )
 
 
 def _new_filename(name: str, base: str) -> str:
@@ -307,6 +311,8 @@ class CellModule:
     implicit: bool = False
     #: The dependents its latest definition ran again, in order.
     reran: tuple[Rerun, ...] = ()
+    #: The user's files its latest definition moved aside (``force``), as ``(path, aside)``.
+    moved_aside: tuple[tuple[str, str], ...] = ()
     #: The classes and functions of older versions, while they live (see :mod:`.stale`).
     replaced: Replaced = field(default_factory=Replaced, repr=False)
 

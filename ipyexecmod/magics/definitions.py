@@ -212,7 +212,7 @@ class ExecModMagics(Magics):
         try:
             self._define(args, cell)
         except cells.DefinitionError as exc:
-            hint = ", or use --force to define it anyway" if exc.forceable else ""
+            hint = f", or use --force {exc.hint}" if exc.forceable else ""
             msg = f"{exc}{hint}"
             raise UsageError(msg) from None
         except SyntaxError as exc:
