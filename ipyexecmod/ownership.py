@@ -40,7 +40,9 @@ __all__ = [
     "digest",
     "files_in_the_way",
     "move_aside",
+    "rehomed_notice",
     "same_notebook",
+    "taken_notice",
     "this_notebook",
     "written_by_another",
 ]
@@ -333,4 +335,24 @@ def written_by_another(name: str, directory: str, writer: Writer) -> str:
         f"still running, and its worker processes import that copy; choose another name, "
         f"or give this notebook a persist_dir of its own (force replaces it, and that "
         f"kernel is told at the end of its next cell)"
+    )
+
+
+def taken_notice(record: Record, directory: str) -> str:
+    """What a kernel of the notebook whose copy ``record`` replaced is told."""
+    return (
+        f"the copy of {record.name!r} in {directory} is not this notebook's any more: "
+        f"{record.writer.describe()} replaced it, so `import {record.name}` gives that "
+        f"version; run this notebook's cell for it again to put its own back (with --force "
+        f"while that kernel runs), or give this notebook a persist_dir of its own"
+    )
+
+
+def rehomed_notice(name: str, directory: str, writer: Writer) -> str:
+    """What a running kernel whose copy another kernel replaced is told."""
+    return (
+        f"{writer.describe()} replaced this kernel's copy of {name!r} in {directory} with "
+        f"its own; this kernel keeps its version of {name!r}, and its worker processes now "
+        f"import it from the kernel's private directory; define it here again with --force "
+        f"to put it back there, or give this notebook a persist_dir of its own"
     )

@@ -211,7 +211,7 @@ class CellStore:
         way = self._in_the_way(name, is_package)
         moved = tuple((path, ownership.move_aside(path)) for path in way)
         other = self._other_writer(name)
-        if other is not None and not (other.is_running() or ownership.same_notebook(other)):
+        if other is not None and not other.is_running() and ownership.same_notebook(other):
             other = None  # a kernel of this notebook, restarted: this is its successor
         return Saved(moved, other)
 
@@ -258,6 +258,9 @@ class CellStore:
             inits = {records.relative(p) for p in self._parent_inits(name)}
             files.update((f, d) for f, d in before.files.items() if f in inits)
         files[records.relative(path)] = ownership.digest(data)
+        if replaced is None and before is not None and before.replaced is not None:
+            if not ownership.same_notebook(before.replaced):  # until that notebook takes it back
+                replaced = before.replaced
         records.put(Record(name, is_package, files, Writer.here(), replaced))
         self._mine[name] = records.identity_of(name)
 
@@ -361,6 +364,20 @@ class CellStore:
                 if parts:
                     names.append(".".join(parts))
         return sorted(names, key=lambda n: (n.count("."), n))
+
+    def taken_from_this_notebook(self) -> list[Record]:
+        """The records of modules this notebook's kernels wrote here that a kernel of
+        another notebook has replaced since (where the notebooks are known)."""
+        here = ownership.this_notebook()
+        if self.records is None or here is None:
+            return []
+        return [
+            record
+            for record in self.records.all()
+            if record.replaced is not None
+            and record.replaced.notebook == here
+            and record.writer.notebook != here
+        ]
 
     def replaced(self) -> list[Record]:
         """The records of modules this process wrote here that another kernel has

@@ -7,6 +7,7 @@ Each step that changes something registers, on the definition's
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from ..execmodule import NOT_FOUND, exec_code_module_object
 from ..loader import forget_lines_when_unused
 from ..ownership import Writer
-from ..store import CellStore, MemoryOnly, StoreError, kernel_board
+from ..store import CellStore, MemoryOnly, StoreError, kernel_board, kernel_store
 from ..workers.catchup import from_kernel
 from .dependents import Rerun, dependents
 from .locks import Discarded
@@ -29,7 +30,7 @@ from .version import CellModule, Replacement, Version
 if TYPE_CHECKING:
     from .registry import CellModuleFinder
 
-__all__ = ["Options", "define", "reload"]
+__all__ = ["Options", "define", "rehome", "reload"]
 
 _MISSING = object()
 
@@ -253,12 +254,43 @@ def _make_package(steps: Transaction, record: CellModule, module: ModuleType) ->
     namespace = vars(module)
     steps.undo(_restore_namespace, namespace, dict(namespace))
     steps.undo(_set_version, record, record.version)
-    record.version = record.version.as_package()
+    _place(record, module, record.version.as_package())
+
+
+def _place(record: CellModule, module: ModuleType, version: Version) -> None:
+    """Make ``version``, the same code as ``record``'s in another place, its version, with
+    the module's spec and file attributes to match."""
+    record.version = version
     spec = module.__spec__ = record.spec()
     module.__loader__ = record.loader
-    module.__path__ = list(spec.submodule_search_locations or ())
-    module.__package__ = record.name
-    namespace["__file__"], namespace["__cached__"] = spec.origin, spec.cached
+    if version.is_package:
+        module.__path__ = list(spec.submodule_search_locations or ())
+        module.__package__ = record.name
+    vars(module)["__file__"], vars(module)["__cached__"] = spec.origin, spec.cached
+
+
+def rehome(finder: CellModuleFinder) -> list[tuple[str, str, Writer]]:
+    """Move each cell module whose lasting copy another kernel has replaced since this
+    process wrote it to the private directory (the same version: no code runs), and tell
+    worker processes; return their names, each with the lasting directory and the kernel
+    that replaced it."""
+    moved = []
+    with finder.lock:
+        for store in finder.stores:
+            for lost in store.replaced():
+                record, module = finder.get(lost.name), sys.modules.get(lost.name)
+                if record is None or record.version.store is not store or not finder.owns(module):
+                    continue
+                assert module is not None  # owned
+                version = record.version.placed(
+                    kernel_store(), is_package=record.version.is_package
+                )
+                _place(record, module, version)
+                with contextlib.suppress(StoreError):  # then workers are told it is memory-only
+                    version.save()
+                _publish(finder, [lost.name])
+                moved.append((lost.name, store.directory, lost.writer))
+    return moved
 
 
 def _execute(finder: CellModuleFinder, steps: Transaction, version: Version) -> ModuleType:
@@ -338,6 +370,7 @@ def _save(finder: CellModuleFinder, record: CellModule, force: bool) -> None:
     """Write the on-disk copy of ``record``'s module, and of parents that have none yet
     (a module that has just become a package moves to ``NAME/__init__.py``); note what
     was moved aside for it (``force``), and warn of another notebook's copy replaced."""
+    record.moved_aside = ()
     if record.version.store is None:
         return
     parts = record.name.split(".")

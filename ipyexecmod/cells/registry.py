@@ -11,6 +11,8 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any, Unpack
 
+from .. import ownership
+from ..ownership import Writer
 from ..store import CellStore, kernel_board
 from . import definition, names, stale
 from .definition import Options
@@ -97,14 +99,26 @@ class CellModuleFinder:
 
     def add_store(self, store: CellStore) -> None:
         """Count the modules in ``store`` as ours, put it on :data:`sys.path`, and rewrite
-        any of its ``.pyc`` files that Python would not load as it should."""
+        any of its ``.pyc`` files that Python would not load as it should; warn of those
+        of this notebook's that another notebook's kernel has replaced there."""
         if store not in self.stores:
             self.stores.append(store)
             store.repair()
+            for record in store.taken_from_this_notebook():
+                warnings.warn(
+                    ownership.taken_notice(record, store.directory), RuntimeWarning, stacklevel=3
+                )
             board = kernel_board()
             if board is not None and store.directory != board.directory:
                 board.restore({name: store.copy_of(name) for name in store.module_names()})
         store.install()
+
+    def rehome(self) -> list[tuple[str, str, Writer]]:
+        """Move each cell module whose copy in a lasting directory another kernel has
+        replaced since to this process's private directory, so that its worker processes
+        keep running this kernel's version; return those moved, each with the directory
+        and the kernel that replaced it (:func:`.definition.rehome`)."""
+        return definition.rehome(self)
 
     def hides(self, top: str) -> str | None:
         """Where the module that top-level name ``top`` would be without ipyexecmod comes

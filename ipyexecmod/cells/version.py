@@ -97,11 +97,18 @@ class Version:
     def as_package(self) -> Version:
         """This version as a package, as ``x.py`` becomes ``x/__init__.py``: the same code
         (it has run), with the on-disk copy's new paths."""
-        path, cached = (None, None) if self.store is None else self.store.paths(self.name, True)
+        return self.placed(self.store, is_package=True)
+
+    def placed(self, store: CellStore | None, *, is_package: bool) -> Version:
+        """This version with its copy in ``store`` (a package or not): the same code (it
+        has run), with the copy's new paths and a loader of its own."""
+        path, cached = (None, None) if store is None else store.paths(self.name, is_package)
         loader = SourceTextLoader(
-            self.name, self.source, self.filename, is_package=True, code=self.code
+            self.name, self.source, self.filename, is_package=is_package, code=self.code
         )
-        return replace(self, is_package=True, loader=loader, path=path, cached=cached)
+        return replace(
+            self, is_package=is_package, loader=loader, path=path, cached=cached, store=store
+        )
 
     @cached_property
     def encoded(self) -> bytes:

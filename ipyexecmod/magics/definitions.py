@@ -22,6 +22,7 @@ from ..binding import binding_clash, rebind
 from ..cells.dependents import describe
 from ..cells.instances import update_instances
 from ..loader import put_back_lines
+from ..ownership import rehomed_notice
 from ..store import kernel_store, lasting_store, placement
 from ..typos import TypoDisplay, compiles, not_python, not_source
 from . import autoreload
@@ -119,7 +120,14 @@ class ExecModMagics(Magics):
             ("post_run_cell", self.give_main_a_spec),
             ("post_run_cell", self.ship_to_new_client),
             ("post_run_cell", self.keep_cells_from_autoreload),
+            ("post_run_cell", self.tell_replaced_copies),
         ]
+
+    def tell_replaced_copies(self, result: object = None) -> None:
+        """Say which cell modules' lasting copies another kernel has replaced since the
+        last cell; they move to the private directory (:meth:`CellModuleFinder.rehome`)."""
+        for name, directory, writer in cells.finder.rehome():
+            warnings.warn(rehomed_notice(name, directory, writer), RuntimeWarning, stacklevel=2)
 
     def put_back_lines(self, info: object = None) -> None:
         """Put back the lines of replaced versions that something cleared from linecache
@@ -267,6 +275,8 @@ class ExecModMagics(Magics):
         record = None if name is None else cells.finder.get(name)
         if record is not None and record.reran:
             print(describe(record.name, record.reran))
+        for path, aside in () if record is None else record.moved_aside:
+            print(f"moved {path} (not written by ipyexecmod) aside to {aside}")
         rebound, self._rebound = self._rebound, []
         if rebound:
             print(f"rebound in the notebook: {', '.join(dict.fromkeys(rebound))}")
