@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._files import identity, make_directory, write_atomic
 
@@ -35,6 +35,7 @@ __all__ = [
     "RECORDS",
     "Record",
     "Records",
+    "Refusal",
     "Writer",
     "aside",
     "digest",
@@ -315,27 +316,37 @@ def move_aside(path: str) -> str:
     return target
 
 
-def files_in_the_way(name: str, directory: str, way: list[str]) -> str:
+class Refusal(NamedTuple):
+    """Why a module is not written without ``force``, and what ``force`` would do."""
+
+    problem: str
+    force: str
+
+    def __str__(self) -> str:
+        return f"{self.problem}, or use force {self.force}"
+
+
+def files_in_the_way(name: str, directory: str, way: list[str]) -> Refusal:
     """Why module ``name`` is not written over the user's files ``way``."""
     they = way[0] if len(way) == 1 else ", ".join(way[:-1]) + " and " + way[-1]
     was = "was" if len(way) == 1 else "were"
     moves = ", ".join(f"{path} to {aside(path)}" for path in way)
-    return (
-        f"cannot define {name!r} in {directory}: {they} {was} not written by ipyexecmod "
-        f"(or changed since it was), and ipyexecmod never replaces what it did not write; "
-        f"choose another name, or another persist_dir (force moves {moves} first, "
-        f"deleting nothing)"
+    problem = (
+        f"cannot define {name!r} in {directory}: {they} {was} not written by ipyexecmod, "
+        f"or changed after it was written, and ipyexecmod never replaces a file it did not "
+        f"write; choose another name or another persist_dir"
     )
+    return Refusal(problem, f"to move {moves} first (nothing is deleted)")
 
 
-def written_by_another(name: str, directory: str, writer: Writer) -> str:
+def written_by_another(name: str, directory: str, writer: Writer) -> Refusal:
     """Why module ``name``, written by another running kernel, is not replaced."""
-    return (
+    problem = (
         f"cannot define {name!r} in {directory}: {writer.describe()} wrote it there and is "
         f"still running, and its worker processes import that copy; choose another name, "
-        f"or give this notebook a persist_dir of its own (force replaces it, and that "
-        f"kernel is told at the end of its next cell)"
+        f"or give this notebook a persist_dir of its own"
     )
+    return Refusal(problem, "to replace it (that kernel is told at the end of its next cell)")
 
 
 def taken_notice(record: Record, directory: str) -> str:

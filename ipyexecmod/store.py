@@ -41,7 +41,7 @@ from ._files import (
     unchanged,
     write_atomic,
 )
-from .ownership import Record, Records, Writer
+from .ownership import Record, Records, Refusal, Writer
 from .pyc import hash_pyc, is_sound_hash_pyc
 from .workers import catchup
 from .workers.board import Board
@@ -187,7 +187,7 @@ class CellStore:
             raise StoreError(msg) from exc
         return saved
 
-    def refusal(self, name: str, is_package: bool) -> str | None:
+    def refusal(self, name: str, is_package: bool) -> Refusal | None:
         """Why module ``name`` may not be written here without ``force``: a file the store
         did not write is in the way, or another running kernel wrote it; ``None`` if it may."""
         if self.records is None:
@@ -207,7 +207,7 @@ class CellStore:
         if not force:
             problem = self.refusal(name, is_package)
             if problem is not None:
-                raise StoreError(problem.replace("cannot define", "did not write"))
+                raise StoreError(str(problem).replace("cannot define", "did not write", 1))
         way = self._in_the_way(name, is_package)
         moved = tuple((path, ownership.move_aside(path)) for path in way)
         other = self._other_writer(name)

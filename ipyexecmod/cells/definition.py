@@ -77,7 +77,7 @@ def define(
         if not force:
             problem = None if copy is None else copy.refusal(name, is_package)
             if problem is not None:
-                raise DefinitionError(problem, forceable=True, hint="to do so")
+                raise DefinitionError(problem.problem, forceable=True, hint=problem.force)
             check_available(finder, name)
         version = _next_version(old, name, source, copy, defined_in, is_package)
         # Each compiled version has lines of its own in linecache (see .version): only
