@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import compileall
+import itertools
+import os
+import sys
 import tempfile
 import textwrap
 
@@ -9,7 +13,7 @@ from harness import Goal, Row, Settings, best_of, paired, reported
 from workloads import fresh_name, functions, run_python
 
 from ipyexecmod import cells
-from ipyexecmod.store import kernel_store
+from ipyexecmod.store import CellStore, kernel_store
 
 STDLIB_50 = [
     "abc", "argparse", "ast", "base64", "bisect", "calendar", "cmd", "codecs", "collections",
@@ -82,4 +86,50 @@ def spawn_rows(settings: Settings) -> list[Row]:
             ),
             goal=Goal(10.0, at_least=True),
         )
+    ]
+
+
+def lasting_rows(settings: Settings) -> list[Row]:
+    """What a lasting directory's records of ownership cost: redefining a cell module
+    with a copy there, against the same with a copy in a directory of the same file
+    system that keeps no records (as the private one); and adding a lasting directory
+    that holds a user's project of 150 modules (nothing of it is read or written)."""
+    root = tempfile.mkdtemp(prefix="bench-lasting-")
+    lasting, plain = CellStore(f"{root}/lasting"), CellStore(f"{root}/plain", lasting=False)
+    names = {lasting: fresh_name("kept"), plain: fresh_name("kept")}
+    edits = itertools.count()
+
+    def redefine(store: CellStore) -> None:
+        cells.define(names[store], functions(25, next(edits)), store=store)
+
+    timing = paired(
+        lambda: redefine(lasting), lambda: redefine(plain), settings.pairs, settings.inner
+    )
+    project = f"{root}/project"
+    for package in range(max(1, round(15 * settings.scale))):
+        os.makedirs(f"{project}/analysis/p{package}")
+        with open(f"{project}/analysis/p{package}/__init__.py", "w"):
+            pass
+        for module in range(10):
+            with open(f"{project}/analysis/p{package}/m{module}.py", "w") as file:
+                file.write(functions(5))
+    compileall.compile_dir(project, quiet=1)
+    added = best_of(lambda: cells.finder.add_store(CellStore(project)), settings.inner)
+    cells.finder.stores[:] = [s for s in cells.finder.stores if s.directory != project]
+    sys.path.remove(project)
+    return [
+        Row(
+            what="redefining a 100-line cell module with a copy in a lasting directory "
+            "(records of what it wrote), against a directory without records",
+            candidate="lasting",
+            baseline="no records",
+            timing=timing,
+            goal=Goal(1.3),
+        ),
+        Row(
+            what="adding a lasting directory that holds a user's project of 150 modules",
+            candidate="add_store",
+            value=added,
+            goal=Goal(1e-3, "s", "value"),
+        ),
     ]

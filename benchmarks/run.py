@@ -44,6 +44,7 @@ GROUPS = [
     rows_peers.peer_rows,
     rows_processes.finder_rows,
     rows_processes.spawn_rows,
+    rows_processes.lasting_rows,
     rows_workers.pool_rows,
     rows_workers.freshness_rows,
     rows_core.memory_rows,

@@ -84,6 +84,18 @@ def _start_time(pid: int) -> int | None:
         return None
 
 
+_process: tuple[int, int | None, str] | None = None
+
+
+def _this_process() -> tuple[int, int | None, str]:
+    """This process's pid, start time and host, found once (again in a forked child)."""
+    global _process
+    if _process is None or _process[0] != os.getpid():
+        pid = os.getpid()
+        _process = (pid, _start_time(pid), socket.gethostname())
+    return _process
+
+
 @dataclass(frozen=True)
 class Writer:
     """The kernel that wrote a copy, and when."""
@@ -97,19 +109,16 @@ class Writer:
     @classmethod
     def here(cls) -> Writer:
         """This process, now."""
-        pid = os.getpid()
-        return cls(pid, _start_time(pid), socket.gethostname(), this_notebook(), time.time())
+        pid, started, host = _this_process()
+        return cls(pid, started, host, this_notebook(), time.time())
 
     def is_this_process(self) -> bool:
-        pid = os.getpid()
-        return (self.pid, self.host) == (pid, socket.gethostname()) and (
-            self.started is None or self.started == _start_time(pid)
-        )
+        return (self.pid, self.started, self.host) == _this_process()
 
     def is_running(self) -> bool:
         """Whether the process that wrote it still runs (one on another host, as far as
         this one can tell, does)."""
-        if self.host != socket.gethostname():
+        if self.host != _this_process()[2]:
             return True
         try:
             os.kill(self.pid, 0)
@@ -124,7 +133,7 @@ class Writer:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.at))
         where = (
             f"pid {self.pid}"
-            if self.host == socket.gethostname()
+            if self.host == _this_process()[2]
             else f"pid {self.pid} on {self.host}"
         )
         if self.notebook:
@@ -206,9 +215,14 @@ class Records:
         records = [r for r in map(self.get, names) if r is not None]
         return sorted(records, key=lambda r: (r.name.count("."), r.name))
 
-    def put(self, record: Record) -> None:
+    def put(self, record: Record, written: str) -> None:
+        """Write ``record``; ``written`` is the file of its just written, so known to
+        hold its digest."""
         make_directory(self.folder)
-        write_atomic(self._path(record.name), record.to_json())
+        path = self._path(record.name)
+        write_atomic(path, record.to_json())
+        self._read[record.name] = (identity(path), record)
+        self._checked[written] = identity(written)
 
     def drop(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -190,7 +190,7 @@ class CellStore:
     def refusal(self, name: str, is_package: bool) -> Refusal | None:
         """Why module ``name`` may not be written here without ``force``: a file the store
         did not write is in the way, or another running kernel wrote it; ``None`` if it may."""
-        if self.records is None:
+        if self.records is None or self._still_mine(name, is_package):
             return None
         way = self._in_the_way(name, is_package)
         if way:
@@ -214,6 +214,20 @@ class CellStore:
         if other is not None and not other.is_running() and ownership.same_notebook(other):
             other = None  # a kernel of this notebook, restarted: this is its successor
         return Saved(moved, other)
+
+    def _still_mine(self, name: str, is_package: bool) -> bool:
+        """Whether module ``name``'s files and record here are as this process last wrote
+        them (two stat() calls each)."""
+        path, cached = self.paths(name, is_package)
+        written = self._written.get(path)
+        if written is None or name not in self._mine:
+            return False
+        try:
+            files = (identity(path), identity(cached))
+        except OSError:
+            return False
+        assert self.records is not None  # only a lasting store has anything of its own
+        return files == written[1:] and self._mine[name] == self.records.identity_of(name)
 
     def _in_the_way(self, name: str, is_package: bool) -> list[str]:
         """What the store did not write and writing module ``name`` would replace, or be
@@ -261,7 +275,7 @@ class CellStore:
         if replaced is None and before is not None and before.replaced is not None:
             if not ownership.same_notebook(before.replaced):  # until that notebook takes it back
                 replaced = before.replaced
-        records.put(Record(name, is_package, files, Writer.here(), replaced))
+        records.put(Record(name, is_package, files, Writer.here(), replaced), path)
         self._mine[name] = records.identity_of(name)
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
