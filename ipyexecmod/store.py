@@ -167,7 +167,9 @@ class CellStore:
                 created = [] if current else self._make_parents(name)
                 if is_package and not current:
                     make_directory(os.path.dirname(path))
-                    self._remove_module_file(name)  # a module that became a package
+                    self._remove_form(name, is_package=False)  # a module became a package
+                elif not current:
+                    self._remove_form(name, is_package=True)  # a package became a module
                 fresh = current or not unchanged(path, data)
                 if fresh:
                     write_atomic(path, data)
@@ -304,12 +306,19 @@ class CellStore:
                 created.append(init)
         return created
 
-    def _remove_module_file(self, name: str) -> None:
-        """Remove ``name.py`` and its ``.pyc``, if the store wrote them."""
-        for stale in self.paths(name, is_package=False):
+    def _remove_form(self, name: str, *, is_package: bool) -> None:
+        """Remove module ``name``'s copy in the other form (``name.py`` or
+        ``name/__init__.py``) and its ``.pyc``, if the store wrote them, so that one copy
+        is left; a package's directory goes too if nothing else is left in it."""
+        source, cached = self.paths(name, is_package)
+        for stale in (cached, source):
             if self.wrote(stale):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(stale)
+        if is_package:
+            for folder in (os.path.dirname(cached), os.path.dirname(source)):
+                with contextlib.suppress(OSError):  # not empty, or gone
+                    os.rmdir(folder)
 
     def repair(self) -> list[str]:
         """Rewrite every ``.pyc`` of the store's modules that Python would not load as it
