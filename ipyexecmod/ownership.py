@@ -220,9 +220,14 @@ class Records:
         hold its digest."""
         make_directory(self.folder)
         path = self._path(record.name)
+        index_was_current = self._index[0] == identity(self.folder)
         write_atomic(path, record.to_json())
         self._read[record.name] = (identity(path), record)
         self._checked[written] = identity(written)
+        if index_was_current:  # under the lock: the one change since is this record
+            index = {f: n for f, n in self._index[1].items() if n != record.name}
+            index.update(dict.fromkeys(record.files, record.name))
+            self._index = (identity(self.folder), index)
 
     def drop(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
