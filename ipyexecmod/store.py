@@ -311,6 +311,8 @@ class CellStore:
         ``name/__init__.py``) and its ``.pyc``, if the store wrote them, so that one copy
         is left; a package's directory goes too if nothing else is left in it."""
         source, cached = self.paths(name, is_package)
+        if not self.wrote(source):
+            return
         for stale in (cached, source):
             if self.wrote(stale):
                 with contextlib.suppress(FileNotFoundError):

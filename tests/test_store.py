@@ -141,3 +141,17 @@ def test_a_define_with_a_store_of_the_wrong_type_is_refused():
 
     with pytest.raises(TypeError, match="store must be a CellStore, a MemoryOnly or None, not str"):
         cells.define("_st_wrong_store", "X = 1\n", store="/tmp/somewhere")
+
+
+def test_a_module_is_in_one_form_on_disk_and_a_users_directory_stays(tmp_path):
+    store = CellStore(tmp_path / "deep" / "er" / "s")  # parents are created
+    code = compile("", "", "exec")
+    store.write("_st_form", "X = 1\n", code, is_package=True)
+    store.write("_st_form", "X = 2\n", code, is_package=False)
+    assert sorted(os.listdir(store.directory)) == [".ipyexecmod", "__pycache__", "_st_form.py"]
+    store.write("_st_form", "X = 3\n", code, is_package=True)
+    assert not os.path.exists(os.path.join(store.directory, "_st_form.py"))
+    mine = tmp_path / "deep" / "er" / "s" / "_st_empty"
+    mine.mkdir()  # the user's, empty: never removed
+    store.write("_st_empty", "X = 1\n", code, is_package=False)
+    assert mine.is_dir()
