@@ -10,11 +10,11 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import warnings
 from importlib.util import module_from_spec
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from .._warnings import warn
 from ..execmodule import NOT_FOUND, exec_code_module_object
 from ..loader import forget_lines_when_unused
 from ..store import CellStore, MemoryOnly, StoreError, kernel_board
@@ -327,7 +327,7 @@ def _save(finder: CellModuleFinder, record: CellModule) -> None:
                 parent.version.save()
     except StoreError as exc:
         msg = f"{exc}; module {record.name!r} works in this process only"
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        warn(msg, RuntimeWarning)  # at the user's cell, each time
 
 
 def _publish(finder: CellModuleFinder, names: list[str]) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import sys
 import threading
-import warnings
 from collections.abc import Callable
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any, Unpack
 
+from .._warnings import warn
 from ..store import CellStore, kernel_board
 from . import definition, names, stale
 from .definition import Options
@@ -199,7 +199,7 @@ def _tell(listeners: list[Callable[..., object]], name: str, *args: Any) -> None
             listener(*args)
         except Exception as exc:
             msg = f"module {name!r} is defined, but {listener!r} failed: {exc}"
-            warnings.warn(msg, RuntimeWarning, stacklevel=6)
+            warn(msg, RuntimeWarning)  # at the user's cell, each time
 
 
 def is_cell_finder(finder: object) -> bool:
