@@ -47,10 +47,12 @@ from .workers import catchup
 from .workers.board import Board
 
 __all__ = [
+    "STORE_SHOWN",
     "CellStore",
     "MemoryOnly",
     "Saved",
     "StoreError",
+    "display_path",
     "kernel_board",
     "kernel_store",
     "lasting_store",
@@ -496,3 +498,24 @@ def placement(*, persist: bool, directory: str | None) -> CellStore | MemoryOnly
     if not persist:
         return MemoryOnly(kernel_store())
     return lasting_store(directory) if directory else kernel_store()
+
+
+#: What :func:`display_path` shows in place of the private directory.
+STORE_SHOWN = "<store>"
+
+
+def display_path(text: str) -> str:
+    """``text`` (a path, or a repr that holds paths) as shown to users: each path in this
+    process's private directory starts with ``<store>`` (``<store>/geometry.py``).
+
+    The private directory's name is random, so showing it would make every saved output
+    (``%lsmod``, ``%modinfo``, tracebacks) change at each run; a lasting directory's paths
+    are stable and shown as they are.  Only for display: ``__file__``, specs and
+    ``co_filename`` keep the real paths.
+    """
+    store = _stores.get(None)  # never made just to be shown
+    if store is None:
+        return text
+    if text == store.directory:
+        return STORE_SHOWN
+    return text.replace(store.directory + os.sep, STORE_SHOWN + os.sep)

@@ -193,7 +193,9 @@ def test_a_typo_in_a_redefinition_shows_the_short_form_with_the_new_line(
     assert (error["ename"], error["evalue"]) == (ename, reply["evalue"])
     lines = shown_lines(error)
     assert len(lines) == 4 and lines[1].strip() == line, lines
-    assert "ktypo.py" in lines[0] and lines[-1].startswith(f"{ename}: ")
+    # the module's frame, named after it (issue 14: no private directory's name)
+    assert re.fullmatch(r"Cell module ktypo \(version \d+\), line \d+", lines[0].strip())
+    assert lines[-1].startswith(f"{ename}: ")
     assert "y = 2" not in "\n".join(lines) and "run_cell_magic" not in "\n".join(lines)
     reply, messages = run(kernel, "import ktypo\nprint(ktypo.y)")
     assert stdout(messages) == "2\n"

@@ -11,11 +11,11 @@ import contextlib
 import importlib
 import os
 import sys
-import warnings
 from importlib.util import module_from_spec
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from .._warnings import warn
 from ..execmodule import NOT_FOUND, exec_code_module_object
 from ..loader import forget_lines_when_unused
 from ..ownership import Writer
@@ -388,7 +388,7 @@ def _save(finder: CellModuleFinder, record: CellModule, force: bool) -> None:
                     _warn_replaced(parent.name, record.version.store, saved.replaced)
     except StoreError as exc:
         msg = f"{exc}; module {record.name!r} works in this process only"
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        warn(msg, RuntimeWarning)  # at the user's cell, each time
     record.moved_aside = tuple(moved)
 
 
@@ -398,7 +398,7 @@ def _warn_replaced(name: str, store: CellStore, writer: Writer) -> None:
         f"the copy of {name!r} in {store.directory} that {writer.describe()} wrote (that "
         f"kernel is {running}) is replaced by this one"
     )
-    warnings.warn(msg, RuntimeWarning, stacklevel=4)
+    warn(msg, RuntimeWarning)
 
 
 def _publish(finder: CellModuleFinder, names: list[str]) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import sys
 import threading
-import warnings
 from collections.abc import Callable
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any, Unpack
 
 from .. import ownership
+from .._warnings import warn
 from ..ownership import Writer
 from ..store import CellStore, kernel_board
 from . import definition, names, stale
@@ -105,9 +105,7 @@ class CellModuleFinder:
             self.stores.append(store)
             store.repair()
             for record in store.taken_from_this_notebook():
-                warnings.warn(
-                    ownership.taken_notice(record, store.directory), RuntimeWarning, stacklevel=3
-                )
+                warn(ownership.taken_notice(record, store.directory), RuntimeWarning)
             board = kernel_board()
             if board is not None and store.directory != board.directory:
                 board.restore({name: store.copy_of(name) for name in store.module_names()})
@@ -213,7 +211,7 @@ def _tell(listeners: list[Callable[..., object]], name: str, *args: Any) -> None
             listener(*args)
         except Exception as exc:
             msg = f"module {name!r} is defined, but {listener!r} failed: {exc}"
-            warnings.warn(msg, RuntimeWarning, stacklevel=6)
+            warn(msg, RuntimeWarning)  # at the user's cell, each time
 
 
 def is_cell_finder(finder: object) -> bool:

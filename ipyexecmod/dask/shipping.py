@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import warnings
 import weakref
 
 import cloudpickle
 from distributed import Client
 
 from .. import cells
+from .._warnings import warn
 from . import _on_worker, families
 from .clusters import Cluster, ShipError, check_client, current_client, placeholder
 from .tokens import Tokens
@@ -256,4 +256,4 @@ def _shippable_top(name: str) -> str:
 def _warn(exc: Exception, top: str) -> None:
     """A shipment that happens on its own (a redefinition, auto mode) failed."""
     msg = f"{exc}; fix the cell and run it again, or run %ship {top}"
-    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    warn(msg, RuntimeWarning)  # at the user's cell if in one, each time

@@ -10,6 +10,7 @@ outputs do not churn.  No IPython here: the magics only call these.
 from __future__ import annotations
 
 from .bytecode import MagicNumber, MagicTag, PycInfo, PycNotFound, pyc_info, pyc_info_for, pyc_path
+from .frames import frame_name
 from .modules import (
     ModuleInfo,
     ModuleList,
@@ -28,6 +29,7 @@ __all__ = [
     "ModuleRow",
     "PycInfo",
     "PycNotFound",
+    "frame_name",
     "list_modules",
     "module_info",
     "module_kind",

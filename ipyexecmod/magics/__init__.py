@@ -9,8 +9,9 @@ Load them with ``%load_ext ipyexecmod``, or in a profile::
 This package is the only part of ipyexecmod that imports IPython:
 :mod:`.definitions` (``%%as_module`` and the options), :mod:`.modules` (the line
 magics that inspect modules), :mod:`.shipping` (``%ship``), :mod:`.arguments`
-(reading a magic's line, completing module names) and :mod:`.autoreload` (keeping cell
-modules out of ``%autoreload``).  It is a thin layer: definitions are
+(reading a magic's line, completing module names), :mod:`.autoreload` (keeping cell
+modules out of ``%autoreload``) and :mod:`.tracebacks` (naming cell modules' frames
+without the private directory's random name).  It is a thin layer: definitions are
 :mod:`ipyexecmod.cells`, which names binding may take is :mod:`ipyexecmod.binding`,
 what is wrong with a cell's text and how a typo is shown is :mod:`ipyexecmod.typos`,
 the values the line magics return are :mod:`ipyexecmod.inspection`, shipping is
@@ -26,7 +27,7 @@ import sys
 from IPython.core.interactiveshell import InteractiveShell
 
 from .. import cells
-from . import autoreload
+from . import autoreload, tracebacks
 from .arguments import complete_module_names
 from .definitions import ExecModMagics
 from .modules import ModuleMagics
@@ -56,6 +57,7 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     shell.Completer.custom_matchers.append(complete_module_names)
     cells.finder.install()
     autoreload.keep_cells_out(shell)
+    tracebacks.name_cell_frames(shell)
     shipping = sys.modules.get("ipyexecmod.dask")  # loaded again after an unload
     if shipping is not None:
         shipping.resume()
@@ -84,6 +86,7 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
     ]
     cells.finder.uninstall()
     autoreload.give_cells_back(shell)
+    tracebacks.show_paths_again(shell)
 
 
 def _stop_following_cells(shell: InteractiveShell, magics: ExecModMagics) -> None:

@@ -18,6 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Unicode, observe
 
 from .. import cells
+from .._warnings import warn
 from ..binding import binding_clash, rebind
 from ..cells.dependents import describe
 from ..cells.instances import update_instances
@@ -94,7 +95,7 @@ class ExecModMagics(Magics):
             # from now on can import cell modules defined later.
             kernel_store()
         except OSError as exc:
-            warnings.warn(f"ipyexecmod: no private directory: {exc}", RuntimeWarning, stacklevel=2)
+            warn(f"ipyexecmod: no private directory: {exc}", RuntimeWarning)
         if self.persist_dir:
             cells.finder.add_store(lasting_store(self.persist_dir))
         if self.ship_auto:
@@ -300,7 +301,7 @@ class ExecModMagics(Magics):
                 f"does not: left as it is (the module keeps its old names too; del them there "
                 f"and in the notebook if they are gone)"
             )
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            warn(msg, RuntimeWarning)  # at the user's cell, each time
 
     def _bind(self, name: str) -> None:
         """Bind the top-level package of module ``name`` in the notebook, as ``import NAME``

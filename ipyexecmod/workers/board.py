@@ -38,10 +38,10 @@ import mmap
 import os
 import struct
 import threading
-import warnings
 from typing import NamedTuple
 
 from .._files import make_directory, write_atomic
+from .._warnings import warn
 
 __all__ = ["Board", "BoardView", "Entry"]
 
@@ -210,7 +210,7 @@ class Board:
                 f"modules ({exc}): workers started before now may run earlier versions; "
                 f"start them again"
             )
-            warnings.warn(msg, RuntimeWarning, stacklevel=4)
+            warn(msg, RuntimeWarning)  # at the user's cell, each time
 
     def _write_state(self, tokens: dict[int, int] | None = None) -> None:
         """Write the busy names, the manifest's serial and ``tokens`` (slot: token), as a
