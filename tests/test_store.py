@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
-from ipyexecmod import _files
+from ipyexecmod import _files, cells
 from ipyexecmod import store as store_module
 from ipyexecmod.cells import Version
 from ipyexecmod.pyc import is_sound_hash_pyc, read_header
@@ -155,3 +156,30 @@ def test_a_module_is_in_one_form_on_disk_and_a_users_directory_stays(tmp_path):
     mine.mkdir()  # the user's, empty: never removed
     store.write("_st_empty", "X = 1\n", code, is_package=False)
     assert mine.is_dir()
+
+
+def test_modinfo_names_the_kernel_that_wrote_a_restored_copy(ip, tmp_path):
+    from helpers import run_python
+
+    lasting = tmp_path / "lasting"
+    writer = run_python(
+        f"""
+        import os
+        os.environ["JPY_SESSION_NAME"] = "/work/elsewhere.ipynb"
+        from ipyexecmod import cells
+        from ipyexecmod.store import lasting_store
+        cells.define("_st_shared", "X = 1\\n", store=lasting_store({str(lasting)!r}))
+        """
+    )
+    assert writer.returncode == 0, writer.stderr
+    ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
+    try:
+        ip.run_cell("import _st_shared", store_history=False).raise_error()
+        info = ip.run_line_magic("modinfo", "_st_shared")
+        assert info["kind"] == "restored"
+        assert "notebook '/work/elsewhere.ipynb' (pid" in info["copy written by"]
+    finally:
+        ip.run_line_magic("config", "ExecModMagics.persist_dir = ''")
+        sys.modules.pop("_st_shared", None)
+        cells.finder.stores[:] = [s for s in cells.finder.stores if s.directory != str(lasting)]
+        sys.path.remove(str(lasting))

@@ -93,6 +93,16 @@ class CellModuleFinder:
         path = getattr(module, "__file__", None)
         return not self.owns(module) and any(store.wrote(path) for store in self.stores)
 
+    def writer_of(self, module: object) -> Writer | None:
+        """The kernel that wrote ``module``'s copy in a lasting directory, if it has one."""
+        path, name = getattr(module, "__file__", None), getattr(module, "__name__", None)
+        for store in self.stores:
+            if store.records is not None and isinstance(name, str) and store.wrote(path):
+                record = store.records.get(name)
+                if record is not None:
+                    return record.writer
+        return None
+
     def ours(self, module: object) -> bool:
         """Whether ipyexecmod made ``module``: a cell module, or one restored from a copy."""
         return self.owns(module) or self.is_restored(module)

@@ -170,6 +170,9 @@ def module_info(
     )
     if "__path__" in namespace:
         info["__path__"] = namespace["__path__"]
+    writer = cells.writer_of(module)
+    if writer is not None and not writer.is_this_process():  # another kernel's copy
+        info["copy written by"] = writer.describe()
     record = cells.get(own_name) if info["kind"] == "cell" else None  # type: ignore[arg-type]
     if record is not None:
         info["defined in"] = (
