@@ -159,7 +159,8 @@ def test_a_lasting_directory_serves_later_kernels(unique, tmp_path):
     lasting = str(tmp_path / "lasting")
     first = run_python(
         KERNEL.format(lasting=lasting)
-        + f"ip.run_cell_magic('as_module', '{name}.core', 'def f():\\n    return \"from the cell\"\\n')",
+        + f"ip.run_cell_magic('as_module', '{name}.core', "
+        + "'def f():\\n    return \"from the cell\"\\n')",
         cwd=tmp_path,
     )
     assert first.returncode == 0, first.stderr
@@ -320,7 +321,7 @@ def test_a_planted_symlink_is_replaced_not_followed(tmp_path):
     lasting = CellStore(tmp_path / "store")  # the link is not the store's: it goes aside
     os.mkdir(lasting.directory, 0o700)
     os.symlink(target, Path(lasting.directory) / "geo.py")
-    with pytest.raises(StoreError, match="geo.py was not written by ipyexecmod"):
+    with pytest.raises(StoreError, match=r"geo\.py was not written by ipyexecmod"):
         lasting.write("geo", "X = 1\n", None, is_package=False)
     path, _ = lasting.write("geo", "X = 1\n", None, is_package=False, force=True)
     assert target.read_text() == "precious\n"
