@@ -12,7 +12,7 @@ shell's own compiler (an instance attribute: the class, and any other shell, kee
 theirs) so that it names the frames that :func:`~ipyexecmod.inspection.frame_name`
 knows, ``Cell module geometry (version 1), line 2``, and leaves every other file to
 IPython.  :func:`show_paths_again` undoes it (``%unload_ext``).
-``tests/test_tracebacks.py`` pins what this relies on in the installed IPython.
+``tests/test_stable_outputs.py`` pins what this relies on in the installed IPython.
 """
 
 from __future__ import annotations
