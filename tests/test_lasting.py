@@ -415,3 +415,41 @@ with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
         tmp_path,
     )
     assert out.splitlines() == ["2 1"], err
+
+
+# -- packages -------------------------------------------------------------------------------
+
+
+def test_a_module_that_becomes_a_package_leaves_one_copy(ip, unique, tmp_path):
+    name = unique("grows")
+    lasting = tmp_path / "lasting"
+    ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
+    define(ip, name, "X = 1\n")
+    define(ip, f"{name}.sub", "Y = 1\n")
+    left = sorted(
+        os.path.relpath(os.path.join(d, f), lasting)
+        for d, _, files in os.walk(lasting)
+        for f in files
+        if f.startswith(name) and not d.endswith(".ipyexecmod")
+    )
+    assert left == [], left  # no NAME.py, and no __pycache__/NAME.<tag>.pyc of it either
+    assert (lasting / name / "__init__.py").read_text() == "X = 1\n"
+
+
+def test_force_moves_a_users_parent_package_init_aside(ip, unique, tmp_path, capsys):
+    """ISSUE14 item 2: a parent's ``__init__.py`` that is not ours is in the way."""
+    name = unique("theirs")
+    lasting = tmp_path / "project"
+    (lasting / name).mkdir(parents=True)
+    init = lasting / name / "__init__.py"
+    init.write_text("WHO = 'the user'\n")
+    before = snapshot(lasting)
+    ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
+    with pytest.raises(UsageError, match=re.escape(str(init))):
+        define(ip, f"{name}.extra", "X = 1\n")
+    assert snapshot(lasting) == before
+    capsys.readouterr()
+    define(ip, f"{name}.extra", "X = 1\n", "--force")
+    moved = moves(capsys.readouterr().out)
+    assert moved == {str(init): f"{init}.orig"}, moved
+    assert_untouched(lasting, before, moved)
