@@ -334,6 +334,23 @@ print({name}.f())
     assert (lasting / f"{other}.py").exists()
 
 
+def test_a_module_another_kernel_writes_later_can_be_imported(ip, unique, tmp_path):
+    """Sharing on purpose: the lasting directory did not exist when this kernel first
+    looked for a module on sys.path (the first definition made it); a module another
+    kernel writes there afterwards is importable here all the same."""
+    mine, theirs = unique("mine"), unique("theirs")
+    lasting = tmp_path / "shared"
+    ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
+    define(ip, mine, "V = 'A'\n")
+    out, err = kernel(
+        lasting, "b.ipynb", f"cell('%%as_module {theirs}\\nV = \"B\"\\n')\n", tmp_path
+    )
+    assert out.splitlines() == ["OK NoneType None"], err
+    assert (lasting / f"{theirs}.py").exists()
+    assert ip.run_cell(f"import {theirs}").success
+    assert sys.modules[theirs].V == "B"
+
+
 # -- restarts -------------------------------------------------------------------------------
 
 
