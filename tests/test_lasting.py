@@ -470,3 +470,120 @@ def test_force_moves_a_users_parent_package_init_aside(ip, unique, tmp_path, cap
     moved = moves(capsys.readouterr().out)
     assert moved == {str(init): f"{init}.orig"}, moved
     assert_untouched(lasting, before, moved)
+
+
+# -- any sequence ---------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ipyexecmod.cells import CellModuleFinder, DefinitionError  # noqa: E402
+from ipyexecmod.store import CellStore  # noqa: E402
+
+_examples = iter(range(10**9))
+
+
+def steps(stores: list[int]) -> st.SearchStrategy[list[tuple]]:
+    """Sequences of ("define", name, store, force, fails) and ("restart",)."""
+    define = st.tuples(
+        st.just("define"),
+        st.sampled_from(["a", "b", "p", "p.s"]),
+        st.sampled_from(stores),
+        st.booleans(),
+        st.booleans(),
+    )
+    return st.lists(st.one_of(define, st.just(("restart",))), max_size=8)
+
+
+class Life:
+    """One kernel's life in this process: a finder of its own, and the two stores."""
+
+    def __init__(self, directories: list[Path]) -> None:
+        self.finder = CellModuleFinder()
+        sys.meta_path.insert(0, self.finder)
+        self.stores = [CellStore(d) for d in directories]
+        for store in self.stores:
+            self.finder.add_store(store)
+
+    def end(self, prefix: str) -> None:
+        sys.meta_path.remove(self.finder)
+        for name in [n for n in sys.modules if n.startswith(prefix)]:
+            del sys.modules[name]
+        for store in self.stores:
+            while store.directory in sys.path:
+                sys.path.remove(store.directory)
+            sys.path_importer_cache.pop(store.directory, None)
+        importlib.invalidate_caches()
+
+
+@settings(max_examples=30, deadline=None)
+@given(steps([0]))
+def test_any_sequence_keeps_the_users_files_and_imports_the_latest_version(
+    tmp_path_factory, sequence
+):
+    """Modules in one lasting directory (the user's module in the other, on sys.path)."""
+    check_sequence(tmp_path_factory, sequence)
+
+
+@settings(max_examples=30, deadline=None)
+@given(steps([0, 1]))
+def test_modules_moving_between_lasting_directories_keep_the_latest_version(
+    tmp_path_factory, sequence
+):
+    """As above, each definition into either directory (a module moves between them)."""
+    check_sequence(tmp_path_factory, sequence)
+
+
+def check_sequence(tmp_path_factory, sequence: list[tuple]) -> None:
+    """Run ``sequence``: the user's files (one in each directory, ``b`` with a timestamp
+    ``.pyc``) stay as they are or where --force announced; each definition is refused
+    exactly when it should be; the kernel imports each module's latest version."""
+    prefix = f"_lh{next(_examples)}_"
+    root = tmp_path_factory.mktemp("seq")
+    directories = [root / "s0", root / "s1"]
+    for directory in directories:
+        directory.mkdir()
+    user = {0: directories[0] / f"{prefix}b.py", 1: directories[1] / f"{prefix}a.py"}
+    for path in user.values():
+        path.write_text("USER = True\n")
+    py_compile.compile(str(user[0]))
+    before = [snapshot(d) for d in directories]
+    moved: dict[str, str] = {}
+    latest: dict[str, str] = {}
+    life = Life(directories)
+    restarted = False
+    try:
+        for number, step in enumerate(sequence):
+            if step[0] == "restart":
+                life.end(prefix)
+                life = Life(directories)
+                restarted = True
+                continue
+            _, short, index, force, fails = step
+            name, version = prefix + short, f"{short}-{number}"
+            source = f"V = {version!r}\n" + ("1 / 0\n" if fails else "")
+            # The user's module of that name, not moved aside: in the store it goes to (the
+            # store refuses), or in the other (on sys.path: refused unless already a cell module).
+            theirs = {i for i, p in user.items() if p.stem == name and str(p) not in moved}
+            try:
+                life.finder.define(name, source, store=life.stores[index], force=force)
+            except DefinitionError:
+                assert not force and theirs, step
+            except ZeroDivisionError:
+                assert fails, step
+            else:
+                assert not fails and (force or index not in theirs), step
+                latest[name] = version
+                record = life.finder.get(name)
+                assert record is not None
+                moved.update(record.moved_aside)
+            for i, directory in enumerate(directories):
+                assert_untouched(directory, before[i], moved)
+            for known, value in latest.items():
+                if restarted and any(
+                    p.stem == known and str(p) not in moved for p in user.values()
+                ):
+                    continue  # forced over a user's module elsewhere: after a restart, the user's
+                assert importlib.import_module(known).V == value, (known, sequence)
+    finally:
+        life.end(prefix)
