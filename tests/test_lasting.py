@@ -474,7 +474,7 @@ def test_force_moves_a_users_parent_package_init_aside(ip, unique, tmp_path, cap
 
 # -- any sequence ---------------------------------------------------------------------------
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from ipyexecmod.cells import CellModuleFinder, DefinitionError  # noqa: E402
@@ -518,6 +518,7 @@ class Life:
 
 @settings(max_examples=30, deadline=None)
 @given(steps([0]))
+@example([("define", "p", 0, False, False), ("restart",), ("define", "p.s", 0, False, False)])
 def test_any_sequence_keeps_the_users_files_and_imports_the_latest_version(
     tmp_path_factory, sequence
 ):
@@ -527,6 +528,8 @@ def test_any_sequence_keeps_the_users_files_and_imports_the_latest_version(
 
 @settings(max_examples=30, deadline=None)
 @given(steps([0, 1]))
+@example([("define", "p", 1, False, False), ("define", "p", 0, False, False), ("restart",)] * 2)
+@example([("define", "p", 1, False, False), ("define", "p.s", 0, False, False)] * 2)
 def test_modules_moving_between_lasting_directories_keep_the_latest_version(
     tmp_path_factory, sequence
 ):
