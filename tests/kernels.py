@@ -14,8 +14,11 @@ from helpers import HANG_GUARD
 
 
 @contextlib.contextmanager
-def kernel_running(ipython_dir: Path) -> Iterator[tuple[Any, Any]]:
-    """A fresh python3 kernel: its manager and a client with its channels started.
+def kernel_running(
+    ipython_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[Any, Any]]:
+    """A fresh python3 kernel: its manager and a client with its channels started;
+    ``env`` adds to its environment (``JPY_SESSION_NAME``: the notebook it runs).
 
     A private IPYTHONDIR keeps the developer's own profile and extensions out.  What
     other processes (another test run) could take or write at the same time is the
@@ -32,6 +35,7 @@ def kernel_running(ipython_dir: Path) -> Iterator[tuple[Any, Any]]:
             **os.environ,
             "IPYTHONDIR": str(ipython_dir),
             "XDG_CACHE_HOME": os.path.join(sockets, "cache"),
+            **(env or {}),
         }
         manager = KernelManager(
             kernel_name="python3",
