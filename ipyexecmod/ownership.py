@@ -115,6 +115,11 @@ class Writer:
     def is_this_process(self) -> bool:
         return (self.pid, self.started, self.host) == _this_process()
 
+    def is_succeeded_here(self) -> bool:
+        """Whether this process takes over what ``self`` wrote without a word: it is this
+        process, or a kernel of this notebook (a restart) that has exited."""
+        return self.is_this_process() or (not self.is_running() and same_notebook(self))
+
     def is_running(self) -> bool:
         """Whether the process that wrote it still runs (one on another host, as far as
         this one can tell, does)."""
@@ -179,7 +184,8 @@ class Records:
         self._read: dict[str, tuple[tuple[int, ...], Record | None]] = {}
         # Per file path: the identity it had when it was found to hold the recorded digest.
         self._checked: dict[str, tuple[int, ...]] = {}
-        self._index: tuple[tuple[int, ...] | None, dict[str, str]] = (None, {})
+        # Which records list each file (a parent's __init__.py may be in its own and a child's).
+        self._index: tuple[tuple[int, ...] | None, dict[str, set[str]]] = (None, {})
 
     def _path(self, name: str) -> str:
         return os.path.join(self.folder, name + ".json")
@@ -225,8 +231,9 @@ class Records:
         self._read[record.name] = (identity(path), record)
         self._checked[written] = identity(written)
         if index_was_current:  # under the lock: the one change since is this record
-            index = {f: n for f, n in self._index[1].items() if n != record.name}
-            index.update(dict.fromkeys(record.files, record.name))
+            index = {f: names - {record.name} for f, names in self._index[1].items()}
+            for file in record.files:
+                index.setdefault(file, set()).add(record.name)
             self._index = (identity(self.folder), index)
 
     def drop(self, name: str) -> None:
@@ -252,10 +259,9 @@ class Records:
                 return self.wrote(importlib.util.source_from_cache(path))
             except ValueError:
                 return False
-        name = self._names().get(relative)
-        record = None if name is None else self.get(name)
-        wanted = None if record is None else record.files.get(relative)
-        if wanted is None:
+        records = [self.get(name) for name in self._names().get(relative, ())]
+        wanted = {r.files[relative] for r in records if r is not None and relative in r.files}
+        if not wanted:
             return False
         try:
             now = identity(path)
@@ -265,7 +271,7 @@ class Records:
             return True
         try:
             with open(path, "rb") as file:
-                ok = digest(file.read()) == wanted
+                ok = digest(file.read()) in wanted
         except OSError:
             return False
         if ok:
@@ -278,14 +284,17 @@ class Records:
             return None
         return os.path.relpath(path, self.directory).replace(os.sep, "/")
 
-    def _names(self) -> dict[str, str]:
-        """Which record lists each file, worked out again when a record comes or goes."""
+    def _names(self) -> dict[str, set[str]]:
+        """Which records list each file, worked out again when a record comes or goes."""
         try:
             now: tuple[int, ...] | None = identity(self.folder)
         except OSError:
             now = None
         if self._index[0] != now or now is None:
-            index = {file: record.name for record in self.all() for file in record.files}
+            index: dict[str, set[str]] = {}
+            for record in self.all():
+                for file in record.files:
+                    index.setdefault(file, set()).add(record.name)
             self._index = (now, index)
         return self._index[1]
 

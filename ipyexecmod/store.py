@@ -162,8 +162,7 @@ class CellStore:
                 return Saved()
         try:
             if not current:
-                os.makedirs(os.path.dirname(self.directory), exist_ok=True)
-                make_directory(self.directory)
+                self._make_directory()
             with self._locked():
                 saved = Saved() if current else self._clear_way(name, is_package, force)
                 created = [] if current else self._make_parents(name)
@@ -215,7 +214,7 @@ class CellStore:
         way = self._in_the_way(name, is_package)
         moved = tuple((path, ownership.move_aside(path)) for path in way)
         other = self._other_writer(name)
-        if other is not None and not other.is_running() and ownership.same_notebook(other):
+        if other is not None and other.is_succeeded_here():
             other = None  # a kernel of this notebook, restarted: this is its successor
         return Saved(moved, other)
 
@@ -235,8 +234,9 @@ class CellStore:
 
     def _in_the_way(self, name: str, is_package: bool) -> list[str]:
         """What the store did not write and writing module ``name`` would replace, or be
-        hidden by: its source or ``.pyc``, or a directory ``NAME/`` (a package's place; a
-        module's too, if it holds an ``__init__.py``) that holds nothing of the store's."""
+        hidden by: its source or ``.pyc``, a parent's ``__init__.py``, or a directory
+        ``NAME/`` (a package's place; a module's too, if it holds an ``__init__.py``) that
+        holds nothing of the store's."""
         assert self.records is not None
         folder = os.path.join(self.directory, *name.split("."))
         init = os.path.join(folder, "__init__.py")
@@ -244,7 +244,8 @@ class CellStore:
             inside = name + "."
             if not (self.wrote(init) or any(r.name.startswith(inside) for r in self.records.all())):
                 return [folder]  # the whole of it goes aside, or none
-        return [p for p in self.paths(name, is_package) if os.path.lexists(p) and not self.wrote(p)]
+        own = [*self.paths(name, is_package), *self._parent_inits(name)]
+        return [p for p in own if os.path.lexists(p) and not self.wrote(p)]
 
     def _other_writer(self, name: str) -> Writer | None:
         """The writer of module ``name``'s copy here, if another process and the copy is
@@ -285,10 +286,31 @@ class CellStore:
     def _locked(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext() if self.records is None else self.records.locked()
 
+    def take(self, path: str, cached: str, data: bytes) -> None:
+        """Know the copy at ``path`` (and ``cached``), which holds ``data``, as one this
+        process wrote: a copy an earlier kernel wrote, which this one takes over."""
+        try:
+            if unchanged(path, data) and is_sound_hash_pyc(cached, data):
+                self._written[path] = _Written(data, identity(path), identity(cached))
+        except OSError:
+            pass
+
     def holds(self, path: str, data: bytes) -> bool:
         """Whether the source at ``path`` is ``data``, as written or checked here last."""
         written = self._written.get(path)
         return written is not None and written.data == data
+
+    def _make_directory(self) -> None:
+        """Make the directory, and its parents; an import that looked for modules in it
+        while it was missing cached that it has none, which would hide those that other
+        kernels write there."""
+        os.makedirs(os.path.dirname(self.directory), exist_ok=True)
+        make_directory(self.directory)
+        if (
+            self.directory in sys.path_importer_cache
+            and not sys.path_importer_cache[self.directory]
+        ):
+            del sys.path_importer_cache[self.directory]
 
     def _parent_inits(self, name: str) -> list[str]:
         parts = name.split(".")
@@ -405,6 +427,27 @@ class CellStore:
             and record.replaced.notebook == here
             and record.writer.notebook != here
         ]
+
+    def forget(self, name: str) -> bool:
+        """Remove module ``name``'s copy, which another place now holds, if this process
+        wrote it (or a kernel of this notebook that has exited) and it has no submodules
+        here; return whether it did.  A copy left behind would be what a new kernel imports."""
+        if self.records is None:
+            return False
+        with self._locked():
+            record = self.records.get(name)
+            if record is None or any(r.name.startswith(name + ".") for r in self.records.all()):
+                return False
+            if not record.writer.is_succeeded_here():
+                return False
+            path = self.paths(name, record.is_package)[0]
+            if not self.wrote(path):
+                return False
+            self._remove_form(name, is_package=record.is_package)
+            self.records.drop(name)
+            self._mine.pop(name, None)
+            self._written.pop(path, None)
+        return True
 
     def replaced(self) -> list[Record]:
         """The records of modules this process wrote here that another kernel has

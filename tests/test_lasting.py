@@ -553,6 +553,7 @@ def check_sequence(tmp_path_factory, sequence: list[tuple]) -> None:
     before = [snapshot(d) for d in directories]
     moved: dict[str, str] = {}
     latest: dict[str, str] = {}
+    where: dict[str, int] = {}  # the store of each module's latest version
     life = Life(directories)
     restarted = False
     try:
@@ -568,15 +569,23 @@ def check_sequence(tmp_path_factory, sequence: list[tuple]) -> None:
             # The user's module of that name, not moved aside: in the store it goes to (the
             # store refuses), or in the other (on sys.path: refused unless already a cell module).
             theirs = {i for i, p in user.items() if p.stem == name and str(p) not in moved}
+            # A package's modules are kept in one directory: a submodule goes where its
+            # package is, and a package stays where its submodules are.
+            split = (short == "p.s" and where.get("p", index) != index) or (
+                short == "p" and where.get("p.s", index) != index
+            )
             try:
                 life.finder.define(name, source, store=life.stores[index], force=force)
             except DefinitionError:
-                assert not force and theirs, step
+                assert split or (not force and theirs), step
             except ZeroDivisionError:
                 assert fails, step
             else:
-                assert not fails and (force or index not in theirs), step
+                assert not fails and not split and (force or index not in theirs), step
                 latest[name] = version
+                where[short] = index
+                if short == "p.s":
+                    where.setdefault("p", index)  # its package, made for it there
                 record = life.finder.get(name)
                 assert record is not None
                 moved.update(record.moved_aside)

@@ -74,6 +74,7 @@ def define(
         record = finder.get(name)
         old = None if record is None else record.version
         is_package = _is_package(finder, name, old, copy)
+        _refuse_leaving(finder, name, store)
         if not force:
             problem = None if copy is None else copy.refusal(name, is_package)
             if problem is not None:
@@ -110,9 +111,10 @@ def _is_package(
     if old is not None:
         return old.is_package
     restored = sys.modules.get(name)
-    if finder.is_restored(restored) and hasattr(restored, "__path__"):
-        return True
-    return store is not None and store.has_package(name)
+    if finder.is_restored(restored):
+        return hasattr(restored, "__path__")
+    stores = finder.stores if store is None else [store, *finder.stores]
+    return any(each.has_package(name) for each in stores)
 
 
 def _next_version(
@@ -203,9 +205,14 @@ def _ensure_parents(
         prefix = ".".join(parts[:depth])
         record = finder.get(prefix)
         module = sys.modules.get(prefix)
-        if module is None and record is not None:
-            # Ours, dropped from sys.modules (%reset --aggressive): import re-creates it.
+        if module is None and (record is not None or _copy_of(finder, prefix) is not None):
+            # Ours, dropped from sys.modules (%reset --aggressive), or a copy of an earlier
+            # kernel's: import re-creates it.
             module = importlib.import_module(prefix)
+        if record is None and module is not None and finder.is_restored(module):
+            record = _adopt(finder, steps, module)
+        if record is not None and store is not None:
+            _refuse_split(name, record, store)
         if module is None:
             _create_package(finder, steps, prefix, store)
         elif record is not None and finder.owns(module):
@@ -221,6 +228,80 @@ def _ensure_parents(
             foreign = module
     if foreign is not None and store is not None:
         _refuse_copy_in(foreign, name)
+
+
+def _copy_of(finder: CellModuleFinder, name: str) -> CellStore | None:
+    """The lasting store that holds a copy of module ``name`` that it wrote, if any."""
+    for store in finder.stores:
+        if store.records is not None and store.wrote(store.copy_of(name)[0]):
+            return store
+    return None
+
+
+def _adopt(finder: CellModuleFinder, steps: Transaction, module: ModuleType) -> CellModule:
+    """Make ``module``, restored from a copy (its code ran from that file), a cell module
+    of that source, with no code run: so that it can become a package."""
+    name, path = module.__name__, module.__file__
+    store = next(store for store in finder.stores if store.wrote(path))
+    with open(path, encoding="utf-8") as file:  # type: ignore[arg-type]  # restored: a file
+        source = file.read()
+    version = Version.compile(name, source, is_package=hasattr(module, "__path__"), store=store)
+    steps.undo(forget_lines_when_unused, version.loader)
+    steps.undo(_put_back_item, finder.modules, name, None)
+    steps.undo(_restore_namespace, vars(module), dict(vars(module)))
+    record = finder.modules[name] = CellModule(version)
+    _place(record, module, version)
+    assert version.path is not None and version.cached is not None  # in a store
+    store.take(version.path, version.cached, version.encoded)
+    return record
+
+
+def _refuse_split(name: str, parent: CellModule, store: CellStore) -> None:
+    """A module of a lasting store goes where its package is: a new kernel imports a
+    package's modules from one directory."""
+    other = parent.version.store
+    if other is store or store.records is None:
+        return
+    where = (
+        "in memory only"
+        if other is None
+        else f"in {other.directory}"
+        if other.records is not None
+        else "in the kernel's private directory"
+    )
+    cell = "made for its modules, with no cell of its own, " if parent.implicit else ""
+    msg = (
+        f"cannot keep {name!r} in {store.directory}: its package {parent.name!r} ({cell}is "
+        f"kept {where}), and a package's modules are kept in one directory, so that a new "
+        f"kernel imports them together; keep {name!r} {where}, or define {parent.name!r} "
+        f"there first"
+    )
+    raise DefinitionError(msg)
+
+
+def _refuse_leaving(
+    finder: CellModuleFinder, name: str, store: CellStore | MemoryOnly | None
+) -> None:
+    """A package whose modules this kernel (or an earlier one of its notebook) keeps in
+    a lasting store stays there with them."""
+    for other in finder.stores:
+        if other is store or other.records is None:
+            continue
+        inside = [
+            record.name
+            for record in other.records.all()
+            if record.name.startswith(name + ".")
+            and record.writer.is_succeeded_here()
+            and other.wrote(other.paths(record.name, record.is_package)[0])
+        ]
+        if inside:
+            msg = (
+                f"cannot move {name!r} out of {other.directory}: its modules "
+                f"{', '.join(map(repr, inside))} are kept there, and a package's modules are "
+                f"kept in one directory, so that a new kernel imports them together; define "
+                f"{name!r} with that persist_dir"
+            )
+            raise DefinitionError(msg)
 
 
 def _refuse_copy_in(package: ModuleType, name: str) -> None:
@@ -371,6 +452,9 @@ def _save(finder: CellModuleFinder, record: CellModule, force: bool) -> None:
     (a module that has just become a package moves to ``NAME/__init__.py``); note what
     was moved aside for it (``force``), and warn of another notebook's copy replaced."""
     record.moved_aside = ()
+    for store in finder.stores:  # a copy left in another place is one a new kernel imports
+        if store is not record.version.store:
+            store.forget(record.name)
     if record.version.store is None:
         return
     parts = record.name.split(".")
