@@ -432,21 +432,24 @@ class CellStore:
         """Remove module ``name``'s copy, which another place now holds, if this process
         wrote it (or a kernel of this notebook that has exited) and it has no submodules
         here; return whether it did.  A copy left behind would be what a new kernel imports."""
-        if self.records is None:
-            return False
-        with self._locked():
-            record = self.records.get(name)
-            if record is None or any(r.name.startswith(name + ".") for r in self.records.all()):
-                return False
-            if not record.writer.is_succeeded_here():
-                return False
-            path = self.paths(name, record.is_package)[0]
-            if not self.wrote(path):
-                return False
-            self._remove_form(name, is_package=record.is_package)
-            self.records.drop(name)
-            self._mine.pop(name, None)
-            self._written.pop(path, None)
+        if self.records is None or self.records.get(name) is None:
+            return False  # the usual case: one stat()
+        try:
+            with self._locked():
+                record = self.records.get(name)
+                if record is None or not record.writer.is_succeeded_here():
+                    return False
+                if any(r.name.startswith(name + ".") for r in self.records.all()):
+                    return False
+                path = self.paths(name, record.is_package)[0]
+                if not self.wrote(path):
+                    return False
+                self._remove_form(name, is_package=record.is_package)
+                self.records.drop(name)
+        except OSError:
+            return False  # left as it is: the next write there refuses or takes it
+        self._mine.pop(name, None)
+        self._written.pop(path, None)
         return True
 
     def replaced(self) -> list[Record]:
