@@ -183,3 +183,21 @@ def test_modinfo_names_the_kernel_that_wrote_a_restored_copy(ip, tmp_path):
         sys.modules.pop("_st_shared", None)
         cells.finder.stores[:] = [s for s in cells.finder.stores if s.directory != str(lasting)]
         sys.path.remove(str(lasting))
+
+
+def test_a_lasting_directory_that_cannot_be_used_leaves_other_definitions_alone(tmp_path):
+    from ipyexecmod.cells import CellModuleFinder
+
+    finder = CellModuleFinder()
+    bad, good = CellStore("/dev/null/x"), CellStore(tmp_path / "good")
+    with pytest.warns(RuntimeWarning, match="could not write '_st_bad'"):
+        finder.define("_st_bad", "X = 1\n", store=bad)
+    try:
+        module = finder.define("_st_good", "X = 2\n", store=good)  # forget() asks `bad` too
+        assert module.X == 2 and good.module_names() == ["_st_good"]
+    finally:
+        for name in ("_st_bad", "_st_good"):
+            sys.modules.pop(name, None)
+        for store in (bad, good):
+            while store.directory in sys.path:
+                sys.path.remove(store.directory)
