@@ -13,6 +13,7 @@ from harness import Goal, Row, Settings, best_of, paired, reported
 from workloads import fresh_name, functions, run_python
 
 from ipyexecmod import cells
+from ipyexecmod.lasting import LastingStore
 from ipyexecmod.store import CellStore, kernel_store
 
 STDLIB_50 = [
@@ -95,7 +96,7 @@ def lasting_rows(settings: Settings) -> list[Row]:
     system that keeps no records (as the private one); and adding a lasting directory
     that holds a user's project of 150 modules (nothing of it is read or written)."""
     root = tempfile.mkdtemp(prefix="bench-lasting-")
-    lasting, plain = CellStore(f"{root}/lasting"), CellStore(f"{root}/plain", lasting=False)
+    lasting, plain = LastingStore(f"{root}/lasting"), CellStore(f"{root}/plain")
     names = {lasting: fresh_name("kept"), plain: fresh_name("kept")}
     edits = itertools.count()
 
@@ -114,7 +115,7 @@ def lasting_rows(settings: Settings) -> list[Row]:
             with open(f"{project}/analysis/p{package}/m{module}.py", "w") as file:
                 file.write(functions(5))
     compileall.compile_dir(project, quiet=1)
-    added = best_of(lambda: cells.finder.add_store(CellStore(project)), settings.inner)
+    added = best_of(lambda: cells.finder.add_store(LastingStore(project)), settings.inner)
     cells.finder.stores[:] = [s for s in cells.finder.stores if s.directory != project]
     sys.path.remove(project)
     return [

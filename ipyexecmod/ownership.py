@@ -37,15 +37,9 @@ __all__ = [
     "Records",
     "Refusal",
     "Writer",
-    "aside",
     "digest",
-    "files_in_the_way",
-    "move_aside",
-    "rehomed_notice",
     "same_notebook",
-    "taken_notice",
     "this_notebook",
-    "written_by_another",
 ]
 
 #: The folder of a lasting directory that holds its records.
@@ -327,23 +321,6 @@ def same_notebook(writer: Writer) -> bool:
     return writer.notebook is None or here is None or writer.notebook == here
 
 
-def aside(path: str) -> str:
-    """Where :func:`move_aside` would move ``path`` now: ``PATH.orig``, or ``PATH.orig-2``,
-    ``-3``, ... (never a name that exists; never one Python would import)."""
-    target, number = f"{path}.orig", 1
-    while os.path.lexists(target):
-        number += 1
-        target = f"{path}.orig-{number}"
-    return target
-
-
-def move_aside(path: str) -> str:
-    """Rename the file or directory at ``path`` to :func:`aside`'s name; return it."""
-    target = aside(path)
-    os.rename(path, target)
-    return target
-
-
 class Refusal(NamedTuple):
     """Why a module is not written without ``force``, and what ``force`` would do."""
 
@@ -352,46 +329,3 @@ class Refusal(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.problem}, or use force {self.force}"
-
-
-def files_in_the_way(name: str, directory: str, way: list[str]) -> Refusal:
-    """Why module ``name`` is not written over the user's files ``way``."""
-    they = way[0] if len(way) == 1 else ", ".join(way[:-1]) + " and " + way[-1]
-    was = "was" if len(way) == 1 else "were"
-    moves = ", ".join(f"{path} to {aside(path)}" for path in way)
-    problem = (
-        f"cannot define {name!r} in {directory}: {they} {was} not written by ipyexecmod, "
-        f"or changed after it was written, and ipyexecmod never replaces a file it did not "
-        f"write; choose another name or another persist_dir"
-    )
-    return Refusal(problem, f"to move {moves} first (nothing is deleted)")
-
-
-def written_by_another(name: str, directory: str, writer: Writer) -> Refusal:
-    """Why module ``name``, written by another running kernel, is not replaced."""
-    problem = (
-        f"cannot define {name!r} in {directory}: {writer.describe()} wrote it there and is "
-        f"still running, and its worker processes import that copy; choose another name, "
-        f"or give this notebook a persist_dir of its own"
-    )
-    return Refusal(problem, "to replace it (that kernel is told at the end of its next cell)")
-
-
-def taken_notice(record: Record, directory: str) -> str:
-    """What a kernel of the notebook whose copy ``record`` replaced is told."""
-    return (
-        f"the copy of {record.name!r} in {directory} is not this notebook's any more: "
-        f"{record.writer.describe()} replaced it, so `import {record.name}` gives that "
-        f"version; run this notebook's cell for it again to put its own back (with --force "
-        f"while that kernel runs), or give this notebook a persist_dir of its own"
-    )
-
-
-def rehomed_notice(name: str, directory: str, writer: Writer) -> str:
-    """What a running kernel whose copy another kernel replaced is told."""
-    return (
-        f"{writer.describe()} replaced this kernel's copy of {name!r} in {directory} with "
-        f"its own; this kernel keeps its version of {name!r}, and its worker processes now "
-        f"import it from the kernel's private directory; define it here again with --force "
-        f"to put it back there, or give this notebook a persist_dir of its own"
-    )

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import NamedTuple
 
-from . import ownership
 from ._files import (
     StoreError,
     identity,
@@ -41,7 +40,7 @@ from ._files import (
     unchanged,
     write_atomic,
 )
-from .ownership import Record, Records, Refusal, Writer
+from .ownership import Record, Refusal, Writer
 from .pyc import hash_pyc, is_sound_hash_pyc
 from .workers import catchup
 from .workers.board import Board
@@ -55,8 +54,6 @@ __all__ = [
     "display_path",
     "kernel_board",
     "kernel_store",
-    "lasting_store",
-    "placement",
 ]
 
 
@@ -69,20 +66,20 @@ class _Written(NamedTuple):
 
 
 class CellStore:
-    """A directory of cell-module copies; see the module docstring."""
+    """A directory of cell-module copies; see the module docstring.  This one is a
+    private directory, all of whose files are its own;
+    :class:`~ipyexecmod.lasting.LastingStore` is a lasting one."""
 
-    def __init__(self, directory: str | os.PathLike[str], *, lasting: bool = True) -> None:
+    #: Whether it is kept across kernels (and so keeps records of what it wrote).
+    lasting = False
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = os.path.abspath(os.fspath(directory))
-        #: What a lasting store wrote, and which kernel (:mod:`ipyexecmod.ownership`); a
-        #: private directory has none: everything in it is its own.
-        self.records = Records(self.directory) if lasting else None
         # Per source path: what was last written or checked there, so that writing an
         # unchanged version costs two stat() calls, and a changed one no read while the
         # files are the ones written here.
         self._written: dict[str, _Written] = {}
         self._paths: dict[tuple[str, bool], tuple[str, str]] = {}  # worked out once a name
-        # The modules this process last wrote here, with their records' identities.
-        self._mine: dict[str, tuple[int, ...] | None] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.directory!r}>"
@@ -96,7 +93,7 @@ class CellStore:
         restarted with SIGKILL) cannot remove its directory; the directory names
         the process, and the next one removes it.
         """
-        store = cls(new_private_directory(), lasting=False)
+        store = cls(new_private_directory())
         atexit.register(_remove_own, store.directory, os.getpid())
         return store
 
@@ -191,71 +188,14 @@ class CellStore:
         return saved
 
     def refusal(self, name: str, is_package: bool) -> Refusal | None:
-        """Why module ``name`` may not be written here without ``force``: a file the store
-        did not write is in the way, or another running kernel wrote it; ``None`` if it may."""
-        if self.records is None or self._still_mine(name, is_package):
-            return None
-        way = self._in_the_way(name, is_package)
-        if way:
-            return ownership.files_in_the_way(name, self.directory, way)
-        other = self._other_writer(name)
-        if other is not None and other.is_running():
-            return ownership.written_by_another(name, self.directory, other)
+        """Why module ``name`` may not be written here without ``force``; in a private
+        directory, where everything is the store's own, never."""
         return None
 
     def _clear_way(self, name: str, is_package: bool, force: bool) -> Saved:
-        """Move aside the files in the way of module ``name`` (``force``) or refuse."""
-        if self.records is None:
-            return Saved()
-        if not force:
-            problem = self.refusal(name, is_package)
-            if problem is not None:
-                raise StoreError(str(problem).replace("cannot define", "did not write", 1))
-        way = self._in_the_way(name, is_package)
-        moved = tuple((path, ownership.move_aside(path)) for path in way)
-        other = self._other_writer(name)
-        if other is not None and other.is_succeeded_here():
-            other = None  # a kernel of this notebook, restarted: this is its successor
-        return Saved(moved, other)
-
-    def _still_mine(self, name: str, is_package: bool) -> bool:
-        """Whether module ``name``'s files and record here are as this process last wrote
-        them (two stat() calls each)."""
-        path, cached = self.paths(name, is_package)
-        written = self._written.get(path)
-        if written is None or name not in self._mine:
-            return False
-        try:
-            files = (identity(path), identity(cached))
-        except OSError:
-            return False
-        assert self.records is not None  # only a lasting store has anything of its own
-        return files == written[1:] and self._mine[name] == self.records.identity_of(name)
-
-    def _in_the_way(self, name: str, is_package: bool) -> list[str]:
-        """What the store did not write and writing module ``name`` would replace, or be
-        hidden by: its source or ``.pyc``, a parent's ``__init__.py``, or a directory
-        ``NAME/`` (a package's place; a module's too, if it holds an ``__init__.py``) that
-        holds nothing of the store's."""
-        assert self.records is not None
-        folder = os.path.join(self.directory, *name.split("."))
-        init = os.path.join(folder, "__init__.py")
-        if os.path.lexists(folder) and (is_package or os.path.lexists(init)):
-            inside = name + "."
-            if not (self.wrote(init) or any(r.name.startswith(inside) for r in self.records.all())):
-                return [folder]  # the whole of it goes aside, or none
-        own = [*self.paths(name, is_package), *self._parent_inits(name)]
-        return [p for p in own if os.path.lexists(p) and not self.wrote(p)]
-
-    def _other_writer(self, name: str) -> Writer | None:
-        """The writer of module ``name``'s copy here, if another process and the copy is
-        still as it wrote it."""
-        assert self.records is not None
-        record = self.records.get(name)
-        if record is None or record.writer.is_this_process():
-            return None
-        path = self.paths(name, record.is_package)[0]
-        return record.writer if self.records.wrote(path) else None
+        """Make way for module ``name``'s files; a private directory has nothing in it to
+        move aside."""
+        return Saved()
 
     def _record(
         self,
@@ -266,25 +206,11 @@ class CellStore:
         created: list[str],
         replaced: Writer | None,
     ) -> None:
-        """Write module ``name``'s record: its source, and the parents' ``__init__.py``
-        files the store created for it, now or before."""
-        if self.records is None:
-            return
-        records = self.records
-        before = records.get(name)
-        files = {records.relative(p): ownership.digest(b"") for p in created}
-        if before is not None:
-            inits = {records.relative(p) for p in self._parent_inits(name)}
-            files.update((f, d) for f, d in before.files.items() if f in inits)
-        files[records.relative(path)] = ownership.digest(data)
-        if replaced is None and before is not None and before.replaced is not None:
-            if not ownership.same_notebook(before.replaced):  # until that notebook takes it back
-                replaced = before.replaced
-        records.put(Record(name, is_package, files, Writer.here(), replaced), path)
-        self._mine[name] = records.identity_of(name)
+        """Note that module ``name`` was written (a private directory keeps no records)."""
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext() if self.records is None else self.records.locked()
+        """Keep other processes from writing here meanwhile (none write a private one)."""
+        return contextlib.nullcontext()
 
     def take(self, path: str, cached: str, data: bytes) -> None:
         """Know the copy at ``path`` (and ``cached``), which holds ``data``, as one this
@@ -372,34 +298,21 @@ class CellStore:
 
     def copy_of(self, name: str) -> tuple[str, bool]:
         """The source of module ``name``'s copy here, and whether it is a package."""
-        record = None if self.records is None else self.records.get(name)
-        if record is not None:
-            is_package = record.is_package
-        else:
-            is_package = os.path.isdir(os.path.join(self.directory, *name.split(".")))
+        is_package = os.path.isdir(os.path.join(self.directory, *name.split(".")))
         return self.paths(name, is_package)[0], is_package
 
     def has_package(self, name: str) -> bool:
-        """Whether the store holds module ``name`` as a package that it wrote."""
-        if self.records is None:
-            return False
-        path, is_package = self.copy_of(name)
-        return is_package and self.wrote(path)
+        """Whether the store holds module ``name`` as a package that it took over from an
+        earlier kernel (a private directory holds only this process's)."""
+        return False
 
     def wrote(self, path: object) -> bool:
-        """Whether the file at ``path`` is one this store wrote (in a private directory:
-        any file in it), unchanged since."""
-        if not isinstance(path, str):
-            return False
-        if self.records is not None:
-            return self.records.wrote(path)
-        return os.path.abspath(path).startswith(self.directory + os.sep)
+        """Whether the file at ``path`` is one this store wrote: in a private directory,
+        any file in it."""
+        return isinstance(path, str) and os.path.abspath(path).startswith(self.directory + os.sep)
 
     def module_names(self) -> list[str]:
-        """The modules the store wrote and holds as written, parents first."""
-        if self.records is not None:
-            records = self.records.all()
-            return [r.name for r in records if self.wrote(self.paths(r.name, r.is_package)[0])]
+        """The modules with a copy here, parents first."""
         names = []
         for root, directories, files in os.walk(self.directory):
             directories[:] = sorted(d for d in directories if d.isidentifier())
@@ -414,61 +327,29 @@ class CellStore:
                     names.append(".".join(parts))
         return sorted(names, key=lambda n: (n.count("."), n))
 
-    def taken_from_this_notebook(self) -> list[Record]:
-        """The records of modules this notebook's kernels wrote here that a kernel of
-        another notebook has replaced since (where the notebooks are known)."""
-        here = ownership.this_notebook()
-        if self.records is None or here is None:
-            return []
-        return [
-            record
-            for record in self.records.all()
-            if record.replaced is not None
-            and record.replaced.notebook == here
-            and record.writer.notebook != here
-        ]
+    def writer_of(self, name: str) -> Writer | None:
+        """The kernel that wrote module ``name``'s copy here, if the store knows."""
+        return None
+
+    def kept_under(self, name: str) -> list[str]:
+        """The modules below package ``name`` whose copies here a new kernel of this
+        notebook would import; none in a private directory."""
+        return []
 
     def forget(self, name: str) -> bool:
-        """Remove module ``name``'s copy, which another place now holds, if this process
-        wrote it (or a kernel of this notebook that has exited) and it has no submodules
-        here; return whether it did.  A copy left behind would be what a new kernel imports."""
-        if self.records is None or self.records.get(name) is None:
-            return False  # the usual case: one stat()
-        try:
-            with self._locked():
-                record = self.records.get(name)
-                if record is None or not record.writer.is_succeeded_here():
-                    return False
-                if any(r.name.startswith(name + ".") for r in self.records.all()):
-                    return False
-                path = self.paths(name, record.is_package)[0]
-                if not self.wrote(path):
-                    return False
-                self._remove_form(name, is_package=record.is_package)
-                self.records.drop(name)
-        except OSError:
-            return False  # left as it is: the next write there refuses or takes it
-        self._mine.pop(name, None)
-        self._written.pop(path, None)
-        return True
+        """Remove module ``name``'s copy, which another place now holds, if a new kernel
+        could import it from here; a private directory dies with its kernel."""
+        return False
 
     def replaced(self) -> list[Record]:
-        """The records of modules this process wrote here that another kernel has
-        replaced since (each told once)."""
-        lost = []
-        for name, known in list(self._mine.items()):
-            assert self.records is not None  # only a lasting store has any
-            now = self.records.identity_of(name)
-            if now == known:
-                continue
-            record = self.records.get(name)
-            if record is not None and record.writer.is_this_process():
-                self._mine[name] = now
-                continue
-            del self._mine[name]
-            if record is not None:
-                lost.append(record)
-        return lost
+        """The records of modules this process wrote here that another kernel has replaced
+        since; none in a private directory."""
+        return []
+
+    def taken_from_this_notebook(self) -> list[Record]:
+        """The records of modules of this notebook's that another notebook's kernel has
+        replaced here; none in a private directory."""
+        return []
 
 
 class Saved(NamedTuple):
@@ -526,24 +407,6 @@ os.register_at_fork(after_in_child=_forget_kernel_store)
 def kernel_board() -> Board | None:
     """The board of this process's private store, if it has been made."""
     return _boards[0] if _boards else None
-
-
-def lasting_store(directory: str | os.PathLike[str]) -> CellStore:
-    """The store in ``directory`` (kept across processes), put on :data:`sys.path`."""
-    key = os.path.abspath(os.path.expanduser(os.fspath(directory)))
-    store = _stores.get(key)
-    if store is None:
-        store = _stores[key] = CellStore(key)
-    store.install()
-    return store
-
-
-def placement(*, persist: bool, directory: str | None) -> CellStore | MemoryOnly:
-    """Where a cell module's copy goes: in memory only (with a note in the private
-    directory), in the lasting ``directory``, or in the private directory."""
-    if not persist:
-        return MemoryOnly(kernel_store())
-    return lasting_store(directory) if directory else kernel_store()
 
 
 #: What :func:`display_path` shows in place of the private directory.

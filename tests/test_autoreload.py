@@ -13,7 +13,7 @@ import pytest
 from IPython.extensions.autoreload import AutoreloadMagics, ModuleReloader
 
 from ipyexecmod import cells
-from ipyexecmod.store import CellStore
+from ipyexecmod.lasting import LastingStore
 
 MODES = ["2", "3"]  # what the installed IPython has: 'all' and 'complete'
 
@@ -130,7 +130,7 @@ def test_autoreload_now_leaves_cell_modules_alone(ip, fresh, unique):
 
 def test_modules_restored_from_a_copy_are_left_alone(ip, fresh, unique, tmp_path):
     log, name = run_log(unique), unique("kept")
-    store = CellStore(tmp_path / "lasting")  # as an earlier kernel left it
+    store = LastingStore(tmp_path / "lasting")  # as an earlier kernel left it
     store.write(name, counting(log, 1), compile(counting(log, 1), name, "exec"), is_package=False)
     cell(ip, f"%config ExecModMagics.persist_dir = {store.directory!r}")
     try:

@@ -478,7 +478,7 @@ from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from ipyexecmod.cells import CellModuleFinder, DefinitionError  # noqa: E402
-from ipyexecmod.store import CellStore  # noqa: E402
+from ipyexecmod.lasting import LastingStore  # noqa: E402
 
 _examples = iter(range(10**9))
 
@@ -501,7 +501,7 @@ class Life:
     def __init__(self, directories: list[Path]) -> None:
         self.finder = CellModuleFinder()
         sys.meta_path.insert(0, self.finder)
-        self.stores = [CellStore(d) for d in directories]
+        self.stores = [LastingStore(d) for d in directories]
         for store in self.stores:
             self.finder.add_store(store)
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from ipyexecmod.cells import CellModuleFinder, DefinitionError, check_module_name, names
-from ipyexecmod.store import CellStore
+from ipyexecmod.lasting import LastingStore
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_a_module_on_sys_path_is_refused_and_one_in_our_store_is_not(tmp_path, m
     finder = CellModuleFinder()
     with pytest.raises(DefinitionError, match=r"can be imported from .*_names_onpath\.py"):
         names.check_available(finder, "_names_onpath")
-    finder.stores.append(CellStore(tmp_path))  # a lasting store that did not write it
+    finder.stores.append(LastingStore(tmp_path))  # a lasting store that did not write it
     with pytest.raises(DefinitionError, match=r"can be imported from .*_names_onpath\.py"):
         names.check_available(finder, "_names_onpath")
     (tmp_path / "_names_onpath.py").unlink()

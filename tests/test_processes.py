@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from helpers import HANG_GUARD, define, run_python
 
+from ipyexecmod.lasting import LastingStore
 from ipyexecmod.pyc import check_source, is_sound_hash_pyc, read_header
 from ipyexecmod.store import CellStore, StoreError
 
@@ -192,7 +193,7 @@ print({name}.core.f(), {name}.core.__file__)
     ],
 )
 def test_damaged_pycs_are_rewritten_and_never_loaded(tmp_path, damage):
-    store = CellStore(tmp_path / "store")
+    store = LastingStore(tmp_path / "store")
     source = "VALUE = 'right'\n"
     path, cached = store.write("victim", source, compile(source, "x", "exec"), is_package=False)
     Path(cached).write_bytes(damage(Path(cached).read_bytes()))
@@ -200,7 +201,7 @@ def test_damaged_pycs_are_rewritten_and_never_loaded(tmp_path, damage):
         f"import sys; sys.path.insert(0, {store.directory!r}); import victim; print(victim.VALUE)"
     )
     assert out.stdout.strip() == "right" or "bad marshal data" in out.stderr
-    assert CellStore(store.directory).repair() == [cached]
+    assert LastingStore(store.directory).repair() == [cached]
     assert check_source(read_header(cached), path).valid is True
     out = run_python(
         f"import sys; sys.path.insert(0, {store.directory!r}); import victim; print(victim.VALUE)"
@@ -216,8 +217,9 @@ def test_a_writer_killed_mid_write_never_leaves_wrong_code(tmp_path):
     writer = textwrap.dedent(
         f"""
         import itertools
-        from ipyexecmod.store import CellStore, StoreError
-        store = CellStore({str(directory)!r})
+        from ipyexecmod.lasting import LastingStore
+        from ipyexecmod.store import StoreError
+        store = LastingStore({str(directory)!r})
         padding = "# " + "x" * 200_000 + "\\n"
         print("writing", flush=True)
         for i in itertools.count():
@@ -260,7 +262,7 @@ if kind == "full":
         except OSError as exc:
             print("filled:", exc.strerror)
 from ipyexecmod import cells
-from ipyexecmod.store import lasting_store
+from ipyexecmod.lasting import lasting_store
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     geo = cells.define(
@@ -312,13 +314,13 @@ def test_a_read_only_or_full_file_system_warns_and_the_module_works_in_memory(
 def test_a_planted_symlink_is_replaced_not_followed(tmp_path):
     target = tmp_path / "elsewhere.txt"
     target.write_text("precious\n")
-    private = CellStore(tmp_path / "private", lasting=False)
+    private = CellStore(tmp_path / "private")
     os.mkdir(private.directory, 0o700)
     os.symlink(target, Path(private.directory) / "geo.py")
     path, _ = private.write("geo", "X = 1\n", None, is_package=False)
     assert target.read_text() == "precious\n"
     assert not Path(path).is_symlink() and Path(path).read_text() == "X = 1\n"
-    lasting = CellStore(tmp_path / "store")  # the link is not the store's: it goes aside
+    lasting = LastingStore(tmp_path / "store")  # the link is not the store's: it goes aside
     os.mkdir(lasting.directory, 0o700)
     os.symlink(target, Path(lasting.directory) / "geo.py")
     with pytest.raises(StoreError, match=r"geo\.py was not written by ipyexecmod"):
@@ -331,7 +333,7 @@ def test_a_planted_symlink_is_replaced_not_followed(tmp_path):
     elsewhere.mkdir()
     os.symlink(elsewhere, tmp_path / "linked-store")
     with pytest.raises(StoreError, match=r"linked-store exists and is not a directory \(or is a"):
-        CellStore(tmp_path / "linked-store").write("geo", "X = 1\n", None, is_package=False)
+        LastingStore(tmp_path / "linked-store").write("geo", "X = 1\n", None, is_package=False)
     assert list(elsewhere.iterdir()) == []
 
 

@@ -14,7 +14,8 @@ from IPython.core.compilerop import CachingCompiler
 
 from ipyexecmod import cells
 from ipyexecmod.inspection import frame_name
-from ipyexecmod.store import display_path, kernel_store, lasting_store
+from ipyexecmod.lasting import lasting_store
+from ipyexecmod.store import display_path, kernel_store
 
 GEO = "def area(r):\n    return 3 * r * r\n\n\ndef fail():\n    raise ValueError('on purpose')\n"
 

@@ -12,12 +12,13 @@ import pytest
 from ipyexecmod import _files, cells
 from ipyexecmod import store as store_module
 from ipyexecmod.cells import Version
+from ipyexecmod.lasting import LastingStore, placement
 from ipyexecmod.pyc import is_sound_hash_pyc, read_header
-from ipyexecmod.store import CellStore, MemoryOnly, StoreError, placement
+from ipyexecmod.store import CellStore, MemoryOnly, StoreError
 
 
 def test_a_version_is_saved_where_its_code_says(tmp_path):
-    store = CellStore(tmp_path / "s")
+    store = LastingStore(tmp_path / "s")
     version = Version.compile("_st_geo", "def f():\n    return 1\n", store=store)
     version.save()
     assert version.path == str(tmp_path / "s" / "_st_geo.py")
@@ -29,7 +30,7 @@ def test_a_version_is_saved_where_its_code_says(tmp_path):
 
 
 def test_an_unchanged_save_writes_nothing_and_an_edit_behind_our_back_is_caught(tmp_path):
-    store = CellStore(tmp_path / "s", lasting=False)
+    store = CellStore(tmp_path / "s")
     first = Version.compile("_st_m", "X = 1\n", store=store)
     first.save()
     stat = os.stat(first.path)
@@ -41,7 +42,7 @@ def test_an_unchanged_save_writes_nothing_and_an_edit_behind_our_back_is_caught(
 
 
 def test_a_lasting_copy_edited_by_hand_is_the_users_and_is_not_written_over(tmp_path):
-    store = CellStore(tmp_path / "s")
+    store = LastingStore(tmp_path / "s")
     first = Version.compile("_st_m", "X = 1\n", store=store)
     first.save()
     Path(first.path).write_text("X = 666\n")
@@ -56,7 +57,7 @@ def test_a_lasting_copy_edited_by_hand_is_the_users_and_is_not_written_over(tmp_
 
 
 def test_no_temporary_file_is_left_behind(tmp_path):
-    store = CellStore(tmp_path / "s")
+    store = LastingStore(tmp_path / "s")
     for value in range(5):
         Version.compile("_st_t", f"X = {value}\n", store=store).save()
     leftovers = [p for p in Path(store.directory).rglob(".tmp-*")]
@@ -87,7 +88,7 @@ def test_a_store_directory_that_is_a_symbolic_link_is_refused(tmp_path):
     (tmp_path / "real").mkdir()
     os.symlink(tmp_path / "real", tmp_path / "link")
     with pytest.raises(store_module.StoreError, match="is not a directory"):
-        Version.compile("_st_l", "X = 1\n", store=CellStore(tmp_path / "link")).save()
+        Version.compile("_st_l", "X = 1\n", store=LastingStore(tmp_path / "link")).save()
     assert list((tmp_path / "real").iterdir()) == []
 
 
@@ -145,7 +146,7 @@ def test_a_define_with_a_store_of_the_wrong_type_is_refused():
 
 
 def test_a_module_is_in_one_form_on_disk_and_a_users_directory_stays(tmp_path):
-    store = CellStore(tmp_path / "deep" / "er" / "s")  # parents are created
+    store = LastingStore(tmp_path / "deep" / "er" / "s")  # parents are created
     code = compile("", "", "exec")
     store.write("_st_form", "X = 1\n", code, is_package=True)
     store.write("_st_form", "X = 2\n", code, is_package=False)
@@ -167,7 +168,7 @@ def test_modinfo_names_the_kernel_that_wrote_a_restored_copy(ip, tmp_path):
         import os
         os.environ["JPY_SESSION_NAME"] = "/work/elsewhere.ipynb"
         from ipyexecmod import cells
-        from ipyexecmod.store import lasting_store
+        from ipyexecmod.lasting import lasting_store
         cells.define("_st_shared", "X = 1\\n", store=lasting_store({str(lasting)!r}))
         """
     )
@@ -189,7 +190,7 @@ def test_a_lasting_directory_that_cannot_be_used_leaves_other_definitions_alone(
     from ipyexecmod.cells import CellModuleFinder
 
     finder = CellModuleFinder()
-    bad, good = CellStore("/dev/null/x"), CellStore(tmp_path / "good")
+    bad, good = LastingStore("/dev/null/x"), LastingStore(tmp_path / "good")
     with pytest.warns(RuntimeWarning, match="could not write '_st_bad'"):
         finder.define("_st_bad", "X = 1\n", store=bad)
     try:

@@ -12,7 +12,7 @@ import pytest
 import ipyexecmod
 from ipyexecmod import cells
 from ipyexecmod._warnings import warn
-from ipyexecmod.store import lasting_store
+from ipyexecmod.lasting import lasting_store
 
 PACKAGE = os.path.dirname(ipyexecmod.__file__)
 
@@ -120,8 +120,8 @@ def test_a_definition_a_cell_module_makes_warns_at_the_cell(
     inner, outer = unique("inner"), unique("outer")
     result = ip.run_cell(
         f"%%as_module {outer}\n"
-        "from ipyexecmod import cells, store\n"
-        f"cells.finder.define({inner!r}, 'X = 1\\n', store=store.lasting_store({unwritable!r}))\n"
+        "from ipyexecmod import cells, lasting\n"
+        f"cells.finder.define({inner!r}, 'X = 1\\n', store=lasting.lasting_store({unwritable!r}))\n"
     )
     assert result.success
     (shown,) = [w for w in default_filters if "could not write" in str(w.message)]

@@ -233,7 +233,7 @@ def _ensure_parents(
 def _copy_of(finder: CellModuleFinder, name: str) -> CellStore | None:
     """The lasting store that holds a copy of module ``name`` that it wrote, if any."""
     for store in finder.stores:
-        if store.records is not None and store.wrote(store.copy_of(name)[0]):
+        if store.lasting and store.wrote(store.copy_of(name)[0]):
             return store
     return None
 
@@ -260,13 +260,13 @@ def _refuse_split(name: str, parent: CellModule, store: CellStore) -> None:
     """A module of a lasting store goes where its package is: a new kernel imports a
     package's modules from one directory."""
     other = parent.version.store
-    if other is store or store.records is None:
+    if other is store or not store.lasting:
         return
     where = (
         "in memory only"
         if other is None
         else f"in {other.directory}"
-        if other.records is not None
+        if other.lasting
         else "in the kernel's private directory"
     )
     cell = "made for its modules, with no cell of its own, " if parent.implicit else ""
@@ -285,15 +285,7 @@ def _refuse_leaving(
     """A package whose modules this kernel (or an earlier one of its notebook) keeps in
     a lasting store stays there with them."""
     for other in finder.stores:
-        if other is store or other.records is None:
-            continue
-        inside = [
-            record.name
-            for record in other.records.all()
-            if record.name.startswith(name + ".")
-            and record.writer.is_succeeded_here()
-            and other.wrote(other.paths(record.name, record.is_package)[0])
-        ]
+        inside = [] if other is store else other.kept_under(name)
         if inside:
             msg = (
                 f"cannot move {name!r} out of {other.directory}: its modules "

@@ -10,8 +10,8 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any, Unpack
 
-from .. import ownership
 from .._warnings import warn
+from ..lasting import taken_notice
 from ..ownership import Writer
 from ..store import CellStore, kernel_board
 from . import definition, names, stale
@@ -97,10 +97,8 @@ class CellModuleFinder:
         """The kernel that wrote ``module``'s copy in a lasting directory, if it has one."""
         path, name = getattr(module, "__file__", None), getattr(module, "__name__", None)
         for store in self.stores:
-            if store.records is not None and isinstance(name, str) and store.wrote(path):
-                record = store.records.get(name)
-                if record is not None:
-                    return record.writer
+            if isinstance(name, str) and store.wrote(path):
+                return store.writer_of(name)
         return None
 
     def ours(self, module: object) -> bool:
@@ -115,7 +113,7 @@ class CellModuleFinder:
             self.stores.append(store)
             store.repair()
             for record in store.taken_from_this_notebook():
-                warn(ownership.taken_notice(record, store.directory), RuntimeWarning)
+                warn(taken_notice(record, store.directory), RuntimeWarning)
             board = kernel_board()
             if board is not None and store.directory != board.directory:
                 board.restore({name: store.copy_of(name) for name in store.module_names()})

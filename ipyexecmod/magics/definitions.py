@@ -22,9 +22,9 @@ from .._warnings import warn
 from ..binding import binding_clash, rebind
 from ..cells.dependents import describe
 from ..cells.instances import update_instances
+from ..lasting import lasting_store, placement, rehomed_notice
 from ..loader import put_back_lines
-from ..ownership import rehomed_notice
-from ..store import kernel_store, lasting_store, placement
+from ..store import kernel_store
 from ..typos import TypoDisplay, compiles, not_python, not_source
 from . import autoreload
 from .arguments import parse
