@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The steps of a definition: parents, execution, commit, on-disk copy.
+"""The steps of a definition: parents, execution, commit (the on-disk copy: :mod:`.copies`).
 
 Each step that changes something registers, on the definition's
 :class:`~.transaction.Transaction`, the named step that undoes it.
@@ -7,20 +7,17 @@ Each step that changes something registers, on the definition's
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import os
 import sys
 from importlib.util import module_from_spec
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from .._warnings import warn
 from ..execmodule import NOT_FOUND, exec_code_module_object
 from ..loader import forget_lines_when_unused
-from ..ownership import Writer
-from ..store import CellStore, MemoryOnly, StoreError, kernel_board, kernel_store
+from ..store import CellStore, MemoryOnly, kernel_board
 from ..workers.catchup import from_kernel
+from . import copies
 from .dependents import Rerun, dependents
 from .locks import Discarded
 from .names import DefinitionError, check_available, check_module_name
@@ -30,7 +27,7 @@ from .version import CellModule, Replacement, Version
 if TYPE_CHECKING:
     from .registry import CellModuleFinder
 
-__all__ = ["Options", "define", "rehome", "reload"]
+__all__ = ["Options", "define", "reload"]
 
 _MISSING = object()
 
@@ -74,7 +71,7 @@ def define(
         record = finder.get(name)
         old = None if record is None else record.version
         is_package = _is_package(finder, name, old, copy)
-        _refuse_leaving(finder, name, store)
+        copies.refuse_leaving(finder, name, store)
         if not force:
             problem = None if copy is None else copy.refusal(name, is_package)
             if problem is not None:
@@ -94,8 +91,8 @@ def define(
             _rerun(finder, steps, record, reruns)
             if old is not None and fresh:
                 steps.after(forget_lines_when_unused, old.loader)
-            steps.commit(_save, finder, record, force)
-            steps.commit(_publish, finder, [name, *(rerun.name for rerun in reruns)])
+            steps.commit(copies.save, finder, record, force)
+            steps.commit(copies.publish, finder, [name, *(rerun.name for rerun in reruns)])
             steps.after(finder.notify, name)
             for rerun in reruns:  # after it: a listener may run them again elsewhere
                 steps.after(finder.notify, rerun.name)
@@ -142,7 +139,7 @@ def reload(finder: CellModuleFinder, name: str, *, rerun_dependents: bool = True
             reruns = _plan_reruns(finder, steps, record.version) if rerun_dependents else []
             module = _execute(finder, steps, record.version)
             _rerun(finder, steps, record, reruns)
-            steps.commit(_publish, finder, [name, *(rerun.name for rerun in reruns)])
+            steps.commit(copies.publish, finder, [name, *(rerun.name for rerun in reruns)])
             for rerun in reruns:
                 steps.after(finder.notify, rerun.name)
             return module
@@ -205,14 +202,14 @@ def _ensure_parents(
         prefix = ".".join(parts[:depth])
         record = finder.get(prefix)
         module = sys.modules.get(prefix)
-        if module is None and (record is not None or _copy_of(finder, prefix) is not None):
+        if module is None and (record is not None or copies.copy_of(finder, prefix) is not None):
             # Ours, dropped from sys.modules (%reset --aggressive), or a copy of an earlier
             # kernel's: import re-creates it.
             module = importlib.import_module(prefix)
         if record is None and module is not None and finder.is_restored(module):
             record = _adopt(finder, steps, module)
         if record is not None and store is not None:
-            _refuse_split(name, record, store)
+            copies.refuse_split(name, record, store)
         if module is None:
             _create_package(finder, steps, prefix, store)
         elif record is not None and finder.owns(module):
@@ -227,15 +224,7 @@ def _ensure_parents(
         elif foreign is None and not finder.ours(module):
             foreign = module
     if foreign is not None and store is not None:
-        _refuse_copy_in(foreign, name)
-
-
-def _copy_of(finder: CellModuleFinder, name: str) -> CellStore | None:
-    """The lasting store that holds a copy of module ``name`` that it wrote, if any."""
-    for store in finder.stores:
-        if store.lasting and store.wrote(store.copy_of(name)[0]):
-            return store
-    return None
+        copies.refuse_copy_in(foreign, name)
 
 
 def _adopt(finder: CellModuleFinder, steps: Transaction, module: ModuleType) -> CellModule:
@@ -250,65 +239,10 @@ def _adopt(finder: CellModuleFinder, steps: Transaction, module: ModuleType) -> 
     steps.undo(_put_back_item, finder.modules, name, None)
     steps.undo(_restore_namespace, vars(module), dict(vars(module)))
     record = finder.modules[name] = CellModule(version)
-    _place(record, module, version)
+    copies.place(record, module, version)
     assert version.path is not None and version.cached is not None  # in a store
     store.take(version.path, version.cached, version.encoded)
     return record
-
-
-def _refuse_split(name: str, parent: CellModule, store: CellStore) -> None:
-    """A module of a lasting store goes where its package is: a new kernel imports a
-    package's modules from one directory."""
-    other = parent.version.store
-    if other is store or not store.lasting:
-        return
-    where = (
-        "in memory only"
-        if other is None
-        else f"in {other.directory}"
-        if other.lasting
-        else "in the kernel's private directory"
-    )
-    cell = "made for its modules, with no cell of its own, " if parent.implicit else ""
-    msg = (
-        f"cannot keep {name!r} in {store.directory}: its package {parent.name!r} ({cell}is "
-        f"kept {where}), and a package's modules are kept in one directory, so that a new "
-        f"kernel imports them together; keep {name!r} {where}, or define {parent.name!r} "
-        f"there first"
-    )
-    raise DefinitionError(msg)
-
-
-def _refuse_leaving(
-    finder: CellModuleFinder, name: str, store: CellStore | MemoryOnly | None
-) -> None:
-    """A package whose modules this kernel (or an earlier one of its notebook) keeps in
-    a lasting store stays there with them."""
-    for other in finder.stores:
-        inside = [] if other is store else other.kept_under(name)
-        if inside:
-            msg = (
-                f"cannot move {name!r} out of {other.directory}: its modules "
-                f"{', '.join(map(repr, inside))} are kept there, and a package's modules are "
-                f"kept in one directory, so that a new kernel imports them together; define "
-                f"{name!r} with that persist_dir"
-            )
-            raise DefinitionError(msg)
-
-
-def _refuse_copy_in(package: ModuleType, name: str) -> None:
-    """A copy of ``name`` on disk could not be imported by other processes: they import
-    ``package``, which ipyexecmod did not create, from its own place.  A package of the
-    private directory in its place would hide the real one from them."""
-    prefix = package.__name__
-    where = getattr(package, "__file__", None) or list(getattr(package, "__path__", []))
-    msg = (
-        f"cannot keep an on-disk copy of {name!r}: {prefix!r} is a package that ipyexecmod "
-        f"did not create ({where}), so other processes import it from there, where there "
-        f"is no {name[len(prefix) + 1 :]!r}; define it with --no-persist to use it in this "
-        f"kernel only, or give it a name outside {prefix!r}"
-    )
-    raise DefinitionError(msg)
 
 
 def _create_package(
@@ -327,43 +261,7 @@ def _make_package(steps: Transaction, record: CellModule, module: ModuleType) ->
     namespace = vars(module)
     steps.undo(_restore_namespace, namespace, dict(namespace))
     steps.undo(_set_version, record, record.version)
-    _place(record, module, record.version.as_package())
-
-
-def _place(record: CellModule, module: ModuleType, version: Version) -> None:
-    """Make ``version``, the same code as ``record``'s in another place, its version, with
-    the module's spec and file attributes to match."""
-    record.version = version
-    spec = module.__spec__ = record.spec()
-    module.__loader__ = record.loader
-    if version.is_package:
-        module.__path__ = list(spec.submodule_search_locations or ())
-        module.__package__ = record.name
-    vars(module)["__file__"], vars(module)["__cached__"] = spec.origin, spec.cached
-
-
-def rehome(finder: CellModuleFinder) -> list[tuple[str, str, Writer]]:
-    """Move each cell module whose lasting copy another kernel has replaced since this
-    process wrote it to the private directory (the same version: no code runs), and tell
-    worker processes; return their names, each with the lasting directory and the kernel
-    that replaced it."""
-    moved = []
-    with finder.lock:
-        for store in finder.stores:
-            for lost in store.replaced():
-                record, module = finder.get(lost.name), sys.modules.get(lost.name)
-                if record is None or record.version.store is not store or not finder.owns(module):
-                    continue
-                assert module is not None  # owned
-                version = record.version.placed(
-                    kernel_store(), is_package=record.version.is_package
-                )
-                _place(record, module, version)
-                with contextlib.suppress(StoreError):  # then workers are told it is memory-only
-                    version.save()
-                _publish(finder, [lost.name])
-                moved.append((lost.name, store.directory, lost.writer))
-    return moved
+    copies.place(record, module, record.version.as_package())
 
 
 def _execute(finder: CellModuleFinder, steps: Transaction, version: Version) -> ModuleType:
@@ -437,75 +335,6 @@ def _commit(finder: CellModuleFinder, steps: Transaction, version: Version) -> C
 def _reinstall(finder: CellModuleFinder) -> None:
     if finder not in sys.meta_path:  # the code took this finder away
         finder.install()
-
-
-def _save(finder: CellModuleFinder, record: CellModule, force: bool) -> None:
-    """Write the on-disk copy of ``record``'s module, and of parents that have none yet
-    (a module that has just become a package moves to ``NAME/__init__.py``); note what
-    was moved aside for it (``force``), and warn of another notebook's copy replaced."""
-    record.moved_aside = ()
-    for store in finder.stores:  # a copy left in another place is one a new kernel imports
-        if store is not record.version.store:
-            store.forget(record.name)
-    if record.version.store is None:
-        return
-    parts = record.name.split(".")
-    moved: list[tuple[str, str]] = []
-    try:
-        for depth in range(1, len(parts) + 1):
-            parent = finder.get(".".join(parts[:depth]))
-            if parent is None or parent.version.store is not record.version.store:
-                continue
-            path = parent.version.path  # a path: the same store as record's
-            if parent is record or (path is not None and not os.path.exists(path)):
-                saved = parent.version.save(force=force)
-                moved += saved.moved
-                if saved.replaced is not None:
-                    _warn_replaced(parent.name, record.version.store, saved.replaced)
-    except StoreError as exc:
-        msg = f"{exc}; module {record.name!r} works in this process only"
-        warn(msg, RuntimeWarning)  # at the user's cell, each time
-    record.moved_aside = tuple(moved)
-
-
-def _warn_replaced(name: str, store: CellStore, writer: Writer) -> None:
-    running = "still running" if writer.is_running() else "gone"
-    msg = (
-        f"the copy of {name!r} in {store.directory} that {writer.describe()} wrote (that "
-        f"kernel is {running}) is replaced by this one"
-    )
-    warn(msg, RuntimeWarning)
-
-
-def _publish(finder: CellModuleFinder, names: list[str]) -> None:
-    """Tell worker processes (:mod:`ipyexecmod.workers`) that modules ``names`` have new
-    versions, and of their parent packages that they do not know yet or know elsewhere
-    (one restored from a lasting directory, given a copy in the private one)."""
-    board = kernel_board()
-    if board is None:
-        return
-    entries: dict[str, tuple[str | None, bool]] = {}
-    for name in names:
-        parts = name.split(".")
-        for depth in range(1, len(parts) + 1):
-            prefix = ".".join(parts[:depth])
-            record = finder.get(prefix)
-            if record is None:
-                continue
-            entry = (_origin(record.version), record.version.is_package)
-            known = board.entries.get(prefix)
-            if prefix == name or known is None or known[1:] != entry:  # new, or moved
-                entries[prefix] = entry
-    board.publish(entries)
-
-
-def _origin(version: Version) -> str | None:
-    """The on-disk copy of ``version``, if it has one that holds it."""
-    if version.store is None or version.path is None:
-        return None  # memory only
-    if not version.store.holds(version.path, version.encoded):
-        return None  # the copy could not be written: other processes cannot have it
-    return version.path
 
 
 # -- undo steps --

@@ -14,7 +14,7 @@ from .._warnings import warn
 from ..lasting import taken_notice
 from ..ownership import Writer
 from ..store import CellStore, kernel_board
-from . import definition, names, stale
+from . import copies, definition, names, stale
 from .definition import Options
 from .transaction import Transaction
 from .version import CellModule, Replacement
@@ -123,8 +123,8 @@ class CellModuleFinder:
         """Move each cell module whose copy in a lasting directory another kernel has
         replaced since to this process's private directory, so that its worker processes
         keep running this kernel's version; return those moved, each with the directory
-        and the kernel that replaced it (:func:`.definition.rehome`)."""
-        return definition.rehome(self)
+        and the kernel that replaced it (:func:`.copies.rehome`)."""
+        return copies.rehome(self)
 
     def hides(self, top: str) -> str | None:
         """Where the module that top-level name ``top`` would be without ipyexecmod comes

@@ -1,0 +1,207 @@
+# SPDX-License-Identifier: MIT
+"""Where a definition's on-disk copy goes, and who is told of it.
+
+Before anything runs: a package's modules are kept in one lasting directory
+(:func:`refuse_split`, :func:`refuse_leaving`), and no copy goes under a package that
+ipyexecmod did not create (:func:`refuse_copy_in`).  At commit: the copies are written
+(:func:`save`), a copy of the module left in another place is removed, and worker
+processes are told (:func:`publish`).  After a cell: modules whose lasting copy another
+kernel replaced move to the private directory (:func:`rehome`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from .._warnings import warn
+from ..ownership import Writer
+from ..store import CellStore, MemoryOnly, StoreError, kernel_board, kernel_store
+from .names import DefinitionError
+from .version import CellModule, Version
+
+if TYPE_CHECKING:
+    from .registry import CellModuleFinder
+
+__all__ = [
+    "copy_of",
+    "origin",
+    "place",
+    "publish",
+    "refuse_copy_in",
+    "refuse_leaving",
+    "refuse_split",
+    "rehome",
+    "save",
+]
+
+
+def copy_of(finder: CellModuleFinder, name: str) -> CellStore | None:
+    """The lasting store that holds a copy of module ``name`` that it wrote, if any."""
+    for store in finder.stores:
+        if store.lasting and store.wrote(store.copy_of(name)[0]):
+            return store
+    return None
+
+
+def refuse_split(name: str, parent: CellModule, store: CellStore) -> None:
+    """A module of a lasting store goes where its package is: a new kernel imports a
+    package's modules from one directory."""
+    other = parent.version.store
+    if other is store or not store.lasting:
+        return
+    where = (
+        "in memory only"
+        if other is None
+        else f"in {other.directory}"
+        if other.lasting
+        else "in the kernel's private directory"
+    )
+    cell = "made for its modules, with no cell of its own, " if parent.implicit else ""
+    msg = (
+        f"cannot keep {name!r} in {store.directory}: its package {parent.name!r} ({cell}is "
+        f"kept {where}), and a package's modules are kept in one directory, so that a new "
+        f"kernel imports them together; keep {name!r} {where}, or define {parent.name!r} "
+        f"there first"
+    )
+    raise DefinitionError(msg)
+
+
+def refuse_leaving(
+    finder: CellModuleFinder, name: str, store: CellStore | MemoryOnly | None
+) -> None:
+    """A package whose modules this kernel (or an earlier one of its notebook) keeps in
+    a lasting store stays there with them."""
+    for other in finder.stores:
+        inside = [] if other is store else other.kept_under(name)
+        if inside:
+            msg = (
+                f"cannot move {name!r} out of {other.directory}: its modules "
+                f"{', '.join(map(repr, inside))} are kept there, and a package's modules are "
+                f"kept in one directory, so that a new kernel imports them together; define "
+                f"{name!r} with that persist_dir"
+            )
+            raise DefinitionError(msg)
+
+
+def refuse_copy_in(package: ModuleType, name: str) -> None:
+    """A copy of ``name`` on disk could not be imported by other processes: they import
+    ``package``, which ipyexecmod did not create, from its own place.  A package of the
+    private directory in its place would hide the real one from them."""
+    prefix = package.__name__
+    where = getattr(package, "__file__", None) or list(getattr(package, "__path__", []))
+    msg = (
+        f"cannot keep an on-disk copy of {name!r}: {prefix!r} is a package that ipyexecmod "
+        f"did not create ({where}), so other processes import it from there, where there "
+        f"is no {name[len(prefix) + 1 :]!r}; define it with --no-persist to use it in this "
+        f"kernel only, or give it a name outside {prefix!r}"
+    )
+    raise DefinitionError(msg)
+
+
+def place(record: CellModule, module: ModuleType, version: Version) -> None:
+    """Make ``version``, the same code as ``record``'s in another place, its version, with
+    the module's spec and file attributes to match."""
+    record.version = version
+    spec = module.__spec__ = record.spec()
+    module.__loader__ = record.loader
+    if version.is_package:
+        module.__path__ = list(spec.submodule_search_locations or ())
+        module.__package__ = record.name
+    vars(module)["__file__"], vars(module)["__cached__"] = spec.origin, spec.cached
+
+
+def rehome(finder: CellModuleFinder) -> list[tuple[str, str, Writer]]:
+    """Move each cell module whose lasting copy another kernel has replaced since this
+    process wrote it to the private directory (the same version: no code runs), and tell
+    worker processes; return their names, each with the lasting directory and the kernel
+    that replaced it."""
+    moved = []
+    with finder.lock:
+        for store in finder.stores:
+            for lost in store.replaced():
+                record, module = finder.get(lost.name), sys.modules.get(lost.name)
+                if record is None or record.version.store is not store or not finder.owns(module):
+                    continue
+                assert module is not None  # owned
+                version = record.version.placed(
+                    kernel_store(), is_package=record.version.is_package
+                )
+                place(record, module, version)
+                with contextlib.suppress(StoreError):  # then workers are told it is memory-only
+                    version.save()
+                publish(finder, [lost.name])
+                moved.append((lost.name, store.directory, lost.writer))
+    return moved
+
+
+def save(finder: CellModuleFinder, record: CellModule, force: bool) -> None:
+    """Write the on-disk copy of ``record``'s module, and of parents that have none yet
+    (a module that has just become a package moves to ``NAME/__init__.py``); note what
+    was moved aside for it (``force``), and warn of another notebook's copy replaced."""
+    record.moved_aside = ()
+    for store in finder.stores:  # a copy left in another place is one a new kernel imports
+        if store is not record.version.store:
+            store.forget(record.name)
+    if record.version.store is None:
+        return
+    parts = record.name.split(".")
+    moved: list[tuple[str, str]] = []
+    try:
+        for depth in range(1, len(parts) + 1):
+            parent = finder.get(".".join(parts[:depth]))
+            if parent is None or parent.version.store is not record.version.store:
+                continue
+            path = parent.version.path  # a path: the same store as record's
+            if parent is record or (path is not None and not os.path.exists(path)):
+                saved = parent.version.save(force=force)
+                moved += saved.moved
+                if saved.replaced is not None:
+                    warn_replaced(parent.name, record.version.store, saved.replaced)
+    except StoreError as exc:
+        msg = f"{exc}; module {record.name!r} works in this process only"
+        warn(msg, RuntimeWarning)  # at the user's cell, each time
+    record.moved_aside = tuple(moved)
+
+
+def warn_replaced(name: str, store: CellStore, writer: Writer) -> None:
+    running = "still running" if writer.is_running() else "gone"
+    msg = (
+        f"the copy of {name!r} in {store.directory} that {writer.describe()} wrote (that "
+        f"kernel is {running}) is replaced by this one"
+    )
+    warn(msg, RuntimeWarning)
+
+
+def publish(finder: CellModuleFinder, names: list[str]) -> None:
+    """Tell worker processes (:mod:`ipyexecmod.workers`) that modules ``names`` have new
+    versions, and of their parent packages that they do not know yet or know elsewhere
+    (one restored from a lasting directory, given a copy in the private one)."""
+    board = kernel_board()
+    if board is None:
+        return
+    entries: dict[str, tuple[str | None, bool]] = {}
+    for name in names:
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:depth])
+            record = finder.get(prefix)
+            if record is None:
+                continue
+            entry = (origin(record.version), record.version.is_package)
+            known = board.entries.get(prefix)
+            if prefix == name or known is None or known[1:] != entry:  # new, or moved
+                entries[prefix] = entry
+    board.publish(entries)
+
+
+def origin(version: Version) -> str | None:
+    """The on-disk copy of ``version``, if it has one that holds it."""
+    if version.store is None or version.path is None:
+        return None  # memory only
+    if not version.store.holds(version.path, version.encoded):
+        return None  # the copy could not be written: other processes cannot have it
+    return version.path
