@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ._files import identity, make_directory, write_atomic
 
@@ -111,14 +111,15 @@ class Writer:
 
     def is_succeeded_here(self) -> bool:
         """Whether this process takes over what ``self`` wrote without a word: it is this
-        process, or a kernel of this notebook (a restart) that has exited."""
+        process, or an exited kernel of the same notebook (a restart)."""
         return self.is_this_process() or (not self.is_running() and same_notebook(self))
 
     def is_running(self) -> bool:
-        """Whether the process that wrote it still runs (one on another host, as far as
-        this one can tell, does)."""
+        """Whether the process that wrote it still runs; one on another host (another
+        container, or the directory copied from another machine) cannot be seen, and
+        counts as exited."""
         if self.host != _this_process()[2]:
-            return True
+            return False
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -126,6 +127,12 @@ class Writer:
         except OSError:
             pass  # another user's process
         return self.started is None or self.started == _start_time(self.pid)
+
+    def state(self) -> str:
+        """Whether it runs, for a message."""
+        if self.host != _this_process()[2]:
+            return "on another host, where this one cannot tell if it still runs"
+        return "still running" if self.is_running() else "gone"
 
     def describe(self) -> str:
         """Who and when, for a message: notebook, process and time."""
@@ -139,32 +146,74 @@ class Writer:
             return f"the kernel of notebook {self.notebook!r} ({where}, at {when})"
         return f"the kernel with {where} (at {when})"
 
+    @classmethod
+    def from_dict(cls, raw: object) -> Writer:
+        """A writer as a record holds it; raises ValueError if it is not one (fields
+        this version does not know are left out: a later one may add some)."""
+        bad = ValueError("not a writer")
+        if not isinstance(raw, dict):
+            raise bad
+        pid, started, host, notebook, at = (
+            raw.get(k) for k in ("pid", "started", "host", "notebook", "at")
+        )
+        if not (
+            type(pid) is int
+            and (started is None or type(started) is int)
+            and isinstance(host, str)
+            and (notebook is None or isinstance(notebook, str))
+            and type(at) in (int, float)
+        ):
+            raise bad
+        return cls(pid, started, host, notebook, float(at))  # type: ignore[arg-type]  # checked
+
+
+#: The records' format: one this version cannot read is none (its files are not its own).
+FORMAT = 1
+
 
 @dataclass(frozen=True)
 class Record:
-    """What a store wrote for one module: its files (relative paths, ``/``-separated)
-    with their digests, whether it is a package, who wrote it, and whose copy it
-    replaced, if another kernel's."""
+    """What a store wrote for one module: its files (relative paths, ``/``-separated),
+    each with the digests its bytes may have (the version being written, and the one
+    before it: the record is written first), whether it is a package, who wrote it, and
+    the notebooks whose copies it replaced (each told when its kernel next starts)."""
 
     name: str
     is_package: bool
-    files: dict[str, str]
+    files: dict[str, tuple[str, ...]]
     writer: Writer
-    replaced: Writer | None = None
+    displaced: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), indent=1, sort_keys=True).encode()
+        return json.dumps({"format": FORMAT, **asdict(self)}, indent=1, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Record:
-        raw: dict[str, Any] = json.loads(data)
-        replaced = raw.get("replaced")
+        """The record in ``data``; raises ValueError if it is not one of this format."""
+        raw = json.loads(data)
+        bad = ValueError("not a record of this format")
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise bad
+        name, is_package, files = raw.get("name"), raw.get("is_package"), raw.get("files")
+        displaced = raw.get("displaced", [])
+        if not (
+            isinstance(name, str)
+            and type(is_package) is bool
+            and isinstance(files, dict)
+            and all(
+                isinstance(f, str) and isinstance(d, list) and all(isinstance(x, str) for x in d)
+                for f, d in files.items()
+            )
+            and isinstance(displaced, list)
+            and all(isinstance(n, str) for n in displaced)
+        ):
+            raise bad
         return cls(
-            name=str(raw["name"]),
-            is_package=bool(raw["is_package"]),
-            files={str(k): str(v) for k, v in raw["files"].items()},
-            writer=Writer(**raw["writer"]),
-            replaced=None if replaced is None else Writer(**replaced),
+            name,
+            is_package,
+            {f: tuple(d) for f, d in files.items()},
+            Writer.from_dict(raw.get("writer")),
+            tuple(displaced),
         )
 
 
@@ -198,8 +247,8 @@ class Records:
         try:
             with open(path, "rb") as file:
                 record: Record | None = Record.from_json(file.read())
-        except (OSError, ValueError, KeyError, TypeError):
-            record = None
+        except (OSError, ValueError, RecursionError):
+            record = None  # unreadable, not JSON, or not a record: its files are not its own
         if record is not None and record.name != name:
             record = None
         self._read[name] = (now, record)
@@ -215,20 +264,31 @@ class Records:
         records = [r for r in map(self.get, names) if r is not None]
         return sorted(records, key=lambda r: (r.name.count("."), r.name))
 
-    def put(self, record: Record, written: str) -> None:
-        """Write ``record``; ``written`` is the file of its just written, so known to
-        hold its digest."""
+    def put(self, record: Record) -> None:
+        """Write ``record`` (before the files it lists: a file the store writes is never
+        one it has no record of)."""
         make_directory(self.folder)
         path = self._path(record.name)
         index_was_current = self._index[0] == identity(self.folder)
-        write_atomic(path, record.to_json())
+        before = self._read.get(record.name, ((), None))[1]
+        try:
+            write_atomic(path, record.to_json())
+        except OSError:
+            with contextlib.suppress(OSError):  # made for it, and left empty (a full disk)
+                os.rmdir(self.folder)
+            raise
         self._read[record.name] = (identity(path), record)
-        self._checked[written] = identity(written)
         if index_was_current:  # under the lock: the one change since is this record
-            index = {f: names - {record.name} for f, names in self._index[1].items()}
+            index = self._index[1]
+            for file in () if before is None else before.files:
+                index.get(file, set()).discard(record.name)
             for file in record.files:
                 index.setdefault(file, set()).add(record.name)
             self._index = (identity(self.folder), index)
+
+    def written(self, path: str) -> None:
+        """Note that the file at ``path`` was just written as its record says."""
+        self._checked[path] = identity(path)
 
     def drop(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -246,6 +306,8 @@ class Records:
         relative = self._relative(path)
         if relative is None:
             return False
+        if self._holds(path, relative):
+            return True
         if relative.rpartition("/")[0].endswith("__pycache__") and relative.endswith(".pyc"):
             import importlib.util
 
@@ -253,8 +315,12 @@ class Records:
                 return self.wrote(importlib.util.source_from_cache(path))
             except ValueError:
                 return False
+        return False
+
+    def _holds(self, path: str, relative: str) -> bool:
+        """Whether a record lists the file at ``path`` with the digest of its bytes."""
         records = [self.get(name) for name in self._names().get(relative, ())]
-        wanted = {r.files[relative] for r in records if r is not None and relative in r.files}
+        wanted = {d for r in records if r is not None for d in r.files.get(relative, ())}
         if not wanted:
             return False
         try:
@@ -316,16 +382,28 @@ class Records:
 
 
 def same_notebook(writer: Writer) -> bool:
-    """Whether ``writer`` ran this kernel's notebook (unknown notebooks are the same)."""
-    here = this_notebook()
-    return writer.notebook is None or here is None or writer.notebook == here
+    """Whether ``writer`` ran this kernel's notebook: the same one, or neither known (two
+    IPython sessions in a terminal)."""
+    return writer.notebook == this_notebook()
 
 
 class Refusal(NamedTuple):
-    """Why a module is not written without ``force``, and what ``force`` would do."""
+    """Why module ``name`` is not written to ``directory`` without ``force``: the
+    ``reason``, the ``choices`` left, and what ``force`` would do."""
 
-    problem: str
+    name: str
+    directory: str
+    reason: str
+    choices: str
     force: str
+
+    @property
+    def problem(self) -> str:
+        return f"cannot define {self.name!r} in {self.directory}: {self.reason}; {self.choices}"
+
+    def found_late(self) -> str:
+        """The reason, found under the directory's lock just before writing."""
+        return f"did not write {self.name!r} to {self.directory}: {self.reason}"
 
     def __str__(self) -> str:
         return f"{self.problem}, or use force {self.force}"

@@ -162,23 +162,24 @@ class CellStore:
                 self._make_directory()
             with self._locked():
                 saved = Saved() if current else self._clear_way(name, is_package, force)
-                created = [] if current else self._make_parents(name)
-                if is_package and not current:
-                    make_directory(os.path.dirname(path))
-                    self._remove_form(name, is_package=False)  # a module became a package
-                elif not current:
-                    self._remove_form(name, is_package=True)  # a package became a module
+                # The code of the file at `path`, as Python would compile it, whatever
+                # name it was compiled under (a cell module's version has one of its own).
+                pyc = hash_pyc(data, code)
+                if not current:  # a module that became a package, or the other way round
+                    self._remove_form(name, is_package=not is_package)
+                self._record(name, is_package, path, data, cached, pyc, saved.replaced)
+                if not current:
+                    self._make_parents(name)
+                    if is_package:
+                        make_directory(os.path.dirname(path))
                 fresh = current or not unchanged(path, data)
                 if fresh:
                     write_atomic(path, data)
                 if fresh or not is_sound_hash_pyc(cached, data):
                     if not current:
                         make_directory(os.path.dirname(cached))
-                    # The code of the file at `path`, as Python would compile it, whatever
-                    # name it was compiled under (a cell module's version has one of its own).
-                    write_atomic(cached, hash_pyc(data, code))
+                    write_atomic(cached, pyc)
                 self._written[path] = _Written(data, identity(path), identity(cached))
-                self._record(name, is_package, path, data, created, saved.replaced)
         except OSError as exc:
             self._written.pop(path, None)
             if isinstance(exc, StoreError):
@@ -203,10 +204,12 @@ class CellStore:
         is_package: bool,
         path: str,
         data: bytes,
-        created: list[str],
+        cached: str,
+        pyc: bytes,
         replaced: Writer | None,
     ) -> None:
-        """Note that module ``name`` was written (a private directory keeps no records)."""
+        """Note that module ``name`` is being written (a private directory keeps no
+        records)."""
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
         """Keep other processes from writing here meanwhile (none write a private one)."""
@@ -245,16 +248,12 @@ class CellStore:
             for depth in range(1, len(parts))
         ]
 
-    def _make_parents(self, name: str) -> list[str]:
-        """Make the parent packages of module ``name``; return the ``__init__.py`` files
-        created (never one that exists)."""
-        created = []
+    def _make_parents(self, name: str) -> None:
+        """Make the parent packages of module ``name`` (never over an ``__init__.py``)."""
         for init in self._parent_inits(name):
             make_directory(os.path.dirname(init))
             if not os.path.lexists(init):
                 write_atomic(init, b"")
-                created.append(init)
-        return created
 
     def _remove_form(self, name: str, *, is_package: bool) -> None:
         """Remove module ``name``'s copy in the other form (``name.py`` or
@@ -271,6 +270,12 @@ class CellStore:
             for folder in (os.path.dirname(cached), os.path.dirname(source)):
                 with contextlib.suppress(OSError):  # not empty, or gone
                     os.rmdir(folder)
+
+    def open(self) -> list[str]:
+        """Start using the directory in this process: repair its ``.pyc`` files; return
+        what the user must be told of it (nothing, for a private directory)."""
+        self.repair()
+        return []
 
     def repair(self) -> list[str]:
         """Rewrite every ``.pyc`` of the store's modules that Python would not load as it
@@ -344,11 +349,6 @@ class CellStore:
     def replaced(self) -> list[Record]:
         """The records of modules this process wrote here that another kernel has replaced
         since; none in a private directory."""
-        return []
-
-    def taken_from_this_notebook(self) -> list[Record]:
-        """The records of modules of this notebook's that another notebook's kernel has
-        replaced here; none in a private directory."""
         return []
 
 

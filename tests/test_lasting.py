@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import compileall
 import concurrent.futures
+import importlib.machinery
 import importlib.util
+import json
 import multiprocessing
 import os
 import py_compile
@@ -599,3 +601,198 @@ def check_sequence(tmp_path_factory, sequence: list[tuple]) -> None:
                 assert importlib.import_module(known).V == value, (known, sequence)
     finally:
         life.end(prefix)
+
+
+# -- found by review and a user's trial -------------------------------------------------------
+
+
+def test_force_moves_every_file_of_the_users_in_the_way_a_package_and_a_module_beside_it(
+    ip, unique, tmp_path, capsys
+):
+    """helpers/ (a package) and helpers.py, both the user's: --force moves both, and
+    overwrites neither."""
+    name = unique("both")
+    lasting = tmp_path / "project"
+    (lasting / name).mkdir(parents=True)
+    (lasting / name / "__init__.py").write_text("PACKAGE = 'the user'\n")
+    (lasting / f"{name}.py").write_text("MODULE = 'the user'\n")
+    py_compile.compile(str(lasting / f"{name}.py"))
+    before = snapshot(lasting)
+    ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
+    with pytest.raises(UsageError, match=re.escape(f"{lasting / name}.py")):
+        define(ip, name, "X = 1\n")
+    capsys.readouterr()
+    define(ip, name, "X = 1\n", "--force")
+    moved = moves(capsys.readouterr().out)
+    assert set(moved) >= {str(lasting / name), f"{lasting / name}.py"}, moved
+    assert_untouched(lasting, before, moved)
+
+
+def test_a_parents_pyc_of_the_users_goes_aside_with_its_init(ip, unique, tmp_path, capsys):
+    name = unique("parent")
+    lasting = tmp_path / "project"
+    (lasting / name).mkdir(parents=True)
+    (lasting / name / "__init__.py").write_text("WHO = 'the user'\n")
+    py_compile.compile(str(lasting / name / "__init__.py"))
+    before = snapshot(lasting)
+    ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
+    define(ip, f"{name}.extra", "X = 1\n", "--force")
+    moved = moves(capsys.readouterr().out)
+    define(ip, name, "Y = 2\n")  # the parent's own cell: writes its __init__ and .pyc
+    assert_untouched(lasting, before, moved)
+
+
+@pytest.mark.parametrize("kind", ["extension", "sourceless-package"])
+def test_what_the_import_system_would_take_instead_is_in_the_way(
+    ip, unique, tmp_path, capsys, kind
+):
+    """An extension module (NAME.<suffix>.so) or a sourceless package (NAME/__init__.pyc)
+    of the user's would be imported instead of the copy by a new kernel."""
+    name = unique("fast")
+    lasting = tmp_path / "project"
+    lasting.mkdir()
+    if kind == "extension":
+        theirs = lasting / (name + importlib.machinery.EXTENSION_SUFFIXES[0])
+        theirs.write_bytes(b"\x7fELF not really")
+    else:
+        (lasting / name).mkdir()
+        theirs = lasting / name
+        (theirs / "__init__.pyc").write_bytes(b"\x00" * 16)
+    before = snapshot(lasting)
+    ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
+    with pytest.raises(UsageError, match=re.escape(str(theirs))):
+        define(ip, name, "X = 1\n")
+    assert snapshot(lasting) == before
+    capsys.readouterr()
+    define(ip, name, "X = 1\n", "--force")  # moved aside: a new kernel imports the copy
+    moved = moves(capsys.readouterr().out)
+    assert str(theirs) in moved, moved
+    assert_untouched(lasting, before, moved)
+
+
+def test_a_restarted_kernel_keeps_what_its_notebook_wrote_from_other_kernels(tmp_path):
+    """nb1 writes utils and exits; nb1 restarts and imports it (restored): nb2 is refused
+    it while nb1 runs, and with --force nb1 is told, at its next cell."""
+    lasting, nb1, nb2 = (
+        tmp_path / "shared",
+        str(tmp_path / "nb1.ipynb"),
+        str(tmp_path / "nb2.ipynb"),
+    )
+    kernel(lasting, nb1, 'cell("%%as_module utils\\nWHO = \\"nb1\\"\\n")', tmp_path)
+    restarted = KERNEL.format(notebook=nb1, lasting=str(lasting)) + (
+        'cell("import utils")\nprint("ready", flush=True)\nsys.stdin.readline()\n'
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        '    warnings.simplefilter("always")\n'
+        '    cell("x = 1")\n'
+        'print("told:", [str(w.message) for w in caught])\n'
+    )
+    import subprocess
+
+    first = subprocess.Popen(
+        [sys.executable, "-c", restarted],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert first.stdout.readline() == "loaded\n"
+        assert first.stdout.readline().startswith("OK")
+        assert first.stdout.readline() == "ready\n"
+        refused, _ = kernel(
+            lasting, nb2, 'cell("%%as_module utils\\nWHO = \\"nb2\\"\\n")', tmp_path
+        )
+        assert refused.startswith("ERROR UsageError") and nb1 in refused, refused
+        forced, _ = kernel(
+            lasting, nb2, 'cell("%%as_module utils --force\\nWHO = \\"nb2\\"\\n")', tmp_path
+        )
+        assert forced.startswith("OK"), forced
+    finally:
+        out, _ = first.communicate("go\n", timeout=HANG_GUARD)
+    told = out.splitlines()[-1]
+    assert "'utils'" in told and nb2 in told and "%reload_module utils" in told, told
+
+
+def test_every_notebook_a_copy_replaced_is_told_not_only_the_last(tmp_path):
+    lasting = tmp_path / "shared"
+    nbs = [str(tmp_path / f"nb{i}.ipynb") for i in (1, 2, 3)]
+    for nb in nbs:
+        out, _ = kernel(lasting, nb, f'cell("%%as_module utils\\nWHO = {nb!r}\\n")', tmp_path)
+        assert out.startswith("OK"), out
+    _, shown = kernel(lasting, nbs[0], 'cell("x = 1")', tmp_path)
+    assert "'utils'" in shown and nbs[2] in shown, shown
+
+
+def test_a_kernel_of_no_known_notebook_never_removes_a_notebooks_copy(tmp_path):
+    lasting, nb1 = tmp_path / "shared", str(tmp_path / "nb1.ipynb")
+    kernel(lasting, nb1, 'cell("%%as_module utils\\nWHO = 1\\n")', tmp_path)
+    out, _ = kernel(lasting, "", 'cell("%%as_module utils --no-persist\\nWHO = 2\\n")', tmp_path)
+    assert out.startswith("OK"), out
+    assert (lasting / "utils.py").read_text() == "WHO = 1\n"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"not json",
+        b'{"format": 1, "name": "m", "is_package": false, "files": null}',
+        b'{"format": 1, "name": "m", "is_package": false, "files": {}, "writer": {"pid": "1"}}',
+        b'{"format": 99, "name": "m"}',
+        b"[]",
+    ],
+)
+def test_a_record_that_is_not_one_makes_its_file_the_users(ip, unique, tmp_path, bad):
+    lasting = tmp_path / "project"
+    (lasting / ".ipyexecmod").mkdir(parents=True)
+    (lasting / "m.py").write_text("M = 'the user'\n")
+    (lasting / ".ipyexecmod" / "m.json").write_bytes(bad)
+    ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
+    assert ip.run_line_magic("lsmod", "--cells") is not None  # no crash
+    with pytest.raises(UsageError, match="not written by ipyexecmod"):
+        define(ip, "m", "X = 1\n")
+    assert (lasting / "m.py").read_text() == "M = 'the user'\n"
+
+
+def test_a_record_of_a_later_version_with_more_fields_is_read(tmp_path):
+    from ipyexecmod.ownership import Record, Writer
+
+    record = Record("m", False, {"m.py": ("d",)}, Writer(1, None, "h", None, 0.0))
+    raw = json.loads(record.to_json())
+    raw["writer"]["python"] = "3.14"
+    raw["signed"] = True
+    assert Record.from_json(json.dumps(raw).encode()) == record
+
+
+def test_no_file_is_written_without_its_record(ip, unique, tmp_path):
+    """The record goes first: where it cannot be written, neither is the copy."""
+    name = unique("norecord")
+    lasting = tmp_path / "project"
+    lasting.mkdir()
+    (lasting / ".ipyexecmod").write_text("a file where the records go\n")
+    ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
+    with pytest.warns(RuntimeWarning, match=f"module {name!r} works in this process only"):
+        define(ip, name, "X = 1\n")
+    assert sorted(os.listdir(lasting)) == [".ipyexecmod"]
+
+
+def test_a_notice_from_a_kernel_starting_waits_for_its_first_cell(tmp_path):
+    """With persist_dir in the profile, the extension loads before any cell: what it must
+    say (another notebook replaced this one's copy) is shown at the first cell."""
+    lasting, nb1, nb2 = (
+        tmp_path / "shared",
+        str(tmp_path / "nb1.ipynb"),
+        str(tmp_path / "nb2.ipynb"),
+    )
+    kernel(lasting, nb1, 'cell("%%as_module utils\\nWHO = 1\\n")', tmp_path)
+    kernel(lasting, nb2, 'cell("%%as_module utils\\nWHO = 2\\n")', tmp_path)
+    out, shown = kernel(
+        lasting,
+        nb1,
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    cell('x = 1')\n"
+        "print([str(w.message) for w in caught])\n",
+        tmp_path,
+    )
+    assert "'utils'" not in shown  # not at load, when no cell would show it
+    assert "'utils'" in out.splitlines()[-1] and nb2 in out.splitlines()[-1], out

@@ -333,7 +333,7 @@ def test_a_planted_symlink_is_replaced_not_followed(tmp_path):
     elsewhere.mkdir()
     os.symlink(elsewhere, tmp_path / "linked-store")
     with pytest.raises(StoreError, match=r"linked-store exists and is not a directory \(or is a"):
-        LastingStore(tmp_path / "linked-store").write("geo", "X = 1\n", None, is_package=False)
+        CellStore(tmp_path / "linked-store").write("geo", "X = 1\n", None, is_package=False)
     assert list(elsewhere.iterdir()) == []
 
 

@@ -84,12 +84,22 @@ def test_placement_follows_the_settings(tmp_path):
     assert lasting.directory == str(tmp_path)
 
 
-def test_a_store_directory_that_is_a_symbolic_link_is_refused(tmp_path):
+def test_a_private_directory_that_is_a_symbolic_link_is_refused(tmp_path):
     (tmp_path / "real").mkdir()
     os.symlink(tmp_path / "real", tmp_path / "link")
     with pytest.raises(store_module.StoreError, match="is not a directory"):
-        Version.compile("_st_l", "X = 1\n", store=LastingStore(tmp_path / "link")).save()
+        Version.compile("_st_l", "X = 1\n", store=CellStore(tmp_path / "link")).save()
     assert list((tmp_path / "real").iterdir()) == []
+
+
+def test_a_lasting_directory_given_as_a_symbolic_link_is_the_directory_it_names(tmp_path):
+    """`persist_dir = "~/nb"` where ~/nb links to /data/nb: the user's choice, resolved once."""
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    store = LastingStore(tmp_path / "link")
+    assert store.directory == str(tmp_path / "real")
+    Version.compile("_st_l", "X = 1\n", store=store).save()
+    assert (tmp_path / "real" / "_st_l.py").read_text() == "X = 1\n"
 
 
 @pytest.mark.parametrize(

@@ -114,28 +114,53 @@ def place(record: CellModule, module: ModuleType, version: Version) -> None:
     vars(module)["__file__"], vars(module)["__cached__"] = spec.origin, spec.cached
 
 
-def rehome(finder: CellModuleFinder) -> list[tuple[str, str, Writer]]:
-    """Move each cell module whose lasting copy another kernel has replaced since this
-    process wrote it to the private directory (the same version: no code runs), and tell
-    worker processes; return their names, each with the lasting directory and the kernel
-    that replaced it."""
-    moved = []
+def rehome(finder: CellModuleFinder) -> list[str]:
+    """For each module whose lasting copy another kernel has replaced since this process
+    wrote (or took over) it, what the user must be told; a cell module moves to the
+    private directory (the same version: no code runs), and worker processes follow."""
+    notices = []
     with finder.lock:
         for store in finder.stores:
             for lost in store.replaced():
-                record, module = finder.get(lost.name), sys.modules.get(lost.name)
-                if record is None or record.version.store is not store or not finder.owns(module):
-                    continue
-                assert module is not None  # owned
-                version = record.version.placed(
-                    kernel_store(), is_package=record.version.is_package
-                )
-                place(record, module, version)
-                with contextlib.suppress(StoreError):  # then workers are told it is memory-only
-                    version.save()
-                publish(finder, [lost.name])
-                moved.append((lost.name, store.directory, lost.writer))
-    return moved
+                name, module = lost.name, sys.modules.get(lost.name)
+                record = finder.get(name)
+                if record is not None and record.version.store is store and finder.owns(module):
+                    assert module is not None  # owned
+                    version = record.version.placed(
+                        kernel_store(), is_package=record.version.is_package
+                    )
+                    place(record, module, version)
+                    with contextlib.suppress(StoreError):  # then workers hear it is memory-only
+                        version.save()
+                    publish(finder, [name])
+                    notices.append(_rehomed(name, store.directory, lost.writer))
+                else:
+                    notices.append(_replaced(name, store.directory, lost.writer, module))
+    return notices
+
+
+def _rehomed(name: str, directory: str, writer: Writer) -> str:
+    return (
+        f"{writer.describe()} replaced this kernel's copy of {name!r} in {directory} with "
+        f"its own; this kernel keeps its version of {name!r}, and its worker processes now "
+        f"import it from the kernel's private directory; define it here again with --force "
+        f"to put it back there, or give this notebook a persist_dir of its own"
+    )
+
+
+def _replaced(name: str, directory: str, writer: Writer, module: ModuleType | None) -> str:
+    if module is None:
+        now = f"`import {name}` now gives that version"
+    else:
+        now = (
+            f"this kernel keeps the version it imported, which its worker processes can no "
+            f"longer import; `%reload_module {name}` takes the new one"
+        )
+    return (
+        f"{writer.describe()} replaced the copy of {name!r} in {directory} that this "
+        f"notebook's kernel wrote; {now}, or define it here again (with --force while that "
+        f"kernel runs)"
+    )
 
 
 def save(finder: CellModuleFinder, record: CellModule, force: bool) -> None:
@@ -168,10 +193,9 @@ def save(finder: CellModuleFinder, record: CellModule, force: bool) -> None:
 
 
 def warn_replaced(name: str, store: CellStore, writer: Writer) -> None:
-    running = "still running" if writer.is_running() else "gone"
     msg = (
         f"the copy of {name!r} in {store.directory} that {writer.describe()} wrote (that "
-        f"kernel is {running}) is replaced by this one"
+        f"kernel is {writer.state()}) is replaced by this one"
     )
     warn(msg, RuntimeWarning)
 

@@ -11,7 +11,6 @@ from types import ModuleType
 from typing import Any, Unpack
 
 from .._warnings import warn
-from ..lasting import taken_notice
 from ..ownership import Writer
 from ..store import CellStore, kernel_board
 from . import copies, definition, names, stale
@@ -43,6 +42,10 @@ class CellModuleFinder:
         #: the classes and functions of its earlier versions still alive.  What one raises
         #: becomes a warning.
         self.replacement_listeners: list[Callable[[list[Replacement]], object]] = []
+        #: What the user must be told (:meth:`tell`) and, while ``notices_wait``, is kept
+        #: for the end of the next cell.
+        self.notices: list[str] = []
+        self.notices_wait = False
         # Definitions run one at a time; a cell module's code may define another.
         self.lock = threading.RLock()
         self.transactions: list[Transaction] = []  # under way, outermost first
@@ -111,19 +114,32 @@ class CellModuleFinder:
         of this notebook's that another notebook's kernel has replaced there."""
         if store not in self.stores:
             self.stores.append(store)
-            store.repair()
-            for record in store.taken_from_this_notebook():
-                warn(taken_notice(record, store.directory), RuntimeWarning)
+            for notice in store.open():
+                self.tell(notice)
             board = kernel_board()
             if board is not None and store.directory != board.directory:
                 board.restore({name: store.copy_of(name) for name in store.module_names()})
         store.install()
 
-    def rehome(self) -> list[tuple[str, str, Writer]]:
+    def tell(self, notice: str) -> None:
+        """Tell the user ``notice``: as a RuntimeWarning now, or, while
+        :attr:`notices_wait` (the magics set it: a kernel that starts has no cell to show
+        a warning in), at the end of the next cell (:meth:`take_notices`)."""
+        if self.notices_wait:
+            self.notices.append(notice)
+        else:
+            warn(notice, RuntimeWarning)
+
+    def take_notices(self) -> list[str]:
+        """The notices kept for the next cell, now given."""
+        notices, self.notices = self.notices, []
+        return notices
+
+    def rehome(self) -> list[str]:
         """Move each cell module whose copy in a lasting directory another kernel has
         replaced since to this process's private directory, so that its worker processes
-        keep running this kernel's version; return those moved, each with the directory
-        and the kernel that replaced it (:func:`.copies.rehome`)."""
+        keep running this kernel's version; return what the user must be told of each
+        module replaced (:func:`.copies.rehome`)."""
         return copies.rehome(self)
 
     def hides(self, top: str) -> str | None:

@@ -48,6 +48,7 @@ _MAGICS = (ExecModMagics, ModuleMagics, ShipMagics)
 def load_ipython_extension(shell: InteractiveShell) -> None:
     """Register the magics, the completer and the cell-module finder (``%load_ext``)."""
     unload_ipython_extension(shell)  # whatever an earlier load left behind
+    cells.finder.notices_wait = True  # until a cell shows them: the kernel may be starting
     for cls in _MAGICS:
         shell.register_magics(cls(shell=shell))
     magics = shell.magics_manager.registry[ExecModMagics.__name__]
@@ -85,6 +86,7 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
         if getattr(matcher, "matcher_identifier", None) != identifier
     ]
     cells.finder.uninstall()
+    cells.finder.notices_wait = False
     autoreload.give_cells_back(shell)
     tracebacks.show_paths_again(shell)
 

@@ -22,7 +22,7 @@ from .._warnings import warn
 from ..binding import binding_clash, rebind
 from ..cells.dependents import describe
 from ..cells.instances import update_instances
-from ..lasting import lasting_store, placement, rehomed_notice
+from ..lasting import lasting_store, placement
 from ..loader import put_back_lines
 from ..store import kernel_store
 from ..typos import TypoDisplay, compiles, not_python, not_source
@@ -121,14 +121,17 @@ class ExecModMagics(Magics):
             ("post_run_cell", self.give_main_a_spec),
             ("post_run_cell", self.ship_to_new_client),
             ("post_run_cell", self.keep_cells_from_autoreload),
+            ("pre_run_cell", self.tell_replaced_copies),
             ("post_run_cell", self.tell_replaced_copies),
         ]
 
-    def tell_replaced_copies(self, result: object = None) -> None:
-        """Say which cell modules' lasting copies another kernel has replaced since the
-        last cell; they move to the private directory (:meth:`CellModuleFinder.rehome`)."""
-        for name, directory, writer in cells.finder.rehome():
-            warnings.warn(rehomed_notice(name, directory, writer), RuntimeWarning, stacklevel=2)
+    def tell_replaced_copies(self, info: object = None) -> None:
+        """Before and after each cell: say which modules' lasting copies another kernel
+        has replaced since (cell modules move to the private directory:
+        :meth:`CellModuleFinder.rehome`), and what else the user must be told and had no
+        cell to be shown in (a kernel starting on a lasting directory)."""
+        for notice in [*cells.finder.take_notices(), *cells.finder.rehome()]:
+            warnings.warn(notice, RuntimeWarning, stacklevel=2)
 
     def put_back_lines(self, info: object = None) -> None:
         """Put back the lines of replaced versions that something cleared from linecache
