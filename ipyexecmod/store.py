@@ -233,7 +233,14 @@ class CellStore:
         """Make the directory, and its parents; an import that looked for modules in it
         while it was missing cached that it has none, which would hide those that other
         kernels write there."""
-        os.makedirs(os.path.dirname(self.directory), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(self.directory), exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            blocker = self.directory
+            while not os.path.lexists(blocker):
+                blocker = os.path.dirname(blocker)
+            msg = f"{blocker} is a file, not a directory"
+            raise NotADirectoryError(msg) from None
         make_directory(self.directory)
         if (
             self.directory in sys.path_importer_cache
