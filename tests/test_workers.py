@@ -763,3 +763,16 @@ def test_workers_importing_while_the_kernel_redefines_never_fail_nor_go_back(
 
 
 REDEFINITIONS = 60
+
+
+def test_a_cell_packages_data_files_read_through_its_loader_in_a_worker(ip, unique, spawned):
+    """The loader checks a copy's ``.pyc`` and source, and gives any other file as it is."""
+    package = unique("pkg")
+    define(ip, f"{package}.sub", "Y = 2\n")
+    module = define(
+        ip,
+        package,
+        "import pkgutil\n\ndef read():\n    return pkgutil.get_data(__name__, 'data.txt')\n",
+    )
+    Path(module.__file__).with_name("data.txt").write_bytes(b"the data")
+    assert spawned.submit(module.read).result(HANG_GUARD) == b"the data"

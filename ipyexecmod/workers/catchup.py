@@ -27,6 +27,7 @@ import os
 import sys
 import threading
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
+from importlib.util import cache_from_source
 from types import FrameType, ModuleType
 from typing import Any
 
@@ -148,6 +149,7 @@ class _CopyLoader(SourceFileLoader):
         super().__init__(fullname, path)
         self.token, self.source_hash = entry.token, entry.source_hash
         self.source: bytes | NotTheKernels | None = None  # as read and checked, once
+        self.bytecode = cache_from_source(path) if sys.implementation.cache_tag else None
 
     def exec_module(self, module: ModuleType) -> None:
         _record(self.name, self.token)
@@ -161,12 +163,12 @@ class _CopyLoader(SourceFileLoader):
             Unavailable.instead_of(module, reason or _failed_reason(self.name, exc))
 
     def get_data(self, path: str) -> bytes:
-        if path != self.path:  # the .pyc
+        if path != self.path:
             data = super().get_data(path)
-            if data[4:16] != _CHECKED + self.source_hash:
+            if path == self.bytecode and data[4:16] != _CHECKED + self.source_hash:
                 msg = f"not the .pyc of the board's version: {path}"
                 raise OSError(msg)  # the source is compiled instead
-            return data
+            return data  # its .pyc, or a file of a package's (pkgutil.get_data)
         if self.source is None:  # the import system may ask twice
             try:
                 self.source = self._read_source()
