@@ -18,7 +18,9 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import importlib
+import importlib.util
 import json
+import marshal
 import multiprocessing
 import os
 import sys
@@ -32,6 +34,9 @@ import pytest
 from helpers import HANG_GUARD, define, run_python
 from IPython.core.error import UsageError
 
+from ipyexecmod import cells
+from ipyexecmod.lasting import lasting_store
+from ipyexecmod.pyc import hash_pyc
 from ipyexecmod.store import kernel_store
 
 # Fork pools fork a process that runs threads (the pools' own): Python 3.12+ warns of it.
@@ -582,3 +587,192 @@ def test_a_module_failing_its_first_import_in_a_worker_fails_the_task_not_the_po
             with pytest.raises(ImportError, match=r"could not be imported in this process .*SCALE"):
                 pool.apply_async(module.f, (2,)).get(HANG_GUARD)
             assert pool.apply_async(len, ("ok",)).get(HANG_GUARD) == 2
+
+
+# -- a copy that another kernel rewrote (issue 14) ----------------------------------------
+
+NOT_THE_KERNELS = r"is not the version the kernel \(pid \d+\) has: another kernel has replaced"
+
+
+def rewrite(path: Path, source: str) -> None:
+    """What another kernel sharing a lasting directory leaves at ``path``: another source,
+    with its checked ``.pyc``."""
+    data = source.encode()
+    path.write_bytes(data)
+    Path(importlib.util.cache_from_source(str(path))).write_bytes(
+        hash_pyc(data, compile(data, str(path), "exec"))
+    )
+
+
+def another_kernel(lasting: Path, name: str, source: str) -> None:
+    """Define ``name`` in ``lasting`` in another process, with --force, as the kernel of
+    another notebook would, and let that process exit."""
+    out = run_python(
+        f"""
+        from ipyexecmod import cells
+        from ipyexecmod.lasting import lasting_store
+
+        store = lasting_store({str(lasting)!r})
+        cells.finder.define({name!r}, {source!r}, store=store, force=True)
+        """,
+        env={**os.environ, "JPY_SESSION_NAME": "/elsewhere/other.ipynb"},
+    )
+    assert out.returncode == 0, out.stderr
+
+
+def test_a_copy_rewritten_by_another_kernel_is_never_run_and_the_pool_lives_on(
+    ip, unique, tmp_path, workers, manager
+):
+    name = unique("shared")
+    lasting = tmp_path / "lasting"
+    workers.map(abs, [(-1,), (-2,)])  # started: a fork child has no copy of the module
+    module = define(ip, name, sa_body(name, 1), f"--persist-dir {lasting}")
+    rewrite(lasting / f"{name}.py", sa_body(name, 666))
+    with pytest.raises(ImportError, match=f"cell module '{name}': the copy at .*{NOT_THE_KERNELS}"):
+        workers.map(module.f, [(), ()])
+    assert module.f() == 1  # the kernel keeps its own
+    assert workers.map(abs, [(-1,), (-2,)]) == [1, 2]  # the pool runs the next tasks
+    # The kernel publishes its version again (here, in place of the other one): the next
+    # task in each worker runs it
+    module = define(ip, name, sa_body(name, 2), f"--force --persist-dir {lasting}")
+    assert [result[1] for result in workers.map(module.warm, on_both(manager))] == [2, 2]
+
+
+def test_a_pyc_that_claims_to_be_the_kernels_version_runs_only_with_its_source(
+    ip, unique, tmp_path, spawned
+):
+    """An unchecked ``.pyc`` (which the import system runs without reading the source)
+    with the kernel's hash in its header, but another kernel's code."""
+    name = unique("claimed")
+    lasting = tmp_path / "lasting"
+    module = define(ip, name, sa_body(name, 1), f"--persist-dir {lasting}")
+    cached = Path(importlib.util.cache_from_source(module.__file__))
+    header = cached.read_bytes()[:16]
+    unchecked = header[:4] + (1).to_bytes(4, "little") + header[8:]
+    foreign = compile(sa_body(name, 666), module.__file__, "exec")
+    cached.write_bytes(unchecked + marshal.dumps(foreign))
+    assert spawned.submit(module.f).result(HANG_GUARD) == 1  # compiled from the source
+    rewrite(lasting / f"{name}.py", sa_body(name, 666))
+    cached.write_bytes(unchecked + marshal.dumps(foreign))
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as fresh:
+        with pytest.raises(ImportError, match=NOT_THE_KERNELS):
+            fresh.submit(module.f).result(HANG_GUARD)
+
+
+POOLS = [
+    pytest.param(("spawn", "executor"), id="spawn-executor"),
+    pytest.param(("forkserver", "pool"), id="forkserver-pool"),
+    pytest.param(("loky", "joblib"), id="joblib"),
+]
+
+
+@pytest.mark.parametrize("kind", POOLS)
+def test_a_copy_another_kernel_replaced_fails_tasks_until_the_kernel_moves_its_own(
+    ip, unique, tmp_path, extension_loaded, kind
+):
+    name = unique("forced")
+    lasting = tmp_path / "lasting"
+    module = define(ip, name, sa_body(name, 1), f"--persist-dir {lasting}")
+    another_kernel(lasting, name, sa_body(name, 666))
+    with Workers(*kind).running() as workers:
+        with pytest.raises(ImportError, match=NOT_THE_KERNELS):
+            workers.map(module.f, [(), ()])
+        # The end of the cell: the kernel moves its version to its private directory
+        with pytest.warns(RuntimeWarning, match=f"replaced this kernel's copy of '{name}'"):
+            ip.run_cell("pass")
+        assert Path(module.__file__).parent != lasting
+        assert workers.map(module.f, [(), ()]) == [1, 1]
+    with Workers(*kind).running() as workers:
+        assert workers.map(module.f, [(), ()]) == [1, 1]
+
+
+def test_a_restored_module_runs_in_workers_as_the_kernel_imported_it(ip, unique, tmp_path, spawned):
+    """A module restored from a lasting directory that another kernel rewrites: workers run
+    the version that the kernel imported, fail rather than run another, and run the new
+    one once the kernel has reloaded it."""
+    name = unique("restored")
+    lasting = tmp_path / "lasting"
+    another_kernel(lasting, name, sa_body(name, 1))
+    cells.finder.add_store(lasting_store(lasting))  # the kernel restores it
+    another_kernel(lasting, name, sa_body(name, 2))  # before the kernel imports it
+    module = importlib.import_module(name)
+    assert (module.f(), spawned.submit(module.f).result(HANG_GUARD)) == (2, 2)
+    another_kernel(lasting, name, sa_body(name, 3))
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as fresh:
+        with pytest.raises(ImportError, match=f"`%reload_module {name}` in the kernel"):
+            fresh.submit(module.f).result(HANG_GUARD)
+        assert spawned.submit(module.f).result(HANG_GUARD) == 2  # imported before: kept
+        module = ip.run_line_magic("reload_module", name)
+        assert module.f() == 3
+        for worker in (fresh, spawned):
+            assert worker.submit(module.f).result(HANG_GUARD) == 3
+
+
+PROBER = """\
+import importlib
+import sys
+
+from ipyexecmod.workers.placeholders import Unavailable
+
+
+def fresh_imports(name, started, stop):
+    \"\"\"Import ``name`` afresh again and again until ``stop``, then once more: the versions
+    it ran (each once, in order) and why any import failed.\"\"\"
+    versions, failures = [], []
+    started.set()
+    while True:
+        last = stop.is_set()
+        sys.modules.pop(name, None)
+        module = importlib.import_module(name)
+        if isinstance(module, Unavailable):
+            failures.append(module.__doc__)
+        elif not versions or versions[-1] != module.VERSION:
+            versions.append(module.VERSION)
+        if last:
+            return versions, failures
+"""
+
+
+@pytest.mark.parametrize("where", ["private", "lasting"])
+def test_workers_importing_while_the_kernel_redefines_never_fail_nor_go_back(
+    ip, unique, tmp_path, manager, where
+):
+    """The kernel writes a module's copy, then tells its workers: a worker that reads the
+    new copy first takes it as the version it is about to be told of."""
+    name, prober = unique("busy"), unique("prober")
+    options = f"--persist-dir {tmp_path / 'lasting'}" if where == "lasting" else ""
+    probe = define(ip, prober, PROBER).fresh_imports
+    define(ip, name, sa_body(name, 0), options)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
+        stop = manager.Event()
+        starts = [manager.Event(), manager.Event()]
+        running = [pool.submit(probe, name, started, stop) for started in starts]
+        try:
+            assert all(started.wait(HANG_GUARD) for started in starts)
+            for version in range(1, REDEFINITIONS + 1):
+                define(ip, name, sa_body(name, version), options)
+        finally:
+            stop.set()
+        for result in running:
+            versions, failures = result.result(HANG_GUARD)
+            assert failures == []
+            assert versions == sorted(versions) and versions[-1] == REDEFINITIONS
+
+
+REDEFINITIONS = 60
+
+
+def test_a_cell_packages_data_files_read_through_its_loader_in_a_worker(ip, unique, spawned):
+    """The loader checks a copy's ``.pyc`` and source, and gives any other file as it is."""
+    package = unique("pkg")
+    define(ip, f"{package}.sub", "Y = 2\n")
+    module = define(
+        ip,
+        package,
+        "import pkgutil\n\ndef read():\n    return pkgutil.get_data(__name__, 'data.txt')\n",
+    )
+    Path(module.__file__).with_name("data.txt").write_bytes(b"the data")
+    assert spawned.submit(module.read).result(HANG_GUARD) == b"the data"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from .._warnings import warn
 from ..ownership import Writer
 from ..store import CellStore, MemoryOnly, StoreError, kernel_board, kernel_store
+from ..workers.board import source_hash
 from .names import DefinitionError
 from .version import CellModule, Version
 
@@ -207,7 +208,7 @@ def publish(finder: CellModuleFinder, names: list[str]) -> None:
     board = kernel_board()
     if board is None:
         return
-    entries: dict[str, tuple[str | None, bool]] = {}
+    entries: dict[str, tuple[str | None, bool, bytes]] = {}
     for name in names:
         parts = name.split(".")
         for depth in range(1, len(parts) + 1):
@@ -215,7 +216,8 @@ def publish(finder: CellModuleFinder, names: list[str]) -> None:
             record = finder.get(prefix)
             if record is None:
                 continue
-            entry = (origin(record.version), record.version.is_package)
+            version = record.version  # workers run a copy only if its source has this hash
+            entry = (origin(version), version.is_package, source_hash(version.encoded))
             known = board.entries.get(prefix)
             if prefix == name or known is None or known[1:] != entry:  # new, or moved
                 entries[prefix] = entry

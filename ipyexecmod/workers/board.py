@@ -9,9 +9,13 @@ no module name can clash with it:
     Shared memory (a memory-mapped file): a counter, bumped by every change to the
     board; the manifest's serial number; the names of the modules whose definition is
     under way; and a slot per module holding its *token*, the counter's value when its
-    latest version committed.  A worker reads the counter's 8 bytes to know that
-    nothing changed: a hundred nanoseconds, no system call.  A redefinition writes a
-    slot and the counter: a few microseconds.
+    latest version committed, with the *hash* of that version's source
+    (:func:`source_hash`): a worker imports a copy only if its bytes have that hash
+    (:mod:`.verify`), never another kernel's code written over it.  A worker reads
+    the counter's 8 bytes to know that nothing changed: a hundred nanoseconds, no
+    system call.  A redefinition writes a slot and the counter: a few microseconds.
+    The slots are 16 bytes each: 7934 of them, one taken by each module that is new
+    or moves; after that, tokens and hashes are in the manifest, written each time.
 ``.manifest``
     For each cell module, its slot, where its on-disk copy is (``None`` for a module
     kept in memory only) and whether it is a package, in :mod:`marshal`'s format (the
@@ -33,6 +37,7 @@ old place with the old token.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import marshal
 import mmap
 import os
@@ -43,7 +48,7 @@ from typing import NamedTuple
 from .._files import make_directory, write_atomic
 from .._warnings import warn
 
-__all__ = ["Board", "BoardView", "Entry"]
+__all__ = ["NO_HASH", "Board", "BoardView", "Entry", "source_hash"]
 
 STATE = ".state"
 MANIFEST = ".manifest"
@@ -53,9 +58,9 @@ _COUNTER = struct.Struct("<Q")  # a sequence lock: odd while the kernel writes
 _FIELDS = struct.Struct("<QI")  # after it: the manifest's serial, the busy names' length
 _TRIES = 100_000  # reads of a board being written before a worker keeps its view
 _BUSY = slice(32, 32 + 4096)  # the busy names
-_SLOTS = _BUSY.stop  # then a token (u64) per module
-_SIZE = 64 * 1024
-_SLOT = struct.Struct("<Q")
+_SLOTS = _BUSY.stop  # then a token (u64) and a source hash per module: 7934 slots
+_SIZE = 128 * 1024
+_SLOT = struct.Struct("<Q8s")  # written and read as one pair, under the sequence lock
 _ALL = b"*"  # in place of busy names that do not fit: every module is busy and referenced
 _REFERENCED = "!"  # before a busy name: a task refers to it (see Board.referenced)
 
@@ -67,6 +72,23 @@ load(__name__, __file__)
 """
 
 
+#: The hash of a source the kernel could not read (a restored copy): any copy will do.
+NO_HASH = bytes(8)
+
+
+def source_hash(data: bytes) -> bytes:
+    """The 8-byte hash of a source's bytes that PEP 552 ``.pyc`` files hold."""
+    return importlib.util.source_hash(data)
+
+
+def _hash_of(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return source_hash(file.read())
+    except OSError:
+        return NO_HASH
+
+
 class Entry(NamedTuple):
     """What the board says of one cell module."""
 
@@ -75,6 +97,8 @@ class Entry(NamedTuple):
     #: Its on-disk copy's source, or ``None`` if it is kept in memory only.
     origin: str | None
     is_package: bool
+    #: The :func:`source_hash` of that version's source.
+    source_hash: bytes = NO_HASH
 
 
 class Board:
@@ -123,16 +147,16 @@ class Board:
                 self._referenced.add(name)
                 self._write_state()
 
-    def publish(self, entries: dict[str, tuple[str | None, bool]]) -> None:
+    def publish(self, entries: dict[str, tuple[str | None, bool, bytes]]) -> None:
         """New versions have committed: ``entries`` gives, for each module, its copy's
-        source (``None``: memory only) and whether it is a package."""
+        source (``None``: memory only), whether it is a package, and its source's hash."""
         with self._lock:
             token = self._counter + 2  # the counter once this change is written
             moved = False
-            for name, (origin, is_package) in entries.items():
+            for name, (origin, is_package, digest) in entries.items():
                 known = self.entries.get(name)
-                self.entries[name] = Entry(token, origin, is_package)
-                if known is None or known[1:] != (origin, is_package):
+                self.entries[name] = Entry(token, origin, is_package, digest)
+                if known is None or known[1:3] != (origin, is_package):
                     # A new slot: a worker reading the manifest before this one keeps
                     # the old slot, whose token goes with the old place.
                     self._slots[name] = self._new_slot()
@@ -144,7 +168,7 @@ class Board:
                 self._referenced.discard(name)
             if moved:
                 self._write_manifest()
-            self._write_state({self._slots[name]: token for name in entries})
+            self._write_state({self._slots[name]: self.entries[name] for name in entries})
 
     def release(self) -> None:
         """The definition under way has ended (committed, or put back): the stand-ins
@@ -161,17 +185,31 @@ class Board:
                 self._write_state()
 
     def restore(self, entries: dict[str, tuple[str, bool]]) -> None:
-        """Modules that a lasting directory holds from an earlier kernel, not defined here."""
+        """Modules that a lasting directory holds from an earlier kernel, not defined here,
+        each with the hash of its copy as it is now (as the kernel will import it)."""
         with self._lock:
             fresh = {name: each for name, each in entries.items() if name not in self.entries}
             for name, (origin, is_package) in fresh.items():
-                self.entries[name] = Entry(0, origin, is_package)
+                self.entries[name] = Entry(0, origin, is_package, _hash_of(origin))
                 self._slots[name] = self._new_slot()
                 if "." not in name:
                     self._stub(name)
             if fresh:
                 self._write_manifest()
-                self._write_state({self._slots[name]: 0 for name in fresh})
+                self._write_state({self._slots[name]: self.entries[name] for name in fresh})
+
+    def executed(self, name: str, origin: str, digest: bytes) -> None:
+        """The kernel imports module ``name`` (restored, not defined here) from the copy at
+        ``origin``, whose source has hash ``digest``: if it is not the one the board
+        gives, it is a new version, that workers then import (or catch up with)."""
+        with self._lock:
+            known = self.entries.get(name)
+            if known is None or known.origin != origin or known.source_hash == digest:
+                return
+            self.entries[name] = known._replace(token=self._counter + 2, source_hash=digest)
+            if self._slots[name] < 0:
+                self._write_manifest()  # its token and hash are there
+            self._write_state({self._slots[name]: self.entries[name]})
 
     def snapshot(self) -> tuple[bytes, dict[str, Entry], dict[str, int]]:
         """The counter (as a worker reads it), the entries, and the names being defined
@@ -212,18 +250,20 @@ class Board:
             )
             warn(msg, RuntimeWarning)  # at the user's cell, each time
 
-    def _write_state(self, tokens: dict[int, int] | None = None) -> None:
-        """Write the busy names, the manifest's serial and ``tokens`` (slot: token), as a
-        sequence lock: the counter is odd while they are written, even once they are."""
+    def _write_state(self, tokens: dict[int, Entry] | None = None) -> None:
+        """Write the busy names, the manifest's serial and ``tokens`` (slot: the entry whose
+        token and hash go there), as a sequence lock: the counter is odd while they are
+        written, even once they are."""
         names = [*self._claimed, *(_REFERENCED + name for name in self._referenced)]
         data = "\n".join(names).encode()
         if len(data) > _BUSY.stop - _BUSY.start:
             data = _ALL
         self._counter += 1
         _COUNTER.pack_into(self.state, 0, self._counter)
-        for slot, token in (tokens or {}).items():
+        for slot, entry in (tokens or {}).items():
             if slot >= 0:
-                _SLOT.pack_into(self.state, _SLOTS + slot * _SLOT.size, token)
+                offset = _SLOTS + slot * _SLOT.size
+                _SLOT.pack_into(self.state, offset, entry.token, entry.source_hash)
         self.state[_BUSY.start : _BUSY.start + len(data)] = data
         _FIELDS.pack_into(self.state, _COUNTER.size, self._serial, len(data))
         self._counter += 1
@@ -249,6 +289,11 @@ class BoardView:
     def counter(self) -> bytes:
         """The board's counter, as 8 bytes: it moves with every change."""
         return self.state[:8]
+
+    @property
+    def read_at(self) -> bytes:
+        """The counter as it was when the view was last brought up to date."""
+        return self._read_at
 
     def read(self) -> None:
         """Read what changed since the last read; nothing if the counter has not moved.
@@ -294,10 +339,12 @@ class BoardView:
         self.kernel, self._manifest, self._serial = data["kernel"], data["modules"], serial
         return True
 
-    def _entry(self, slot: int, token: int, origin: str | None, is_package: bool) -> Entry:
+    def _entry(
+        self, slot: int, token: int, origin: str | None, is_package: bool, digest: bytes
+    ) -> Entry:
         if slot >= 0:
-            (token,) = _SLOT.unpack_from(self.state, _SLOTS + slot * _SLOT.size)
-        return Entry(token, origin, is_package)
+            token, digest = _SLOT.unpack_from(self.state, _SLOTS + slot * _SLOT.size)
+        return Entry(token, origin, is_package, digest)
 
     def is_busy(self, name: str) -> bool:
         return self.busy is None or name in self.busy

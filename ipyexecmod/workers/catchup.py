@@ -27,11 +27,13 @@ import os
 import sys
 import threading
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
+from importlib.util import cache_from_source
 from types import FrameType, ModuleType
 from typing import Any
 
-from .board import Board, BoardView, Entry
+from .board import Board, BoardView, Entry, source_hash
 from .placeholders import Unavailable
+from .verify import NotTheKernels, verified
 
 __all__ = [
     "WatchedSpec",
@@ -46,6 +48,7 @@ __all__ = [
 
 _BUSY = -1  # the token of a module taken while its definition was under way
 _HALF = -2  # in a child forked by another thread during the definition: half run
+_CHECKED = (0b11).to_bytes(4, "little")  # PEP 552 flags: hash-based, checked
 
 
 class _Watch:
@@ -134,11 +137,19 @@ class WatchedSpec(ModuleSpec):
 
 
 class _CopyLoader(SourceFileLoader):
-    """Loads a module's on-disk copy, and records which version it is."""
+    """Loads a module's on-disk copy, and records which version it is.
 
-    def __init__(self, fullname: str, path: str, token: int) -> None:
+    In a worker, only the kernel's version (:mod:`.verify`); in the kernel (a module
+    restored from a lasting directory), whatever the copy holds, and the board is told
+    which version that is.  Its ``.pyc`` is used only if it is the one the kernel wrote
+    (checked, of the source the board names), and none is written: the directory is
+    the kernel's, or a lasting one that it shares with other kernels."""
+
+    def __init__(self, fullname: str, path: str, entry: Entry) -> None:
         super().__init__(fullname, path)
-        self.token = token
+        self.token, self.source_hash = entry.token, entry.source_hash
+        self.source: bytes | NotTheKernels | None = None  # as read and checked, once
+        self.bytecode = cache_from_source(path) if sys.implementation.cache_tag else None
 
     def exec_module(self, module: ModuleType) -> None:
         _record(self.name, self.token)
@@ -148,7 +159,43 @@ class _CopyLoader(SourceFileLoader):
             if _watch is None or _watch.view is None:
                 raise  # the kernel itself: its import fails as any other
             # In a worker, the import must not fail: the task that needs it says why.
-            Unavailable.instead_of(module, _failed_reason(self.name, exc))
+            reason = str(exc) if isinstance(exc, NotTheKernels) else None
+            Unavailable.instead_of(module, reason or _failed_reason(self.name, exc))
+
+    def get_data(self, path: str) -> bytes:
+        if path != self.path:
+            data = super().get_data(path)
+            if path == self.bytecode and data[4:16] != _CHECKED + self.source_hash:
+                msg = f"not the .pyc of the board's version: {path}"
+                raise OSError(msg)  # the source is compiled instead
+            return data  # its .pyc, or a file of a package's (pkgutil.get_data)
+        if self.source is None:  # the import system may ask twice
+            try:
+                self.source = self._read_source()
+            except NotTheKernels as exc:
+                self.source = exc
+        if isinstance(self.source, NotTheKernels):
+            raise self.source
+        return self.source
+
+    def _read_source(self) -> bytes:
+        watch = _watch
+        if watch is None or watch.view is None:
+            data = super().get_data(self.path)
+            if watch is not None and watch.kernel is not None:
+                watch.kernel.executed(self.name, self.path, source_hash(data))
+            return data
+        data, entry = verified(watch.view, self.name, self.path, self._read_file)
+        if entry.token != self.token:  # the kernel published it meanwhile
+            self.token = entry.token
+            _record(self.name, self.token)
+        return data
+
+    def _read_file(self) -> bytes:
+        return super().get_data(self.path)
+
+    def set_data(self, path: str, data: object, *, _mode: int = 0o666) -> None:
+        """Write nothing: the kernel writes a module's ``.pyc`` with its copy."""
 
 
 class _UnavailableLoader:
@@ -190,7 +237,7 @@ class WorkerFinder:
         if entry.origin is None:
             reason = _memory_only_reason(fullname, watch.kernel_pid())
             return _unavailable(fullname, entry.token, reason, is_package)
-        loader = _CopyLoader(fullname, entry.origin, entry.token)
+        loader = _CopyLoader(fullname, entry.origin, entry)
         spec = WatchedSpec(fullname, loader, origin=entry.origin, is_package=is_package)
         spec.has_location = True
         if is_package:
