@@ -796,3 +796,14 @@ def test_a_notice_from_a_kernel_starting_waits_for_its_first_cell(tmp_path):
     )
     assert "'utils'" not in shown  # not at load, when no cell would show it
     assert "'utils'" in out.splitlines()[-1] and nb2 in out.splitlines()[-1], out
+
+
+def test_modinfo_of_a_restored_module_is_the_same_at_each_run(tmp_path):
+    """No object address, no private directory: a saved output does not change."""
+    lasting, nb = tmp_path / "shared", str(tmp_path / "nb.ipynb")
+    kernel(lasting, nb, 'cell("%%as_module kept\\nX = 1\\n")', tmp_path)
+    show = 'import kept\nprint(ip.run_line_magic("modinfo", "kept"))\n'
+    runs = [kernel(lasting, nb, show, tmp_path)[0] for _ in range(2)]
+    assert "0x" not in runs[0] and "ipyexecmod-" not in runs[0], runs[0]
+    assert "CopyLoader 'kept'" in runs[0], runs[0]
+    assert runs[0] == runs[1]

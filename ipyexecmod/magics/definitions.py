@@ -86,16 +86,17 @@ class ExecModMagics(Magics):
     ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
+        try:
+            # The private directory and its board, first on sys.path: processes started
+            # from now on can import cell modules defined later.  Before the configuration
+            # is read: a persist_dir set there puts its modules on the board.
+            kernel_store()
+        except OSError as exc:
+            warn(f"ipyexecmod: no private directory: {exc}", RuntimeWarning)
         super().__init__(**kwargs)
         self._typos = TypoDisplay(self.shell)
         self._rebound: list[str] = []
         self._reporting = False
-        try:
-            # The private directory and its board, first on sys.path: processes started
-            # from now on can import cell modules defined later.
-            kernel_store()
-        except OSError as exc:
-            warn(f"ipyexecmod: no private directory: {exc}", RuntimeWarning)
         if self.persist_dir:
             cells.finder.add_store(lasting_store(self.persist_dir))
         if self.ship_auto:

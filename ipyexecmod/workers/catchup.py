@@ -136,7 +136,7 @@ class WatchedSpec(ModuleSpec):
         self._importing = value
 
 
-class _CopyLoader(SourceFileLoader):
+class CopyLoader(SourceFileLoader):
     """Loads a module's on-disk copy, and records which version it is.
 
     In a worker, only the kernel's version (:mod:`.verify`); in the kernel (a module
@@ -150,6 +150,9 @@ class _CopyLoader(SourceFileLoader):
         self.token, self.source_hash = entry.token, entry.source_hash
         self.source: bytes | NotTheKernels | None = None  # as read and checked, once
         self.bytecode = cache_from_source(path) if sys.implementation.cache_tag else None
+
+    def __repr__(self) -> str:  # shown by %modinfo: no address, which changes at each run
+        return f"<{type(self).__name__} {self.name!r} from {self.path!r}>"
 
     def exec_module(self, module: ModuleType) -> None:
         _record(self.name, self.token)
@@ -237,7 +240,7 @@ class WorkerFinder:
         if entry.origin is None:
             reason = _memory_only_reason(fullname, watch.kernel_pid())
             return _unavailable(fullname, entry.token, reason, is_package)
-        loader = _CopyLoader(fullname, entry.origin, entry)
+        loader = CopyLoader(fullname, entry.origin, entry)
         spec = WatchedSpec(fullname, loader, origin=entry.origin, is_package=is_package)
         spec.has_location = True
         if is_package:
