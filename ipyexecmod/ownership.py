@@ -2,19 +2,20 @@
 """What a lasting store wrote, and which kernel wrote it.
 
 A lasting directory (``persist_dir``) may hold the user's own files, and several
-kernels may use it.  So the store keeps a *record* of each module it wrote, in
-``DIR/.ipyexecmod/NAME.json``: the source file (and any empty parent
-``__init__.py`` it created) with the SHA-256 of its bytes, whether it is a package,
-and its *writer*: the kernel's process (pid, start time, host), the notebook it runs
-if known, and when.  A file is the store's own only while a record lists it and its
-bytes still hash to the recorded value (a copy edited by hand is the user's); the
-``.pyc`` files of a source it owns are its own too.  Nothing else in the directory is
-ever written, moved without ``force``, listed or repaired.
+kernels may use it.  So the store keeps a *record* of each module it writes, in
+``DIR/.ipyexecmod/NAME.json``, written before the files it lists: the source (with
+the digest of the version being written and of the one before, in case the writing
+stops half-way), its ``.pyc``, any empty parent ``__init__.py`` it creates, each with
+the SHA-256 of its bytes; whether it is a package; its *writer*: the kernel's process
+(pid, start time, host), the notebook it runs if known, and when; and the notebooks
+whose copies it replaced.  A file is the store's own only while a record lists it with
+its bytes' digest (a copy edited by hand is the user's); the ``.pyc`` files of a source
+it owns are its own too.  A record that is not one of this format counts as none.
 
 A writer is *running* while a process with its pid and start time exists on this
-host: a kernel restarted is another process, so it may take over what its
-predecessor wrote, while a kernel still running is told when another replaces its
-copy (:meth:`~ipyexecmod.store.CellStore.replaced`).
+host: a kernel restarted is another process, so it takes over what its predecessor of
+the same notebook wrote, while a kernel still running is told when another replaces
+its copy (:meth:`~ipyexecmod.lasting.LastingStore.replaced`).
 """
 
 from __future__ import annotations
@@ -285,10 +286,6 @@ class Records:
             for file in record.files:
                 index.setdefault(file, set()).add(record.name)
             self._index = (identity(self.folder), index)
-
-    def written(self, path: str) -> None:
-        """Note that the file at ``path`` was just written as its record says."""
-        self._checked[path] = identity(path)
 
     def drop(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
