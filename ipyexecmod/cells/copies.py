@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from .registry import CellModuleFinder
 
 __all__ = [
-    "copy_of",
     "origin",
     "place",
     "publish",
@@ -37,10 +36,11 @@ __all__ = [
     "refuse_split",
     "rehome",
     "save",
+    "store_holding",
 ]
 
 
-def copy_of(finder: CellModuleFinder, name: str) -> CellStore | None:
+def store_holding(finder: CellModuleFinder, name: str) -> CellStore | None:
     """The lasting store that holds a copy of module ``name`` that it wrote, if any."""
     for store in finder.stores:
         if store.lasting and store.wrote(store.copy_of(name)[0]):

@@ -202,7 +202,9 @@ def _ensure_parents(
         prefix = ".".join(parts[:depth])
         record = finder.get(prefix)
         module = sys.modules.get(prefix)
-        if module is None and (record is not None or copies.copy_of(finder, prefix) is not None):
+        if module is None and (
+            record is not None or copies.store_holding(finder, prefix) is not None
+        ):
             # Ours, dropped from sys.modules (%reset --aggressive), or a copy of an earlier
             # kernel's: import re-creates it.
             module = importlib.import_module(prefix)
