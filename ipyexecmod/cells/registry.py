@@ -43,7 +43,7 @@ class CellModuleFinder:
         #: becomes a warning.
         self.replacement_listeners: list[Callable[[list[Replacement]], object]] = []
         #: What the user must be told (:meth:`tell`) and, while ``notices_wait``, is kept
-        #: for the end of the next cell.
+        #: for the next cell.
         self.notices: list[str] = []
         self.notices_wait = False
         # Definitions run one at a time; a cell module's code may define another.
@@ -124,7 +124,7 @@ class CellModuleFinder:
     def tell(self, notice: str) -> None:
         """Tell the user ``notice``: as a RuntimeWarning now, or, while
         :attr:`notices_wait` (the magics set it: a kernel that starts has no cell to show
-        a warning in), at the end of the next cell (:meth:`take_notices`)."""
+        a warning in), at the next cell (:meth:`take_notices`)."""
         if self.notices_wait:
             self.notices.append(notice)
         else:
