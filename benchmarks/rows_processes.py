@@ -118,6 +118,12 @@ def lasting_rows(settings: Settings) -> list[Row]:
     added = best_of(lambda: cells.finder.add_store(LastingStore(project)), settings.inner)
     cells.finder.stores[:] = [s for s in cells.finder.stores if s.directory != project]
     sys.path.remove(project)
+    many = LastingStore(f"{root}/many")
+    count = max(10, round(1000 * settings.scale))
+    for number in range(count):
+        many.write(f"m{number}", "X = 1\n", compile("X = 1\n", "m", "exec"), is_package=False)
+    many.replaced()  # as after the cell that wrote them
+    check = best_of(many.replaced, settings.inner * 20)
     return [
         Row(
             what="redefining a 100-line cell module with a copy in a lasting directory "
@@ -126,6 +132,13 @@ def lasting_rows(settings: Settings) -> list[Row]:
             baseline="no records",
             timing=timing,
             goal=Goal(1.3),
+        ),
+        Row(
+            what=f"the check before and after each cell for copies another kernel replaced, "
+            f"{count:,} modules written in a lasting directory",
+            candidate="replaced()",
+            value=check,
+            goal=Goal(20e-6, "s", "value"),
         ),
         Row(
             what="adding a lasting directory that holds a user's project of 150 modules",

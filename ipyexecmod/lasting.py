@@ -52,6 +52,7 @@ class LastingStore(CellStore):
         # The modules this process last wrote (or took over) here, with their records'
         # identities: another kernel that replaces one changes it.
         self._mine: dict[str, tuple[int, ...] | None] = {}
+        self._folder_seen: tuple[int, ...] | None = None  # the records' folder, last asked
 
     # -- before writing --
 
@@ -262,6 +263,13 @@ class LastingStore(CellStore):
     def replaced(self) -> list[Record]:
         """The records of modules this process wrote (or took over) here that another
         kernel has replaced since (each told once)."""
+        try:
+            folder: tuple[int, ...] | None = identity(self.records.folder)
+        except OSError:
+            folder = None
+        if folder == self._folder_seen:
+            return []  # one stat(): a record written or removed changes its folder
+        self._folder_seen = folder  # before the scan: what changes during it, next time
         lost = []
         for name, known in list(self._mine.items()):
             now = self.records.identity_of(name)

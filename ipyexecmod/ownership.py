@@ -80,6 +80,7 @@ def _start_time(pid: int) -> int | None:
 
 
 _process: tuple[int, int | None, str] | None = None
+_LATEST = 2**33  # seconds since the epoch: the year 2242
 
 
 def _this_process() -> tuple[int, int | None, str]:
@@ -159,10 +160,12 @@ class Writer:
         )
         if not (
             type(pid) is int
+            and 0 < pid < 2**31  # a pid: os.kill takes no other
             and (started is None or type(started) is int)
             and isinstance(host, str)
             and (notebook is None or isinstance(notebook, str))
             and type(at) in (int, float)
+            and 0 <= at < _LATEST  # type: ignore[operator]  # a number: time.localtime shows it
         ):
             raise bad
         return cls(pid, started, host, notebook, float(at))  # type: ignore[arg-type]  # checked

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import py_compile
 import re
+import socket
 import stat
 import sys
 import warnings
@@ -738,6 +739,11 @@ def test_a_kernel_of_no_known_notebook_never_removes_a_notebooks_copy(tmp_path):
         b'{"format": 1, "name": "m", "is_package": false, "files": null}',
         b'{"format": 1, "name": "m", "is_package": false, "files": {}, "writer": {"pid": "1"}}',
         b'{"format": 99, "name": "m"}',
+        b'{"format": 1, "name": "m", "is_package": false, "files": {"m.py": []}, '
+        b'"writer": {"pid": 18446744073709551616, "started": null, "host": "HOST", '
+        b'"notebook": null, "at": 0}}',
+        b'{"format": 1, "name": "m", "is_package": false, "files": {"m.py": []}, '
+        b'"writer": {"pid": 1, "started": null, "host": "HOST", "notebook": null, "at": 1e300}}',
         b"[]",
     ],
 )
@@ -745,9 +751,11 @@ def test_a_record_that_is_not_one_makes_its_file_the_users(ip, unique, tmp_path,
     lasting = tmp_path / "project"
     (lasting / ".ipyexecmod").mkdir(parents=True)
     (lasting / "m.py").write_text("M = 'the user'\n")
-    (lasting / ".ipyexecmod" / "m.json").write_bytes(bad)
+    host = socket.gethostname().encode()
+    (lasting / ".ipyexecmod" / "m.json").write_bytes(bad.replace(b"HOST", host))
+    assert LastingStore(lasting).open() == []  # no crash: a kernel starting on it
     ip.run_line_magic("config", f"ExecModMagics.persist_dir = {str(lasting)!r}")
-    assert ip.run_line_magic("lsmod", "--cells") is not None  # no crash
+    assert ip.run_line_magic("lsmod", "--cells") is not None
     with pytest.raises(UsageError, match="not written by ipyexecmod"):
         define(ip, "m", "X = 1\n")
     assert (lasting / "m.py").read_text() == "M = 'the user'\n"
@@ -807,3 +815,14 @@ def test_modinfo_of_a_restored_module_is_the_same_at_each_run(tmp_path):
     assert "0x" not in runs[0] and "ipyexecmod-" not in runs[0], runs[0]
     assert "CopyLoader 'kept'" in runs[0], runs[0]
     assert runs[0] == runs[1]
+
+
+def test_a_copy_that_cannot_be_written_elsewhere_leaves_the_old_one(ip, unique, tmp_path):
+    """Moving a module to a directory that cannot take it keeps its copy where it was."""
+    name = unique("kept")
+    first, blocked = tmp_path / "first", tmp_path / "a-file"
+    blocked.write_text("not a directory\n")
+    define(ip, name, "X = 1\n", f"--persist-dir {first}")
+    with pytest.warns(RuntimeWarning, match="works in this process only"):
+        define(ip, name, "X = 2\n", f"--persist-dir {blocked / 'cells'}")
+    assert (first / f"{name}.py").read_text() == "X = 1\n"

@@ -167,30 +167,41 @@ def _replaced(name: str, directory: str, writer: Writer, module: ModuleType | No
 def save(finder: CellModuleFinder, record: CellModule, force: bool) -> None:
     """Write the on-disk copy of ``record``'s module, and of parents that have none yet
     (a module that has just become a package moves to ``NAME/__init__.py``); note what
-    was moved aside for it (``force``), and warn of another notebook's copy replaced."""
+    was moved aside for it (``force``), and warn of another notebook's copy replaced.
+    Once it is written (or the module is kept in memory only), a copy of it left in
+    another lasting directory is removed: a new kernel would import that one."""
     record.moved_aside = ()
-    for store in finder.stores:  # a copy left in another place is one a new kernel imports
-        if store is not record.version.store:
-            store.forget(record.name)
-    if record.version.store is None:
-        return
+    store = record.version.store
+    if store is not None:
+        try:
+            record.moved_aside = tuple(_write(finder, record, store, force))
+        except StoreError as exc:
+            msg = f"{exc}; module {record.name!r} works in this process only"
+            warn(msg, RuntimeWarning)  # at the user's cell, each time
+            return  # the old copy stays: better than none
+    for other in finder.stores:
+        if other is not store:
+            other.forget(record.name)
+
+
+def _write(
+    finder: CellModuleFinder, record: CellModule, store: CellStore, force: bool
+) -> list[tuple[str, str]]:
+    """Write the copies of ``record``'s module and of its parents in ``store`` that have
+    none yet; return what was moved aside for them."""
     parts = record.name.split(".")
     moved: list[tuple[str, str]] = []
-    try:
-        for depth in range(1, len(parts) + 1):
-            parent = finder.get(".".join(parts[:depth]))
-            if parent is None or parent.version.store is not record.version.store:
-                continue
-            path = parent.version.path  # a path: the same store as record's
-            if parent is record or (path is not None and not os.path.exists(path)):
-                saved = parent.version.save(force=force)
-                moved += saved.moved
-                if saved.replaced is not None:
-                    warn_replaced(parent.name, record.version.store, saved.replaced)
-    except StoreError as exc:
-        msg = f"{exc}; module {record.name!r} works in this process only"
-        warn(msg, RuntimeWarning)  # at the user's cell, each time
-    record.moved_aside = tuple(moved)
+    for depth in range(1, len(parts) + 1):
+        parent = finder.get(".".join(parts[:depth]))
+        if parent is None or parent.version.store is not store:
+            continue
+        path = parent.version.path  # a path: the same store as record's
+        if parent is record or (path is not None and not os.path.exists(path)):
+            saved = parent.version.save(force=force)
+            moved += saved.moved
+            if saved.replaced is not None:
+                warn_replaced(parent.name, store, saved.replaced)
+    return moved
 
 
 def warn_replaced(name: str, store: CellStore, writer: Writer) -> None:
