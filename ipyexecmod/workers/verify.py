@@ -70,7 +70,7 @@ def _reason(name: str, path: str, kernel: int) -> str:
     return (
         f"cell module {name!r}: the copy at {path} is not the version the kernel (pid "
         f"{kernel}) has: another kernel has replaced or rewritten it; the kernel moves "
-        f"its own version to its private directory at the end of the cell (run the task "
-        f"again then), or, for a module it imported from that directory, "
+        f"its own version to its private directory before or after its next cell (run "
+        f"the task again then), or, for a module it imported from that directory, "
         f"`%reload_module {name}` in the kernel takes the new one"
     )
