@@ -826,3 +826,50 @@ def test_a_copy_that_cannot_be_written_elsewhere_leaves_the_old_one(ip, unique, 
     with pytest.warns(RuntimeWarning, match="works in this process only"):
         define(ip, name, "X = 2\n", f"--persist-dir {blocked / 'cells'}")
     assert (first / f"{name}.py").read_text() == "X = 1\n"
+
+
+def test_a_packages_modules_stay_in_one_directory_and_the_error_says_where(ip, unique, tmp_path):
+    package = unique("pkg")
+    first, second = tmp_path / "first", tmp_path / "second"
+    define(ip, package, "P = 1\n", f"--persist-dir {first}")
+    with pytest.raises(UsageError) as split:
+        define(ip, f"{package}.sub", "S = 1\n", f"--persist-dir {second}")
+    assert f"its package {package!r}" in str(split.value)
+    assert f"is kept in {first}" in str(split.value), split.value
+    define(ip, f"{package}.sub", "S = 1\n", f"--persist-dir {first}")
+    with pytest.raises(UsageError) as leaving:
+        define(ip, package, "P = 2\n", f"--persist-dir {second}")
+    assert f"cannot move {package!r} out of {first}" in str(leaving.value)
+    assert f"'{package}.sub'" in str(leaving.value), leaving.value
+    assert not second.exists() or not any(second.iterdir())
+
+
+def test_a_copy_taken_over_and_not_imported_then_replaced_says_what_import_gives(tmp_path):
+    lasting = tmp_path / "shared"
+    nb1, nb2 = str(tmp_path / "nb1.ipynb"), str(tmp_path / "nb2.ipynb")
+    kernel(lasting, nb1, 'cell("%%as_module utils\\nWHO = 1\\n")', tmp_path)
+    waiting = KERNEL.format(notebook=nb1, lasting=str(lasting)) + (
+        'print("ready", flush=True)\nsys.stdin.readline()\n'
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        '    warnings.simplefilter("always")\n'
+        '    cell("x = 1")\n'
+        'print("told:", [str(w.message) for w in caught])\n'
+    )
+    import subprocess
+
+    restarted = subprocess.Popen(
+        [sys.executable, "-c", waiting],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert restarted.stdout.readline() == "loaded\n"
+        assert restarted.stdout.readline() == "ready\n"  # it took utils over, not imported
+        forced, _ = kernel(lasting, nb2, 'cell("%%as_module utils --force\\nWHO = 2\\n")', tmp_path)
+        assert forced.startswith("OK"), forced
+    finally:
+        out, _ = restarted.communicate("go\n", timeout=HANG_GUARD)
+    told = out.splitlines()[-1]
+    assert "`import utils` now gives that version" in told and nb2 in told, told
