@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import compileall
 import concurrent.futures
+import contextlib
 import importlib.machinery
 import importlib.util
 import json
@@ -21,8 +22,10 @@ import py_compile
 import re
 import socket
 import stat
+import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -671,35 +674,48 @@ def test_what_the_import_system_would_take_instead_is_in_the_way(
     assert_untouched(lasting, before, moved)
 
 
-def test_a_restarted_kernel_keeps_what_its_notebook_wrote_from_other_kernels(tmp_path):
-    """nb1 writes utils and exits; nb1 restarts and imports it (restored): nb2 is refused
-    it while nb1 runs, and with --force nb1 is told, at its next cell."""
-    lasting, nb1, nb2 = (
-        tmp_path / "shared",
-        str(tmp_path / "nb1.ipynb"),
-        str(tmp_path / "nb2.ipynb"),
+@contextlib.contextmanager
+def kernel_kept_running(lasting: Path, notebook: str, setup: str, cwd: Path) -> Iterator[list[str]]:
+    """A "kernel" (:data:`KERNEL`) of ``notebook`` on ``lasting`` that runs ``setup``, then
+    waits while the body of the ``with`` runs; then it runs one more cell, and the list
+    it gave holds what it was told there (its warnings' messages, on one line)."""
+    code = (
+        KERNEL.format(notebook=notebook, lasting=str(lasting))
+        + setup
+        + (
+            'print("ready", flush=True)\nsys.stdin.readline()\n'
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            '    warnings.simplefilter("always")\n'
+            '    cell("x = 1")\n'
+            'print("told:", [str(w.message) for w in caught])\n'
+        )
     )
-    kernel(lasting, nb1, 'cell("%%as_module utils\\nWHO = \\"nb1\\"\\n")', tmp_path)
-    restarted = KERNEL.format(notebook=nb1, lasting=str(lasting)) + (
-        'cell("import utils")\nprint("ready", flush=True)\nsys.stdin.readline()\n'
-        "with warnings.catch_warnings(record=True) as caught:\n"
-        '    warnings.simplefilter("always")\n'
-        '    cell("x = 1")\n'
-        'print("told:", [str(w.message) for w in caught])\n'
-    )
-    import subprocess
-
-    first = subprocess.Popen(
-        [sys.executable, "-c", restarted],
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        cwd=tmp_path,
+        cwd=cwd,
     )
+    told: list[str] = []
     try:
-        assert first.stdout.readline() == "loaded\n"
-        assert first.stdout.readline().startswith("OK")
-        assert first.stdout.readline() == "ready\n"
+        assert process.stdout is not None
+        assert process.stdout.readline() == "loaded\n"
+        for line in iter(process.stdout.readline, "ready\n"):
+            assert line.startswith("OK"), line  # setup's cells; "" (exited) fails too
+        yield told
+    finally:
+        out, _ = process.communicate("go\n", timeout=HANG_GUARD)
+    told.append(out.splitlines()[-1])
+
+
+def test_a_restarted_kernel_keeps_what_its_notebook_wrote_from_other_kernels(tmp_path):
+    """nb1 writes utils and exits; nb1 restarts and imports it (restored): nb2 is refused
+    it while nb1 runs, and with --force nb1 is told, at its next cell."""
+    lasting = tmp_path / "shared"
+    nb1, nb2 = str(tmp_path / "nb1.ipynb"), str(tmp_path / "nb2.ipynb")
+    kernel(lasting, nb1, 'cell("%%as_module utils\\nWHO = \\"nb1\\"\\n")', tmp_path)
+    with kernel_kept_running(lasting, nb1, 'cell("import utils")\n', tmp_path) as told:
         refused, _ = kernel(
             lasting, nb2, 'cell("%%as_module utils\\nWHO = \\"nb2\\"\\n")', tmp_path
         )
@@ -708,10 +724,7 @@ def test_a_restarted_kernel_keeps_what_its_notebook_wrote_from_other_kernels(tmp
             lasting, nb2, 'cell("%%as_module utils --force\\nWHO = \\"nb2\\"\\n")', tmp_path
         )
         assert forced.startswith("OK"), forced
-    finally:
-        out, _ = first.communicate("go\n", timeout=HANG_GUARD)
-    told = out.splitlines()[-1]
-    assert "'utils'" in told and nb2 in told and "%reload_module utils" in told, told
+    assert "'utils'" in told[0] and nb2 in told[0] and "%reload_module utils" in told[0], told
 
 
 def test_every_notebook_a_copy_replaced_is_told_not_only_the_last(tmp_path):
@@ -848,28 +861,7 @@ def test_a_copy_taken_over_and_not_imported_then_replaced_says_what_import_gives
     lasting = tmp_path / "shared"
     nb1, nb2 = str(tmp_path / "nb1.ipynb"), str(tmp_path / "nb2.ipynb")
     kernel(lasting, nb1, 'cell("%%as_module utils\\nWHO = 1\\n")', tmp_path)
-    waiting = KERNEL.format(notebook=nb1, lasting=str(lasting)) + (
-        'print("ready", flush=True)\nsys.stdin.readline()\n'
-        "with warnings.catch_warnings(record=True) as caught:\n"
-        '    warnings.simplefilter("always")\n'
-        '    cell("x = 1")\n'
-        'print("told:", [str(w.message) for w in caught])\n'
-    )
-    import subprocess
-
-    restarted = subprocess.Popen(
-        [sys.executable, "-c", waiting],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    try:
-        assert restarted.stdout.readline() == "loaded\n"
-        assert restarted.stdout.readline() == "ready\n"  # it took utils over, not imported
+    with kernel_kept_running(lasting, nb1, "", tmp_path) as told:  # takes utils over
         forced, _ = kernel(lasting, nb2, 'cell("%%as_module utils --force\\nWHO = 2\\n")', tmp_path)
         assert forced.startswith("OK"), forced
-    finally:
-        out, _ = restarted.communicate("go\n", timeout=HANG_GUARD)
-    told = out.splitlines()[-1]
-    assert "`import utils` now gives that version" in told and nb2 in told, told
+    assert "`import utils` now gives that version" in told[0] and nb2 in told[0], told
