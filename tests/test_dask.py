@@ -17,7 +17,8 @@ from kernels import execute_text, kernel_running
 
 from ipyexecmod import cells
 from ipyexecmod.dask import ShipError, Shipment, ship
-from ipyexecmod.dask.clusters import placeholder
+from ipyexecmod.dask._on_worker import CellFinder, Entry
+from ipyexecmod.dask.clusters import not_shipped
 from ipyexecmod.store import kernel_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -58,23 +59,22 @@ def test_a_shipped_function_runs_on_every_worker(client, unique):
     assert ship(client, name) == [name]
     results = on_each_worker(client, geo.area, 2)
     assert list(results.values()) == [12, 12]
-    # Imported on the workers from the file Dask's UploadFile plugin wrote.
-    files = client.run(lambda dask_worker: __import__(name).__file__)
-    for address, path in files.items():
-        assert os.path.basename(path) == f"{name}.py"
-        assert path != geo.__file__, address
+    # Imported on the workers from memory, by the finder the shipment installed; named
+    # as in the kernel, so that a worker's traceback shows the kernel's lines.
+    found = client.run(lambda: type(__import__(name).__loader__).__name__)
+    assert set(found.values()) == {"CellFinder"}
+    files = client.run(
+        lambda: (__import__(name).__file__, __import__(name).area.__code__.co_filename)
+    )
+    assert set(files.values()) == {(geo.__file__, geo.area.__code__.co_filename)}
 
 
-def test_a_module_whose_name_cannot_be_a_file_gets_no_placeholder(client, unique):
+def test_a_module_whose_name_cannot_be_a_file_ships_all_the_same(client, unique):
     long_name = unique("x" * 300)
     with pytest.warns(RuntimeWarning, match="File name too long; module .* works in this process"):
-        define(long_name, "X = 1\n")
-    name = unique("geo")
-    geo = define(name, "def area(r):\n    return 3 * r * r\n")
-    assert ship(client, name) == [name]  # the placeholders it sends leave the long name out
-    assert client.submit(geo.area, 2).result(timeout=HANG_GUARD) == 12
-    with pytest.raises(ShipError, match=r"could not be loaded on the workers .*File name too long"):
-        ship(client, long_name)
+        module = define(long_name, "def f():\n    return 'long'\n")
+    assert ship(client, long_name) == [long_name]  # from memory: no file on the workers either
+    assert set(on_each_worker(client, module.f).values()) == {"long"}
 
 
 def test_a_redefinition_is_shipped_before_the_cell_finishes(client, unique):
@@ -137,10 +137,8 @@ def test_a_dotted_module_ships_as_its_package(client, unique):
     # A module added to the package later is shipped with it.
     extra = define(f"{top}.extra", "def twice(x):\n    return 2 * x\n")
     assert set(on_each_worker(client, extra.twice, 4).values()) == {8}
-    paths = client.run(lambda: __import__(f"{top}.calc").__file__)
-    assert all(
-        path.endswith(f"{top}.zip{os.sep}{top}{os.sep}__init__.py") for path in paths.values()
-    )
+    packages = client.run(lambda: __import__(f"{top}.calc").__path__)
+    assert set(map(tuple, packages.values())) == {()}  # from memory, below no directory
 
 
 def test_a_module_not_shipped_fails_fast_with_a_message(client, unique):
@@ -192,21 +190,26 @@ def test_a_worker_that_joins_later_gets_the_current_version(unique):
         assert on_each_worker(client, module.f) == dict.fromkeys(client.nthreads(), "v2")
 
 
-def test_an_instance_of_an_unshipped_class_as_argument_still_hangs(unique):
-    """A documented limit: the placeholder stands for functions and classes called by a
-    task; an instance of an unshipped class cannot even be unpickled by the worker."""
-    known = define(unique("known"), "def size(obj):\n    return len(vars(obj))\n")
-    module = cells.define(unique("unshipped"), "class Box:\n    pass\n")
-    with _cluster(1) as cluster, Client(cluster) as client:
-        ship(client, known.__name__)
-        with pytest.raises(TimeoutError):
-            client.submit(known.size, module.Box()).result(timeout=3)
+def test_an_instance_of_an_unshipped_class_as_argument_fails_fast(client, unique):
+    """The placeholder stands for instances too: the worker unpickles the argument, the
+    task fails when it uses it, and the worker goes on."""
+    known = define(unique("known"), "def describe(obj):\n    return obj.describe()\n")
+    module = define(unique("unshipped"), "class Box:\n    def describe(self):\n        return 1\n")
+    ship(client, known.__name__)
+    with pytest.raises(ImportError, match=rf"'{module.__name__}' was not shipped"):
+        client.submit(known.describe, module.Box()).result(timeout=HANG_GUARD)
+    assert sorted(client.run(os.getpid)) == sorted(client.nthreads())  # every worker answers
+    ship(client, module.__name__)
+    assert client.submit(known.describe, module.Box()).result(timeout=HANG_GUARD) == 1
 
 
 def test_a_cluster_spawned_from_the_kernel_runs_a_memory_only_module_into_an_error(unique):
     """Workers that a LocalCluster spawns from this process import cell modules from
-    its board (ipyexecmod.workers): one with no on-disk copy fails its task with an
-    ImportError that says why, rather than hanging."""
+    its board (ipyexecmod.workers) when ipyexecmod.dask does not follow clients: one with
+    no on-disk copy fails its task with an ImportError that says why, rather than hanging."""
+    import ipyexecmod.dask
+
+    ipyexecmod.dask.disable()  # the next ship() enables it again
     kernel_store()  # the board, as %load_ext makes it
     module = cells.define(unique("unknown"), "def f():\n    return 1\n")
     with _cluster(1) as cluster, Client(cluster) as client:
@@ -270,60 +273,72 @@ def test_ship_magic_mistakes_are_usage_errors(ip, client, line, message):
 # -- in a real kernel (a fresh process: no other cell modules, no other client) --
 
 
-def test_a_placeholder_in_a_process(tmp_path):
-    """A placeholder stands for any name, and once the real module is loaded over it
-    (a reload), its names are the real module's only."""
-    import types
+def test_what_the_workers_finder_serves():
+    """The finder the workers get, on its own (not installed): a placeholder stands for any
+    name, unpickles an instance, and raises when used; newer entries win whatever their
+    order; real code that raises as it runs becomes a placeholder too."""
+    import importlib.util
+    import pickle
+    from pathlib import Path
 
-    module = types.ModuleType("absent")
-    module.__spec__ = None
-    exec(placeholder("absent", "absent"), vars(module))
-    assert repr(module.Shape.area) == "<absent.Shape.area, not shipped>"
+    from ipyexecmod.workers import placeholders
+
+    finder = CellFinder(Path(placeholders.__file__).read_text("utf-8"))
+
+    def load(name: str):
+        spec = finder.find_spec(name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    finder.merge({"absent": Entry(2, False, not_shipped("absent", "absent"), "f", None, False)})
+    assert finder.merge({"absent": Entry(1, True, b"x = 1\n", "f", None, False)}) == set()
+    module = load("absent")
     with pytest.raises(
         ImportError,
-        match=r"cell module 'absent' was not shipped to this Dask cluster: run `%ship absent`.*"
-        r" \(needed for absent.area\)$",
+        match=r"cell module 'absent' was not shipped to this Dask cluster: run `%ship absent`",
     ):
         module.area(2)
-    module.__spec__ = object()  # what loading the real module over it does
-    with pytest.raises(AttributeError, match=r"^module 'absent' has no attribute 'area'$"):
-        module.area
+    box = module.Box.__new__(module.Box)
+    box.__setstate__({"side": 2})
+    with pytest.raises(ImportError, match=r"was not shipped"):
+        box.area()
+    assert pickle.loads(pickle.dumps(3)) == 3
+    finder.merge({"broken": Entry(1, True, b"import no_such_module_here\n", "f", None, False)})
+    with pytest.raises(
+        ImportError,
+        match=r"'broken' failed to import on this Dask worker "
+        r"\(ModuleNotFoundError: No module named 'no_such_module_here'\)",
+    ):
+        load("broken").f()
+    assert finder.merge({"absent": Entry(3, True, b"x = 1\n", "f", None, False)}) == {"absent"}
+    assert load("absent").x == 1
 
 
-def test_auto_shipping_that_fails_at_the_end_of_a_cell_warns(ip, monkeypatch):
-    import ipyexecmod.dask
+def test_a_client_that_cannot_be_given_the_modules_warns_at_the_end_of_a_cell(
+    ip, client, monkeypatch
+):
+    from ipyexecmod.dask.shipping import shipper
 
-    def gone() -> None:
+    def gone(*args, **kwargs) -> None:
         raise OSError("the scheduler is gone")
 
-    # A cluster that went away, for the end of each cell and for turning auto mode on.
-    monkeypatch.setattr(ipyexecmod.dask, "ship_to_default", gone)
-    monkeypatch.setattr(ipyexecmod.dask.shipping.shipper, "ship_to_default", gone)
-    ip.run_line_magic("config", "ExecModMagics.ship_auto = True")
-    try:
-        with pytest.warns(RuntimeWarning, match=r"^auto shipping failed: the scheduler is gone$"):
-            assert ip.run_cell("x = 1").success
-    finally:
-        ip.run_line_magic("config", "ExecModMagics.ship_auto = False")
+    cluster = shipper.clusters[client.scheduler_info()["id"]]
+    monkeypatch.setattr(cluster, "complete", False)  # as a client new to ipyexecmod
+    monkeypatch.setattr(type(cluster), "send", gone)
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"^could not give the cell modules to <Client: .*the scheduler is gone$",
+    ):
+        assert ip.run_cell("x = 1").success
 
 
-def test_auto_mode_in_a_kernel(tmp_path):
-    """A cell module's function runs on every worker of a cluster started in the notebook,
-    and a redefinition is picked up by the next task with no step in between."""
+def test_dask_in_a_kernel(tmp_path):
+    """The issue's first failure: a client made before a module, no %ship, and the task runs;
+    with auto off, it fails fast, the workers stay healthy, and %ship then works."""
     pytest.importorskip("jupyter_client")
     with kernel_running(tmp_path / "ipython") as (_, kernel):
         assert execute_text(kernel, "%load_ext ipyexecmod")[0]["status"] == "ok"
-        reply, text = execute_text(kernel, "%ship geo")
-        assert reply["status"] == "error"
-        assert text.strip() == (
-            "UsageError: no Dask client to ship to: create one (client = Client(...)) first, "
-            "or name one with --client VAR"
-        )
-        reply, text = execute_text(kernel, "%ship --auto")
-        assert (
-            text == "auto shipping on: cell modules ship to the default client once there is one\n"
-        )
-        execute_text(kernel, "%%as_module geo\ndef area(r):\n    return 3 * r * r\n")
         reply, _ = execute_text(
             kernel,
             "from distributed import Client, LocalCluster\n"
@@ -336,9 +351,9 @@ def test_auto_mode_in_a_kernel(tmp_path):
             " for w in workers]",
         )
         assert reply["status"] == "ok"
-        assert execute_text(kernel, "print(everywhere(geo.area, 2))")[1] == "[12, 12]\n"
+        execute_text(kernel, "%%as_module geo\ndef area(r):\n    return 3 * r * r\n")
+        assert execute_text(kernel, "print(client.submit(geo.area, 2).result(600))")[1] == "12\n"
         execute_text(kernel, "%%as_module geo\ndef area(r):\n    return 3.14 * r * r\n")
-        assert execute_text(kernel, "print(client.submit(geo.area, 2).result(600))")[1] == "12.56\n"
         assert execute_text(kernel, "print(everywhere(geo.area, 2))")[1] == "[12.56, 12.56]\n"
         execute_text(kernel, "%%as_module geo.units\nMETRE = 1.0\n")  # geo becomes a package
         assert (
@@ -348,8 +363,35 @@ def test_auto_mode_in_a_kernel(tmp_path):
             )[1]
             == "[1.0, 1.0]\n"
         )
+        assert execute_text(kernel, "%ship --no-auto")[0]["status"] == "ok"
+        execute_text(kernel, "%%as_module fresh\ndef f(x):\n    return -x\n")
+        reply, text = execute_text(kernel, "client.submit(fresh.f, 1).result(600)")
+        assert reply["status"] == "error"
+        assert "ImportError: cell module 'fresh' was not shipped to this Dask cluster" in text
+        assert execute_text(kernel, "print(len(client.run(lambda: 1)))")[1] == "2\n"
+        assert execute_text(kernel, "%ship fresh")[0]["status"] == "ok"
+        assert execute_text(kernel, "print(everywhere(fresh.f, 1))")[1] == "[-1, -1]\n"
         reply, _ = execute_text(kernel, "client.close(); cluster.close()")
         assert reply["status"] == "ok"
+
+
+def test_a_client_made_and_used_in_the_cell_that_imports_dask(tmp_path):
+    """The cell imports distributed for the first time, makes a cluster and a client, and
+    submits a task of a cell module defined before: the client preload gave it the modules."""
+    pytest.importorskip("jupyter_client")
+    with kernel_running(tmp_path / "ipython") as (_, kernel):
+        assert execute_text(kernel, "%load_ext ipyexecmod")[0]["status"] == "ok"
+        execute_text(kernel, "%%as_module geo\ndef area(r):\n    return 3 * r * r\n")
+        reply, text = execute_text(
+            kernel,
+            "import sys\n"
+            "assert 'distributed' not in sys.modules\n"
+            "from distributed import Client, LocalCluster\n"
+            "with LocalCluster(n_workers=1, threads_per_worker=1, host='127.0.0.1', "
+            "dashboard_address=':0') as cluster, Client(cluster) as client:\n"
+            "    print(client.submit(geo.area, 2).result(600))",
+        )
+        assert (reply["status"], text) == ("ok", "12\n")
 
 
 @pytest.fixture

@@ -183,23 +183,35 @@ def test_importing_the_package_changes_nothing():
     assert result.stdout == "True\n[] []\n", result.stderr
 
 
-def test_the_functions_for_the_workers_travel_by_value(alone):
-    """From a subpackage too: the workers need no ipyexecmod."""
+def test_a_shipment_travels_by_value(alone):
+    """From a subpackage too: the workers need no ipyexecmod to apply a shipment."""
+    from ipyexecmod.dask._on_worker import Entry, Shipment
+    from ipyexecmod.dask.clusters import _placeholders
+
+    entries = {
+        "shipped_here": Entry(1, True, b"X = 42\n", "<f>", None, False),
+        "not_here": Entry(1, False, "not shipped, sorry", "<g>", None, False),
+    }
     ipyexecmod.dask.enable()
     try:
-        data = cloudpickle.dumps(_on_worker.reload_loaded)
+        data = cloudpickle.dumps(Shipment(entries, _placeholders(), ("no host", 0)))
     finally:
         ipyexecmod.dask.disable()
     script = (
         "import pickle, sys\n"
         "sys.modules['ipyexecmod'] = None  # not installed\n"
-        "import json\n"
-        "print(pickle.loads(sys.stdin.buffer.read())(['json', 'no_such_module']))\n"
+        "pickle.loads(sys.stdin.buffer.read()).setup()\n"
+        "import shipped_here, not_here\n"
+        "print(shipped_here.X)\n"
+        "try:\n"
+        "    not_here.f()\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], input=data, capture_output=True, timeout=HANG_GUARD
     )
-    assert result.stdout == b"['json']\n", result.stderr
+    assert result.stdout == b"42\nnot shipped, sorry\n", result.stderr
     assert "ipyexecmod.dask._on_worker" not in cloudpickle.list_registry_pickle_by_value()
 
 

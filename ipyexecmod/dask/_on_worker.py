@@ -1,33 +1,202 @@
 # SPDX-License-Identifier: MIT
-"""What runs on Dask workers (and a remote scheduler) for :mod:`ipyexecmod.dask`.
+"""What runs on Dask workers (and a scheduler in another process) for :mod:`ipyexecmod.dask`.
 
-The functions here are sent by value (cloudpickle), so the workers need no
-ipyexecmod installed: they may use the standard library only.
+Everything here is sent by value (cloudpickle), so the workers need no ipyexecmod
+installed: it may use the standard library and :mod:`distributed` only.
+
+A kernel's cell modules reach a worker as :class:`Shipment` plugins, each carrying the
+text of some modules, or a placeholder's reason for those the kernel did not ship.  A
+shipment puts them into the process's :class:`CellFinder`, first on
+:data:`sys.meta_path`, which then imports them from memory.  Each module's entry has a
+*generation*; a shipment's entry replaces an older one only, so that the plugins a
+late worker runs, in whatever order the scheduler keeps them, leave each module at its
+latest version.
+
+Nothing a finder serves fails to import: a placeholder, or real code that raises as it
+runs, becomes a module whose every name unpickles and raises :class:`ImportError` when
+used.  A task that needs it fails with the reason; the worker's connection never breaks
+on a task it cannot unpickle.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import socket
 import sys
+from importlib.machinery import ModuleSpec
+from types import ModuleType
+from typing import Any, NamedTuple
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+#: Which process is the kernel: the shipments leave it alone (in-process workers).
+Origin = tuple[str, int]
 
 
-def reload_loaded(names: list[str]) -> list[str]:
-    """Reload, parents first, those of ``names`` this process has imported; return them.
+class Entry(NamedTuple):
+    """One cell module as shipped: its code, or a placeholder's reason."""
 
-    Dask's ``UploadFile`` plugin reloads the top-level package of a shipped archive,
-    and nothing below it; a submodule already imported would keep its old code.
-    """
-    importlib.invalidate_caches()
-    reloaded = []
-    for name in sorted(names, key=lambda name: name.count(".")):
-        module = sys.modules.get(name)
-        if module is not None:
-            importlib.reload(module)
-            reloaded.append(name)
-    return reloaded
+    generation: int
+    real: bool
+    #: The source (``real``), or why the module is a placeholder.
+    text: bytes | str
+    #: The filename its code is compiled under: the kernel's, so tracebacks show its lines.
+    filename: str
+    #: ``__file__`` in the kernel, if it has an on-disk copy.
+    path: str | None
+    is_package: bool
 
 
-def forget(names: list[str]) -> list[str]:
-    """Drop ``names`` from this process's modules, so that their next import reads the
-    files shipped now; return those that were imported."""
-    return [name for name in names if sys.modules.pop(name, None) is not None]
+def here() -> Origin:
+    return socket.gethostname(), os.getpid()
+
+
+class CellFinder:
+    """Imports the cell modules shipped to this process, from memory."""
+
+    #: How the finder is recognised, whichever shipment's copy of this class made it.
+    ipyexecmod_cells = True
+
+    def __init__(self, placeholders: str) -> None:
+        self.entries: dict[str, Entry] = {}
+        #: What the code of each module that became a placeholder as it ran raised.
+        self.failures: dict[str, Exception] = {}
+        namespace: dict[str, Any] = {"__name__": "ipyexecmod.placeholders"}
+        exec(placeholders, namespace)
+        self.unavailable: Any = namespace["Unavailable"]
+
+    @classmethod
+    def installed(cls, placeholders: str) -> CellFinder:
+        """The finder of this process, made and put first on ``sys.meta_path`` if new."""
+        for finder in sys.meta_path:
+            if getattr(finder, "ipyexecmod_cells", False) is True:
+                return finder  # type: ignore[return-value]
+        finder = cls(placeholders)
+        sys.meta_path.insert(0, finder)
+        return finder
+
+    def merge(self, entries: dict[str, Entry]) -> set[str]:
+        """Take the entries newer than those held; return their names."""
+        newer = {
+            name
+            for name, entry in entries.items()
+            if name not in self.entries or self.entries[name].generation < entry.generation
+        }
+        self.entries.update((name, entries[name]) for name in newer)
+        return newer
+
+    # -- the import protocol --
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
+        entry = self.entries.get(name)
+        if entry is None:
+            return None
+        spec = importlib.util.spec_from_loader(
+            name, self, origin=entry.path or entry.filename, is_package=entry.is_package
+        )
+        assert spec is not None
+        spec.has_location = entry.path is not None
+        return spec
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        entry = self.entries[spec.name]
+        if entry.real:
+            return None
+        module: ModuleType = self.unavailable(spec.name, entry.text, is_package=entry.is_package)
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Run the module's code; if it raises, the module becomes a placeholder."""
+        if isinstance(module, self.unavailable):
+            return
+        try:
+            self.execute(module)
+        except Exception as exc:
+            self.failures[module.__name__] = exc
+            reason = (
+                f"cell module {module.__name__!r} failed to import on this Dask worker "
+                f"({type(exc).__name__}: {exc})"
+            )
+            self.unavailable.instead_of(module, reason)
+
+    def execute(self, module: ModuleType) -> None:
+        """Run the module's latest code in ``module``; raises what the code raises."""
+        entry = self.entries[module.__name__]
+        code = compile(entry.text, entry.filename, "exec", dont_inherit=True)
+        exec(code, vars(module))
+
+    def get_source(self, name: str) -> str | None:
+        entry = self.entries.get(name)
+        if entry is None or not entry.real:
+            return None
+        text = entry.text
+        return text.decode("utf-8") if isinstance(text, bytes) else text
+
+    def is_package(self, name: str) -> bool:
+        return self.entries[name].is_package
+
+    # -- applying a shipment --
+
+    def apply(self, entries: dict[str, Entry], rerun: list[str], load: list[str]) -> None:
+        """Take ``entries``; bring the modules this process imported up to date with them,
+        re-execute those of ``rerun`` it imported, and import ``load``.
+
+        Raises what real code raises as it runs again or loads: the kernel then puts the
+        version before back.
+        """
+        importlib.invalidate_caches()
+        changed = self.merge(entries) | (set(rerun) & set(self.entries))
+        for name in sorted(changed, key=lambda name: name.count(".")):  # parents first
+            module = sys.modules.get(name)
+            if module is None:
+                continue
+            entry = self.entries[name]
+            spec = getattr(module, "__spec__", None)
+            same_kind = spec is not None and spec.loader is self and entry.real
+            same_kind = same_kind and hasattr(module, "__path__") == entry.is_package
+            if same_kind and not isinstance(module, self.unavailable):
+                self.execute(module)  # in place: what already holds the module sees the new code
+            else:  # a placeholder, from elsewhere, or now a package: import it anew
+                del sys.modules[name]
+        for name in load:
+            self.failures.pop(name, None)
+            importlib.import_module(name)
+            if name in self.failures:
+                raise self.failures.pop(name)
+
+
+class Shipment(WorkerPlugin):
+    """Cell modules for every worker of a cluster, and for each that joins later."""
+
+    idempotent = False
+
+    def __init__(
+        self,
+        entries: dict[str, Entry],
+        placeholders: str,
+        origin: Origin,
+        *,
+        rerun: list[str] | None = None,
+        load: list[str] | None = None,
+    ) -> None:
+        self.entries = entries
+        self.placeholders = placeholders
+        self.origin = origin
+        self.rerun = rerun or []
+        self.load = load or []
+
+    def setup(self, worker: object = None) -> None:
+        if here() == self.origin:
+            return  # a worker in the kernel's own process: it has the modules
+        finder = CellFinder.installed(self.placeholders)
+        finder.apply(self.entries, self.rerun, self.load)
+
+    def teardown(self, worker: object = None) -> None:
+        """Nothing: a shipment replaced by a later one leaves its modules in place."""
+
+
+def ship_here(shipment: Shipment) -> None:
+    """Apply ``shipment`` in this process (a scheduler's, through ``run_on_scheduler``)."""
+    shipment.setup()

@@ -1,49 +1,48 @@
 # SPDX-License-Identifier: MIT
-"""What one Dask cluster has been sent, and how a module family is sent to it.
+"""What one Dask cluster has been sent, and how cell modules are sent to it.
 
-Files travel through Dask's own plugins: ``UploadFile`` (every current worker
-runs it at once, and every worker that joins later when it starts) and, for a
-scheduler in another process, ``SchedulerUploadFile``.
+Modules travel in :class:`~._on_worker.Shipment` worker plugins: Dask runs a plugin on
+every current worker at once, and on every worker that joins later as it starts, before
+its first task.  The first shipment to a cluster bundles every cell module in one
+plugin; later ones carry one family (a top-level module or package) each.  A scheduler
+in another process, which unpickles task graphs too, gets each shipment through
+``run_on_scheduler``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.resources
-import io
-import os
-import tempfile
+import time
+import uuid
 import weakref
-import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NamedTuple
+from pathlib import Path
 
 from distributed import Client
-from distributed.diagnostics.plugin import SchedulerUploadFile, UploadFile
 
+from ..workers import placeholders
 from . import _on_worker
+from ._on_worker import Entry, Shipment
 from .families import Member
 
-__all__ = ["Cluster", "ShipError", "check_client", "current_client", "placeholder"]
+__all__ = [
+    "Cluster",
+    "ShipError",
+    "check_client",
+    "current_client",
+    "not_shipped",
+    "running_clients",
+]
 
-_PLUGIN_PREFIX = "ipyexecmod-"
+#: The kernel's part of its plugins' names: two kernels' shipments never replace each other's.
+_KERNEL = uuid.uuid4().hex[:12]
 
 
 class ShipError(Exception):
     """A module cannot be shipped: not a cell module, or its import failed on the workers."""
-
-
-class File(NamedTuple):
-    """The file last sent for one top-level name."""
-
-    digest: str
-    filename: str
-    data: bytes
-    #: Whether the plugin imports it (a placeholder ``.py`` is only written).
-    load: bool
 
 
 @dataclass(eq=False)
@@ -55,11 +54,9 @@ class Cluster:
     clients: weakref.WeakSet[Client] = field(default_factory=weakref.WeakSet)
     #: Top-level names shipped for real (the others it knows are placeholders).
     real: set[str] = field(default_factory=set)
-    #: The file last sent for each top-level name.
-    files: dict[str, File] = field(default_factory=dict)
-    #: The digest of the text last sent for each module.
-    texts: dict[str, str] = field(default_factory=dict)
-    #: Whether auto mode has shipped every cell module to it.
+    #: What was last sent of each module, and its digest.
+    sent: dict[str, tuple[Entry, str]] = field(default_factory=dict)
+    #: Whether every cell module was sent (a bundle, at the first shipment).
     complete: bool = False
 
     def client(self) -> Client | None:
@@ -73,73 +70,115 @@ class Cluster:
     def send(
         self,
         client: Client,
-        top: str,
-        family: Mapping[str, Member],
+        families: Mapping[str, Mapping[str, Member]],
         *,
-        real: bool,
+        real: Iterable[str],
         rerun: str | None = None,
+        load: bool = False,
     ) -> bool:
-        """Send the package or module ``top`` (``family``: real or placeholder texts) unless
-        the cluster has it, and re-execute on the workers the modules they have imported
-        in another version.  Returns whether new real code was registered.
+        """Send the families (by top-level name) that the cluster lacks: those in ``real``
+        as code, the others as placeholders (unless it has their code); and re-execute on
+        the workers the modules they have imported in another version.  Returns whether
+        new code was sent.
 
         ``rerun``, a module just redefined, is re-executed even if its text is unchanged,
-        as it was in the kernel (it may read other modules that have changed).  If the
-        new code fails to import on a worker, the file sent before is put back.
+        as it was in the kernel (it may read other modules that have changed).  ``load``
+        imports the real modules on every worker now.  Until the cluster is
+        ``complete``, everything goes in one bundle; after, each family in a plugin of its own.
 
-        Raises :class:`ShipError` if ``real`` code failed to load on the workers; a
-        placeholder that cannot be sent (a name too long for a file) is left out.
+        Raises :class:`ShipError` if real code failed to load or run again on a worker:
+        then every worker has what it had before.
         """
-        file = _file(top, family, load=real)
-        digests = {name: _digest(version.source) for name, version in family.items()}
-        stale = {name for name, digest in digests.items() if self.texts.get(name, digest) != digest}
-        if real and rerun is not None:
-            stale.add(rerun)
-        previous = self.files.get(top)
-        changed = previous is None or previous.digest != file.digest
-        if changed:
-            if not self._replace(client, top, file, previous, real=real):
-                return False
-            self.files[top] = file
-            if file.load:
-                stale.discard(top)  # the plugin has reloaded it
-        if real:
-            self.real.add(top)
-        self.texts.update(digests)
-        if stale:
-            self._reload(client, sorted(stale))
-        return changed and real
+        real = set(real)
+        new: dict[str, dict[str, Entry]] = {}
+        for top, family in families.items():
+            as_code = top in real or top in self.real
+            entries = {
+                name: _entry(member, as_code, top)
+                for name, member in family.items()
+                if name == rerun or self._differs(name, member, as_code)
+            }
+            if entries:
+                new[top] = entries
+        if not new:
+            return False
+        batches = [new] if not self.complete else [{top: e} for top, e in new.items()]
+        for batch in batches:
+            self._ship(client, batch, real=real, rerun=rerun, load=load)
+        self.real |= real
+        return any(entry.real for entries in new.values() for entry in entries.values())
 
-    def _replace(
-        self, client: Client, top: str, file: File, previous: File | None, *, real: bool
-    ) -> bool:
-        """Register ``file`` for ``top``; on failure put ``previous`` back, and raise
-        :class:`ShipError` for real code or return ``False`` for a placeholder."""
+    def _differs(self, name: str, member: Member, as_code: bool) -> bool:
+        sent = self.sent.get(name)
+        return sent is None or sent[1] != _digest(member, as_code)
+
+    def _ship(
+        self,
+        client: Client,
+        batch: dict[str, dict[str, Entry]],
+        *,
+        real: set[str],
+        rerun: str | None,
+        load: bool,
+    ) -> None:
+        """Register one plugin with the entries of ``batch``; put the previous ones back
+        if a worker fails to run the new code."""
+        entries = {name: entry for family in batch.values() for name, entry in family.items()}
+        plugin = _plugin_name(next(iter(batch)) if self.complete else None)
+        shipment = Shipment(
+            entries,
+            _placeholders(),
+            _on_worker.here(),
+            rerun=[rerun] if rerun in entries else [],
+            load=sorted(name for name, entry in entries.items() if entry.real) if load else [],
+        )
+        previous = {name: self.sent[name][0] for name in entries if name in self.sent}
         try:
-            _register(client, self, top, file, replace=previous is not None)
+            self._register(client, plugin, shipment)
         except Exception as exc:
-            if previous is not None:
-                with contextlib.suppress(Exception):
-                    _register(client, self, top, previous, replace=True)
-            if not real:  # only a courtesy: do without it
-                return False
-            raise ShipError(self._failure(top, previous, exc)) from exc
-        return True
+            self._put_back(client, plugin, entries, previous)
+            tops = sorted(batch)
+            raise ShipError(self._failure(tops, real, exc)) from exc
+        for name, entry in entries.items():
+            self.sent[name] = (entry, _digest_entry(entry))
+        self.complete = True
 
-    def _failure(self, top: str, previous: File | None, exc: Exception) -> str:
-        if top in self.real:
+    def _register(self, client: Client, plugin: str, shipment: Shipment) -> None:
+        client.register_plugin(shipment, name=plugin)
+        if not self.in_process:
+            client.run_on_scheduler(_on_worker.ship_here, shipment)
+
+    def _put_back(
+        self, client: Client, plugin: str, entries: dict[str, Entry], previous: dict[str, Entry]
+    ) -> None:
+        """Ship again what the workers had of ``entries`` (a placeholder for what they
+        had nothing of), newer than what failed, and re-execute it where imported."""
+        generation = _generation()
+        back = {
+            name: (previous.get(name) or entry._replace(real=False, text=_NOT_LOADED))._replace(
+                generation=generation
+            )
+            for name, entry in entries.items()
+        }
+        shipment = Shipment(back, _placeholders(), _on_worker.here(), rerun=sorted(previous))
+        with contextlib.suppress(Exception):  # the failure being reported says more
+            self._register(client, plugin, shipment)
+
+    def _failure(self, tops: list[str], real: set[str], exc: Exception) -> str:
+        names = ", ".join(map(repr, tops))
+        if all(top in self.real for top in tops):
             kept = "the version they had"
+        elif any(name.partition(".")[0] in tops for name in self.sent):
+            kept = "its placeholder"
         else:
-            kept = "its placeholder" if previous is not None else "nothing of it"
+            kept = "nothing of it"
         return (
-            f"{top!r} could not be loaded on the workers ({type(exc).__name__}: {exc}); "
+            f"{names} could not be loaded on the workers ({type(exc).__name__}: {exc}); "
             f"they keep {kept}"
         )
 
-    def _reload(self, client: Client, names: list[str]) -> None:
-        client.run(_on_worker.reload_loaded, names)
-        if not self.in_process:
-            client.run_on_scheduler(_on_worker.reload_loaded, names)
+
+_NOT_LOADED = "this cell module could not be loaded on the workers; fix its cell and run it again"
 
 
 def check_client(client: object) -> None:
@@ -164,57 +203,56 @@ def current_client() -> Client | None:
     return client
 
 
-def placeholder(name: str, top: str) -> bytes:
-    """The text of a placeholder for cell module ``name`` (of package ``top``)."""
-    message = (
+def running_clients() -> list[Client]:
+    """Every running, synchronous client of this process, oldest first.
+
+    ``Client._instances`` is where distributed keeps them (its tests check for leaked
+    clients there); ``tests/test_dask.py`` pins that it holds every client made.
+    """
+    clients = list(Client._instances)
+    return [c for c in clients if c.status == "running" and not c._asynchronous]
+
+
+def not_shipped(name: str, top: str) -> str:
+    """Why the placeholder of cell module ``name`` (of package ``top``) raises."""
+    return (
         f"cell module {name!r} was not shipped to this Dask cluster: run `%ship {top}` in "
         f"the notebook (or ipyexecmod.dask.ship(client, {top!r})), or `%ship --auto`"
     )
-    text = _placeholder_text()
-    return text.replace('"<MESSAGE>"', repr(message), 1).encode()
+
+
+def _entry(member: Member, as_code: bool, top: str) -> Entry:
+    text = member.source if as_code else not_shipped(member.name, top)
+    return Entry(_generation(), as_code, text, member.filename, member.path, member.is_package)
+
+
+def _digest(member: Member, as_code: bool) -> str:
+    return _digest_entry(_entry(member, as_code, member.name.partition(".")[0]))
+
+
+def _digest_entry(entry: Entry) -> str:
+    """What tells two entries apart, but their generation."""
+    text = entry.text if isinstance(entry.text, bytes) else entry.text.encode()
+    parts = (bytes([entry.real, entry.is_package]), text, entry.filename.encode())
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()
+
+
+_last_generation = 0
+
+
+def _generation() -> int:
+    """A number larger than any before, in this kernel and (by the clock) in others."""
+    global _last_generation
+    _last_generation = max(time.time_ns(), _last_generation + 1)
+    return _last_generation
+
+
+def _plugin_name(top: str | None) -> str:
+    """The plugin of the bundle (``top`` None), or of one family."""
+    return f"ipyexecmod-{_KERNEL}" + (f"-{top}" if top else "")
 
 
 @lru_cache(maxsize=1)
-def _placeholder_text() -> str:
-    package = __name__.rpartition(".")[0]
-    return (importlib.resources.files(package) / "_placeholder.py").read_text("utf-8")
-
-
-def _file(top: str, family: Mapping[str, Member], *, load: bool) -> File:
-    """A lone module as ``top.py`` (imported by the plugin if ``load``), anything else
-    as the archive ``top.zip`` (always imported)."""
-    if set(family) == {top} and not family[top].is_package:
-        filename, data = f"{top}.py", family[top].source
-    else:
-        filename, data, load = f"{top}.zip", _zip(family), True
-    return File(_digest(data), filename, data, load)
-
-
-def _register(client: Client, cluster: Cluster, top: str, file: File, *, replace: bool) -> None:
-    """Register ``file`` as Dask's UploadFile plugin(s) for ``top``."""
-    name = _PLUGIN_PREFIX + top
-    with tempfile.TemporaryDirectory(prefix="ipyexecmod-ship-") as directory:
-        path = os.path.join(directory, file.filename)
-        with open(path, "wb") as stream:
-            stream.write(file.data)
-        client.register_plugin(UploadFile(path, load=file.load), name=name)
-        if not cluster.in_process:
-            if replace:
-                client.unregister_scheduler_plugin(name)
-            client.register_plugin(SchedulerUploadFile(path, load=file.load), name=name)
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _zip(family: Mapping[str, Member]) -> bytes:
-    """A package as a zip archive, byte for byte the same for the same sources."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, version in sorted(family.items()):
-            path = name.replace(".", "/") + ("/__init__.py" if version.is_package else ".py")
-            info = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, version.source)
-    return buffer.getvalue()
+def _placeholders() -> str:
+    """The text of :mod:`ipyexecmod.workers.placeholders`, which the workers run."""
+    return Path(placeholders.__file__).read_text("utf-8")  # type: ignore[arg-type]

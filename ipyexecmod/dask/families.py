@@ -28,6 +28,10 @@ class Member(NamedTuple):
     is_package: bool
     #: The modules its code imports as it runs (not inside functions), absolute.
     imports: frozenset[str]
+    #: The filename its code is compiled under in the kernel (tracebacks show its lines).
+    filename: str
+    #: Its on-disk copy in the kernel, if it has one.
+    path: str | None
 
 
 def family(top: str) -> dict[str, Member]:
@@ -95,13 +99,15 @@ def _version(name: str, found: cells.CellModule | ModuleType) -> Member:
     if isinstance(found, ModuleType):
         return _restored(name, found.__file__, hasattr(found, "__path__"))  # type: ignore[arg-type]
     version = found.version
-    return Member(name, version.encoded, version.is_package, version.imports)
+    return Member(
+        name, version.encoded, version.is_package, version.imports, version.filename, version.path
+    )
 
 
 def _restored(name: str, path: str, is_package: bool) -> Member:
     with open(path, "rb") as file:  # read each time: another kernel may have rewritten it
         source = file.read()
-    return Member(name, source, is_package, _imports_of(name, source, is_package))
+    return Member(name, source, is_package, _imports_of(name, source, is_package), path, path)
 
 
 _imports_of = lru_cache(maxsize=256)(imports_of)  # by content: the same text parses the same

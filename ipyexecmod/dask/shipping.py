@@ -11,14 +11,15 @@ import importlib.util
 import os
 import sys
 import weakref
+from collections.abc import Iterable
 
 import cloudpickle
 from distributed import Client
 
 from .. import cells
 from .._warnings import warn
-from . import _on_worker, families
-from .clusters import Cluster, ShipError, check_client, current_client, placeholder
+from . import _on_worker, families, preload
+from .clusters import Cluster, ShipError, check_client, running_clients
 from .tokens import Tokens
 
 __all__ = ["Shipper", "shipper"]
@@ -39,30 +40,27 @@ class Shipper:
         self._behind = False
 
     def enable(self) -> None:
-        """Start following definitions: the cells listener, the tokens, and the functions
-        for the workers pickled by value.  Done by the first :meth:`ship` or ``set_auto(True)``.
+        """Start following definitions and clients: the cells listener, the tokens, the
+        functions for the workers pickled by value, and the client preload that gives
+        every client made from now on every cell module as it starts.  Every running client
+        gets them now.  Done by the first :meth:`ship` or ``set_auto(True)``.
 
         Turned on again after :meth:`disable`, it first brings every cluster it knows up to
         date with the definitions it missed.
         """
-        if self.enabled:
-            return
-        self.enabled = True
-        self.tokens.install()
-        cloudpickle.register_pickle_by_value(_on_worker)  # the workers need no ipyexecmod
-        # One listener, even if this module was imported anew (``%reset --aggressive``).
-        listeners = cells.finder.listeners
-        listeners[:] = [f for f in listeners if getattr(f, "__module__", None) != __name__]
-        listeners.append(self.on_define)
-        if self._behind:
-            self._behind = False
-            self.tokens.bump()  # cells defined meanwhile ran no listener
-            self._catch_up()
-
-    def resume(self) -> None:
-        """:meth:`enable` again if anything was shipped (``%load_ext`` after an unload)."""
-        if self.clusters:
-            self.enable()
+        if not self.enabled:
+            self.enabled = True
+            self.tokens.install()
+            cloudpickle.register_pickle_by_value(_on_worker)  # the workers need no ipyexecmod
+            # One listener, even if this module was imported anew (``%reset --aggressive``).
+            listeners = cells.finder.listeners
+            listeners[:] = [f for f in listeners if getattr(f, "__module__", None) != __name__]
+            listeners.append(self.on_define)
+            if self._behind:
+                self._behind = False
+                self.tokens.bump()  # cells defined meanwhile ran no listener
+                self._catch_up()
+        self.greet_clients()
 
     def disable(self) -> None:
         """Undo :meth:`enable` and turn auto mode off (``%unload_ext ipyexecmod``).
@@ -75,6 +73,7 @@ class Shipper:
         self.enabled = False
         self._behind = True
         self.tokens.uninstall()
+        preload.remove()
         cloudpickle.unregister_pickle_by_value(_on_worker)
         listeners = cells.finder.listeners
         listeners[:] = [f for f in listeners if f != self.on_define]
@@ -83,9 +82,9 @@ class Shipper:
         """Ship the cell modules ``names`` to every current and future worker of ``client``.
 
         A dotted name ships its whole top-level package, and the cell modules a shipped
-        module imports are shipped with it (first).  From now on each redefinition of
-        these modules is shipped again before its cell finishes.  Returns the names of
-        the modules shipped, sorted.
+        module imports are shipped with it.  The workers import them at once.  From now on
+        each redefinition of these modules is shipped again before its cell finishes.
+        Returns the names of the modules shipped, sorted.
 
         Raises
         ------
@@ -101,72 +100,64 @@ class Shipper:
         cluster = self._cluster(client)
         wanted = {_shippable_top(name) for name in names}
         self.enable()
-        everything = families.tops()
-        shipped: list[str] = []
-        for top in families.with_imports([top for top in everything if top in wanted]):
-            shipped += self._send(client, cluster, top, real=True)
-        self._send_placeholders(client, cluster, everything)
-        return sorted(shipped)
+        real = families.with_imports([top for top in families.tops() if top in wanted])
+        shipped = self._send(client, cluster, real, real=real, load=True)
+        return sorted(name for top in real for name in shipped[top])
 
     def set_auto(self, enabled: bool) -> None:
-        """Ship every new or redefined cell module to the default client (``%ship --auto``).
-
-        The default client is looked up at each definition, and after each notebook
-        cell (:func:`ship_to_default`), so a client made later gets every module too.
-        """
-        if bool(enabled) == self.auto:
+        """Ship every cell module, new or redefined, to every client of this process
+        (``%ship --auto``), made before or after the modules; with it off, only those
+        named to :meth:`ship`, and placeholders for the others."""
+        enabled = bool(enabled)
+        if enabled == self.auto:
             return  # as it is (the %ship --auto magic and its option both say so)
+        self.auto = enabled
         if enabled:
             self.enable()
-        self.auto = bool(enabled)
-        if self.auto:
-            self.ship_to_default()
 
-    def ship_to_default(self) -> None:
-        """In auto mode, ship every cell module to the default client if it lacks them."""
-        client = current_client() if self.auto else None
-        if client is None or client.status != "running":
+    def greet_clients(self) -> None:
+        """Give each running client that lacks them every cell module: their code in auto
+        mode, placeholders otherwise.  Runs at :meth:`enable`, before and after each cell,
+        and from the client preload as a client starts."""
+        if not self.enabled:
             return
-        cluster = self._cluster(client)
-        if not cluster.complete:
-            cluster.complete = True
-            for top in families.with_imports(families.tops()):
-                try:
-                    self._send(client, cluster, top, real=True)
-                except Exception as exc:
-                    _warn(exc, top)
+        preload.add()  # again, if the user's configuration replaced the list
+        for client in running_clients():
+            self.greet(client)
+
+    def greet(self, client: Client) -> None:
+        """Give ``client``'s cluster every cell module if it lacks them; a failure warns."""
+        if not self.enabled:
+            return
+        try:
+            cluster = self._cluster(client)
+            if not cluster.complete:
+                tops = families.tops()
+                self._send(client, cluster, tops, real=tops if self.auto else ())
+        except Exception as exc:  # the cluster went away: say so, keep the kernel going
+            msg = f"could not give the cell modules to {client}: {exc}"
+            warn(msg, RuntimeWarning)
 
     def on_define(self, name: str) -> None:
-        """A cell module was (re)defined: bring every cluster that knows of it up to date."""
+        """A cell module was (re)defined: bring every cluster up to date with it."""
         self.tokens.bump()
-        if not self.clusters and not self.auto:
-            return
         top = name.partition(".")[0]
-        default = current_client() if self.auto else None
         hides = cells.finder.hides(top) is not None
+        self.greet_clients()
         for key, cluster in list(self.clusters.items()):
             client = cluster.client()
             if client is None:
                 if cluster.unreachable():
                     del self.clusters[key]
                 continue
-            real = top in cluster.real or (default in cluster.clients and not hides)
-            if not real and hides:
+            if hides and top not in cluster.real:
                 continue  # a placeholder would hide the other module on the workers too
+            real = self.auto or top in cluster.real
             try:
-                self._update(client, cluster, name, real=real)
+                tops = families.with_imports([top]) if real else [top]
+                self._send(client, cluster, tops, real=tops if real else (), rerun=name)
             except Exception as exc:
                 _warn(exc, top)
-        self.ship_to_default()
-
-    def _update(self, client: Client, cluster: Cluster, name: str, *, real: bool) -> None:
-        """Send the family of ``name``, just defined, after the cell modules it imports."""
-        top = name.partition(".")[0]
-        if real:
-            for needed in families.with_imports([top])[:-1]:
-                if needed not in cluster.real:
-                    self._send(client, cluster, needed, real=True)
-        self._send(client, cluster, top, real=real, rerun=name)
 
     def _catch_up(self) -> None:
         """Send every cluster with a running client what changed while disabled."""
@@ -174,41 +165,31 @@ class Shipper:
             client = cluster.client()
             if client is None:
                 continue
-            everything = families.tops()
-            real = [top for top in everything if top in cluster.real]
-            for top in families.with_imports(real):
-                try:
-                    self._send(client, cluster, top, real=True)
-                except Exception as exc:
-                    _warn(exc, top)
-            self._send_placeholders(client, cluster, everything)
+            tops = families.tops()
+            real = tops if self.auto else [top for top in tops if top in cluster.real]
+            try:
+                self._send(client, cluster, families.with_imports(real), real=real)
+            except Exception as exc:
+                _warn(exc, None)
 
     def _send(
-        self, client: Client, cluster: Cluster, top: str, *, real: bool, rerun: str | None = None
-    ) -> list[str]:
-        """Send the family of ``top``, or its placeholder; return the names in it, sorted."""
-        family = families.family(top)
-        if not real:
-            family = {
-                name: version._replace(source=placeholder(name, top))
-                for name, version in family.items()
-            }
-        if cluster.send(client, top, family, real=real, rerun=rerun):
+        self,
+        client: Client,
+        cluster: Cluster,
+        tops: list[str],
+        *,
+        real: Iterable[str],
+        rerun: str | None = None,
+        load: bool = False,
+    ) -> dict[str, list[str]]:
+        """Send the families of ``tops`` (code for ``real``, placeholders for the others),
+        and, to a cluster not yet complete, every other cell module; return the names in
+        each family sent."""
+        everything = families.tops() if not cluster.complete else []
+        sent = {top: families.family(top) for top in dict.fromkeys([*tops, *everything])}
+        if cluster.send(client, sent, real=real, rerun=rerun, load=load):
             self.tokens.bump()  # a task may have failed for want of this code
-        return sorted(family)
-
-    def _send_placeholders(self, client: Client, cluster: Cluster, everything: list[str]) -> None:
-        """Send a placeholder for each of ``everything`` the cluster has no real code of."""
-        new: list[str] = []
-        for top in everything:
-            if top not in cluster.real:
-                if top not in cluster.files:
-                    new += families.family(top)
-                self._send(client, cluster, top, real=False)
-        if new:
-            # Workers that a LocalCluster spawned from this kernel may have imported its
-            # on-disk copies, which go stale: from now on they get the placeholder.
-            client.run(_on_worker.forget, new)
+        return {top: sorted(family) for top, family in sent.items()}
 
     def _cluster(self, client: Client) -> Cluster:
         """What ``client``'s cluster has; raises TypeError as :func:`check_client`."""
@@ -253,7 +234,8 @@ def _shippable_top(name: str) -> str:
     return top
 
 
-def _warn(exc: Exception, top: str) -> None:
-    """A shipment that happens on its own (a redefinition, auto mode) failed."""
-    msg = f"{exc}; fix the cell and run it again, or run %ship {top}"
+def _warn(exc: Exception, top: str | None) -> None:
+    """A shipment that happens on its own (a redefinition, a client made, auto mode) failed."""
+    then = f"run %ship {top}" if top else "run %ship NAME"
+    msg = f"{exc}; fix the cell and run it again, or {then}"
     warn(msg, RuntimeWarning)  # at the user's cell if in one, each time

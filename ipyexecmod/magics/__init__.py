@@ -27,6 +27,7 @@ import sys
 from IPython.core.interactiveshell import InteractiveShell
 
 from .. import cells
+from .._after_import import hooks as after_import
 from . import autoreload, tracebacks
 from .arguments import complete_module_names
 from .definitions import ExecModMagics
@@ -59,9 +60,6 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     cells.finder.install()
     autoreload.keep_cells_out(shell)
     tracebacks.name_cell_frames(shell)
-    shipping = sys.modules.get("ipyexecmod.dask")  # loaded again after an unload
-    if shipping is not None:
-        shipping.resume()
 
 
 def unload_ipython_extension(shell: InteractiveShell) -> None:
@@ -93,7 +91,7 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
 
 def _stop_following_cells(shell: InteractiveShell, magics: ExecModMagics) -> None:
     """Undo what ``magics`` set up to run around cells, and any shipping it started."""
-    magics.ship_auto = False
+    after_import.cancel(magics.follow_dask)
     if magics.rebind in cells.finder.replacement_listeners:
         cells.finder.replacement_listeners.remove(magics.rebind)
     for event, hook in magics.hooks():

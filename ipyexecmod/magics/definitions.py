@@ -18,6 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Unicode, observe
 
 from .. import cells
+from .._after_import import hooks as after_import
 from .._warnings import warn
 from ..binding import binding_clash, rebind
 from ..cells.dependents import describe
@@ -72,9 +73,10 @@ class ExecModMagics(Magics):
     ).tag(config=True)
 
     ship_auto = Bool(
-        False,
-        help="Ship every new or redefined cell module to the default Dask client "
-        "(`%ship --auto`); needs ipyexecmod[dask].",
+        True,
+        help="Ship every cell module, new or redefined, to every Dask client of the kernel, "
+        "made before or after it (`%ship --auto`, `%ship --no-auto`).  Off, a task that needs "
+        "a module not named to `%ship` fails at once with an ImportError that says so.",
     ).tag(config=True)
 
     update_instances = Bool(
@@ -99,12 +101,19 @@ class ExecModMagics(Magics):
         self._reporting = False
         if self.persist_dir:
             cells.finder.add_store(lasting_store(self.persist_dir))
-        if self.ship_auto:
-            shipping().set_auto(True)
+        after_import.call_after("distributed", self.follow_dask)
+
+    def follow_dask(self) -> None:
+        """Once the notebook imports Dask's distributed: give every client the cell modules
+        (their code with ``ship_auto``, placeholders without), and keep them current."""
+        # Not the package: this may run as the package imports distributed, half-initialised.
+        shipper = importlib.import_module("ipyexecmod.dask.shipping").shipper
+        shipper.enable()
+        shipper.set_auto(self.ship_auto)
 
     @observe("ship_auto")
     def _ship_auto_changed(self, change: Any) -> None:
-        if change["new"] or "ipyexecmod.dask" in sys.modules:
+        if sys.modules.get("distributed") is not None:
             shipping().set_auto(change["new"])
 
     @observe("persist_dir")
@@ -120,7 +129,8 @@ class ExecModMagics(Magics):
             ("post_run_cell", self._typos.forget),
             ("post_run_cell", self.put_back_lines),
             ("post_run_cell", self.give_main_a_spec),
-            ("post_run_cell", self.ship_to_new_client),
+            ("pre_run_cell", self.greet_dask_clients),
+            ("post_run_cell", self.greet_dask_clients),
             ("post_run_cell", self.keep_cells_from_autoreload),
             ("pre_run_cell", self.tell_replaced_copies),
             ("post_run_cell", self.tell_replaced_copies),
@@ -147,13 +157,12 @@ class ExecModMagics(Magics):
         """Keep cell modules out of a ``%autoreload`` loaded in this cell (before the next)."""
         autoreload.keep_cells_out(self._shell)
 
-    def ship_to_new_client(self, result: object = None) -> None:
-        """With auto shipping, give a client made in this cell every module."""
-        if self.ship_auto:
-            try:
-                shipping().ship_to_default()
-            except Exception as exc:  # the cluster went away: say so, keep the kernel going
-                warnings.warn(f"auto shipping failed: {exc}", RuntimeWarning, stacklevel=1)
+    def greet_dask_clients(self, result: object = None) -> None:
+        """Give a Dask client that the preload missed (made while the user's configuration
+        replaced Dask's preload list) the cell modules, before and after each cell."""
+        dask = sys.modules.get("ipyexecmod.dask")
+        if dask is not None:
+            dask.greet_clients()  # a failure warns
 
     @property
     def _shell(self) -> InteractiveShell:
