@@ -50,6 +50,7 @@ GROUPS = [
     rows_core.memory_rows,
     rows_core.lsmod_rows,
     rows_dask.dask_rows,
+    rows_dask.shipment_rows,
 ]
 
 

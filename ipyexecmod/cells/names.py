@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import keyword
 import os
 import sys
 import unicodedata
+from collections.abc import Iterable
 from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
@@ -132,13 +134,52 @@ def _in_the_way(name: str, prefix: str, spec: ModuleSpec) -> str:
 def hides(finder: CellModuleFinder, top: str) -> str | None:
     """Where the module that top-level name ``top`` would be without ipyexecmod comes from
     (a cell module defined with ``force``), or ``None`` if nothing else has it."""
+    spec = foreign_spec(finder, top, _foreign_path(finder))
+    return None if spec is None else spec.origin or "elsewhere"
+
+
+def hidden(finder: CellModuleFinder, tops: Iterable[str]) -> dict[str, str]:
+    """:func:`hides` for many top-level names: those another module has, with where from.
+
+    Each directory on the path is listed once: a name none of them lists is looked up
+    by the other finders only, not by the path finder (a ``stat()`` per path entry each).
+    """
+    path = _foreign_path(finder)
+    listed = _names_in(path)
+    others = [f for f in sys.meta_path if f is not importlib.machinery.PathFinder]
+    found: dict[str, str] = {}
+    for top in tops:
+        finders = sys.meta_path if listed is None or top in listed else others
+        spec = foreign_spec(finder, top, path, finders)
+        if spec is not None:
+            found[top] = spec.origin or "elsewhere"
+    return found
+
+
+def _foreign_path(finder: CellModuleFinder) -> list[str]:
+    """``sys.path`` without the directories of ipyexecmod's copies and stand-ins."""
     ours = {store.directory for store in finder.stores}
     board = kernel_board()
     if board is not None:
         ours.add(board.boot)
-    path = [entry for entry in sys.path if os.path.abspath(entry or ".") not in ours]
-    spec = foreign_spec(finder, top, path)
-    return None if spec is None else spec.origin or "elsewhere"
+    return [entry for entry in sys.path if os.path.abspath(entry or ".") not in ours]
+
+
+def _names_in(path: list[str]) -> set[str] | None:
+    """Every name before a dot in the directories of ``path`` (more than the modules
+    there: never fewer); ``None`` if an entry is not a directory (a zip) or unreadable."""
+    names: set[str] = set()
+    for entry in path:
+        try:
+            with os.scandir(entry or ".") as listing:
+                names.update(item.name.partition(".")[0] for item in listing)
+        except NotADirectoryError:
+            return None
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return names
 
 
 def _ours(finder: CellModuleFinder, origin: str | None) -> bool:
@@ -150,9 +191,12 @@ def _ours(finder: CellModuleFinder, origin: str | None) -> bool:
     return any(store.wrote(origin) for store in finder.stores)
 
 
-def foreign_spec(finder: CellModuleFinder, name: str, path: Any) -> ModuleSpec | None:
-    """The spec another meta-path finder has for ``name``, found without importing."""
-    for other in sys.meta_path:
+def foreign_spec(
+    finder: CellModuleFinder, name: str, path: Any, finders: Iterable[object] | None = None
+) -> ModuleSpec | None:
+    """The spec another meta-path finder (of ``finders``, by default all) has for ``name``,
+    found without importing."""
+    for other in sys.meta_path if finders is None else finders:
         find_spec = getattr(other, "find_spec", None)
         if other is finder or other is worker_finder or find_spec is None:
             continue

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from .. import cells
 from ..cells.version import imports_of
 
-__all__ = ["Member", "family", "is_cell_top", "tops", "with_imports", "within"]
+__all__ = ["Member", "families", "family", "is_cell_top", "tops", "with_imports", "within"]
 
 
 class Member(NamedTuple):
@@ -36,13 +36,20 @@ class Member(NamedTuple):
 
 def family(top: str) -> dict[str, Member]:
     """Module ``top`` and every cell module below it, by name."""
-    found: dict[str, Member] = {}
+    return families([top])[top]
+
+
+def families(tops: list[str]) -> dict[str, dict[str, Member]]:
+    """The :func:`family` of each of ``tops``, found in one pass over the modules."""
+    found: dict[str, dict[str, Member]] = {top: {} for top in tops}
     for record in cells.finder.records():
-        if within(record.name, top):
-            found[record.name] = _version(record.name, record)
+        members = found.get(record.name.partition(".")[0])
+        if members is not None:
+            members[record.name] = _version(record.name, record)
     for name, module in list(sys.modules.items()):
-        if within(name, top) and name not in found and cells.finder.is_restored(module):
-            found[name] = _version(name, module)
+        members = found.get(name.partition(".")[0])
+        if members is not None and name not in members and cells.finder.is_restored(module):
+            members[name] = _version(name, module)
     return found
 
 
@@ -58,7 +65,8 @@ def tops() -> list[str]:
     names = [name for name, module in list(sys.modules.items()) if cells.finder.is_restored(module)]
     names += [record.name for record in cells.finder.records()]
     found = dict.fromkeys(name.partition(".")[0] for name in names)
-    return [top for top in found if cells.finder.hides(top) is None]
+    hidden = cells.finder.hidden(found)
+    return [top for top in found if top not in hidden]
 
 
 def with_imports(wanted: list[str]) -> list[str]:

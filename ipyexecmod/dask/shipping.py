@@ -133,7 +133,7 @@ class Shipper:
             cluster = self._cluster(client)
             if not cluster.complete:
                 tops = families.tops()
-                self._send(client, cluster, tops, real=tops if self.auto else ())
+                self._send(client, cluster, tops, real=tops if self.auto else (), everything=tops)
         except Exception as exc:  # the cluster went away: say so, keep the kernel going
             msg = f"could not give the cell modules to {client}: {exc}"
             warn(msg, RuntimeWarning)
@@ -181,12 +181,16 @@ class Shipper:
         real: Iterable[str],
         rerun: str | None = None,
         load: bool = False,
+        everything: list[str] | None = None,
     ) -> dict[str, list[str]]:
         """Send the families of ``tops`` (code for ``real``, placeholders for the others),
-        and, to a cluster not yet complete, every other cell module; return the names in
-        each family sent."""
-        everything = families.tops() if not cluster.complete else []
-        sent = {top: families.family(top) for top in dict.fromkeys([*tops, *everything])}
+        and, to a cluster not yet complete, every other cell module (``everything``, if
+        known); return the names in each family sent."""
+        if cluster.complete:
+            everything = []
+        elif everything is None:
+            everything = families.tops()
+        sent = families.families(list(dict.fromkeys([*tops, *everything])))
         if cluster.send(client, sent, real=real, rerun=rerun, load=load):
             self.tokens.bump()  # a task may have failed for want of this code
         return {top: sorted(family) for top, family in sent.items()}
