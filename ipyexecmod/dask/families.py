@@ -15,6 +15,8 @@ from types import ModuleType
 from typing import NamedTuple
 
 from .. import cells
+from ..cells import family as _family
+from ..cells.family import within
 from ..cells.version import imports_of
 
 __all__ = ["Member", "family", "is_cell_top", "tops", "with_imports", "within"]
@@ -32,19 +34,8 @@ class Member(NamedTuple):
 
 def family(top: str) -> dict[str, Member]:
     """Module ``top`` and every cell module below it, by name."""
-    found: dict[str, Member] = {}
-    for record in cells.finder.records():
-        if within(record.name, top):
-            found[record.name] = _version(record.name, record)
-    for name, module in list(sys.modules.items()):
-        if within(name, top) and name not in found and cells.finder.is_restored(module):
-            found[name] = _version(name, module)
-    return found
-
-
-def within(name: str, top: str) -> bool:
-    """Whether module ``name`` is ``top`` or below it."""
-    return name == top or name.startswith(top + ".")
+    found = _family.members(cells.finder, top).items()
+    return {name: _version(name, record_or_module) for name, record_or_module in found}
 
 
 def tops() -> list[str]:
@@ -81,7 +72,7 @@ def with_imports(wanted: list[str]) -> list[str]:
 
 def is_cell_module(name: str) -> bool:
     """Whether ``name`` is a cell module, defined here or restored from a copy."""
-    return name in cells.finder or cells.finder.is_restored(sys.modules.get(name))
+    return _family.is_cell_module(cells.finder, name)
 
 
 def is_cell_top(top: str) -> bool:
