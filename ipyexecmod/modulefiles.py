@@ -112,8 +112,7 @@ def files(name: str) -> ModuleFiles:
         raise TypeError(msg)
     finder = cells.finder
     if not is_cell_module(finder, name):
-        msg = f"{name!r} is not a cell module: define it first with %%as_module {name}"
-        raise ValueError(msg)
+        raise ValueError(_not_a_cell_module(finder, name))
     parts = name.split(".")
     parents = [".".join(parts[:depth]) for depth in range(1, len(parts))]
     found: list[tuple[str, _Found]] = [(p, _parent(finder, name, p)) for p in parents]
@@ -128,6 +127,18 @@ def files(name: str) -> ModuleFiles:
         )
         raise ValueError(msg)
     return ModuleFiles(name, Path(roots.pop()), tuple(Path(path) for _, path in located))
+
+
+def _not_a_cell_module(finder: cells.CellModuleFinder, name: str) -> str:
+    """Why ``name`` has no files to give: not defined, or a copy not imported yet."""
+    dotted = all(part.isidentifier() for part in name.split("."))
+    for store in finder.stores if dotted else ():  # only a dotted name makes a path
+        if store.lasting and store.wrote(store.copy_of(name)[0]):
+            return (
+                f"{name!r} has a copy in {store.directory} that this kernel has not "
+                f"imported: `import {name}` first (its files are then the version imported)"
+            )
+    return f"{name!r} is not a cell module: define it first with %%as_module {name}"
 
 
 def _parent(finder: cells.CellModuleFinder, name: str, parent: str) -> CellModule | ModuleType:
@@ -176,8 +187,9 @@ def _located(name: str, each: str, found: _Found) -> tuple[str, str]:
     path = origin(version)
     if path is None:
         msg = (
-            f"the on-disk copy of {each!r} could not be written (a warning said why when it "
-            f"was defined); define it again once its directory can take it"
+            f"cell module {name!r} has no on-disk copy of its current version to give: that "
+            f"of {each!r} is missing or holds another version (a warning said why when it "
+            f"was written); define {each!r} again to write it"
         )
         raise ValueError(msg)
     return version.store.directory, path
