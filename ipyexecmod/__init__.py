@@ -58,4 +58,5 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload_ipython_extension(ipython)
 
 
-__all__ = ["SourceTextLoader", "files", *_core_names]
+# The C API and its loader; files() is public too, but not exported by `import *`.
+__all__ = ["SourceTextLoader", *_core_names]

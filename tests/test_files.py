@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import pickle
 import subprocess
 import sys
 import zipfile
@@ -166,9 +167,13 @@ def test_the_archive_is_the_same_in_another_process(ip, unique, tmp_path):
         cells.define({top!r}, "VERSION = 1\\n", store=kernel_store())
         cells.define("{top}.m", "X = 1\\n", store=kernel_store())
         print(ipyexecmod.files({top!r}).archive({str(tmp_path / "there")!r}))
+        import sys
+        print("IPython" in sys.modules)
         """)
     assert out.returncode == 0, out.stderr
-    there = Path(out.stdout.strip())
+    archived, ipython = out.stdout.split()
+    assert ipython == "False"  # files() is the core's: no IPython
+    there = Path(archived)
     assert there.name == here.name and there.read_bytes() == here.read_bytes()
 
 
@@ -280,3 +285,40 @@ def test_restored_modules_give_their_copies(ip, unique, tmp_path, restoring):
     ]
     archive = ipyexecmod.files(top).archive(tmp_path / "zips")
     assert in_fresh_python(archive, f"{top}.sub.deep", tmp_path)[0] == "deep"
+
+
+#: The README's ipyparallel recipe, run as an engine would: the files it receives, written
+#: relative to ``.root`` in a directory of its own, then imported.
+UNPACK_AND_IMPORT = """\
+import importlib, json, os, pickle, sys
+def unpack(files, root):
+    for relative, data in files.items():
+        os.makedirs(os.path.dirname(path := os.path.join(root, relative)), exist_ok=True)
+        with open(path, "wb") as file:
+            file.write(data)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    importlib.invalidate_caches()
+unpack(pickle.loads(sys.stdin.buffer.read()), {root!r})
+module = importlib.import_module({name!r})
+print(json.dumps([module.VERSION, module.__file__]))
+"""
+
+
+def test_the_files_import_where_an_engine_writes_them_relative_to_root(ip, unique, tmp_path):
+    top = unique("pkg")
+    define(ip, top, "VERSION = 'top'\n")
+    define(ip, f"{top}.sub", "from .. import VERSION as TOP\nVERSION = TOP + ' sub'\n")
+    found = ipyexecmod.files(f"{top}.sub")
+    payload = {str(path.relative_to(found.root)): path.read_bytes() for path in found}
+    code = UNPACK_AND_IMPORT.format(root=str(tmp_path / "engine"), name=f"{top}.sub")
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        input=pickle.dumps(payload),
+        capture_output=True,
+        timeout=HANG_GUARD,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    version, file = json.loads(out.stdout)
+    assert (version, file) == ("top sub", str(tmp_path / "engine" / top / "sub.py"))
