@@ -308,7 +308,7 @@ print(json.dumps([module.VERSION, module.__file__]))
 def test_the_files_import_where_an_engine_writes_them_relative_to_root(ip, unique, tmp_path):
     top = unique("pkg")
     define(ip, top, "VERSION = 'top'\n")
-    define(ip, f"{top}.sub", "from .. import VERSION as TOP\nVERSION = TOP + ' sub'\n")
+    define(ip, f"{top}.sub", "from . import VERSION as TOP\nVERSION = TOP + ' sub'\n")
     found = ipyexecmod.files(f"{top}.sub")
     payload = {str(path.relative_to(found.root)): path.read_bytes() for path in found}
     code = UNPACK_AND_IMPORT.format(root=str(tmp_path / "engine"), name=f"{top}.sub")
