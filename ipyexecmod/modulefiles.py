@@ -214,7 +214,8 @@ def _zip(root: Path, paths: Sequence[Path]) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in paths:
             info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            # Stored, not deflated: the bytes would depend on the zlib of the Python too.
+            info.compress_type = zipfile.ZIP_STORED
             info.external_attr = 0o644 << 16
             archive.writestr(info, path.read_bytes())
     return buffer.getvalue()
