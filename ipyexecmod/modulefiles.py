@@ -65,9 +65,10 @@ class ModuleFiles(Sequence[Path]):
         return iter(self.paths)
 
     def archive(self, directory: str | os.PathLike[str] | None = None) -> Path:
-        """A zip of the files, laid out as under :attr:`root` (what ``addPyFile`` takes for
-        a package), in ``directory`` (created if missing) or by default in a folder of the
-        kernel's private directory, removed when the kernel exits; its path.
+        """A zip of the files as they are now, laid out as under :attr:`root` (what
+        ``addPyFile`` takes for a package), in ``directory`` (created if missing) or by
+        default in a folder of the kernel's private directory, removed when the kernel
+        exits; its path.
 
         It is named ``NAME-HASH.zip`` (``HASH``: 12 hex digits of the zip's sha256), and is
         byte for byte the same for the same sources, so each version has a name of its own.
