@@ -7,6 +7,9 @@ module-exec C API (``PyImport_ExecCodeModule*``, ``PyImport_AddModule*``,
 in-memory :class:`SourceTextLoader`.  Importing it never imports IPython.
 The real C functions, bound with ctypes, are in :mod:`ipyexecmod.capi`.
 
+:func:`files` gives the on-disk files of a cell module, for engines that take files
+(PySpark, Modal, ipyparallel).
+
 ``%load_ext ipyexecmod`` loads the magics (:mod:`ipyexecmod.magics`):
 ``%%as_module NAME`` makes a cell a real module (:mod:`ipyexecmod.cells`).
 """
@@ -22,7 +25,23 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from .modulefiles import ModuleFiles
+
 __version__ = "0.1.0"
+
+
+def files(name: str) -> ModuleFiles:
+    """The on-disk files of cell module ``name``'s current version (a package's with every
+    cell module below it, and its parents' ``__init__.py``), for engines that take files:
+    a sequence of paths with ``.root`` (the directory for ``sys.path``) and ``.archive()``
+    (a zip of them, named after its contents); see :mod:`ipyexecmod.modulefiles`.
+
+    Raises TypeError if ``name`` is not a str, and ValueError if it is not a cell module
+    or has no on-disk copy (kept in memory only).
+    """
+    from .modulefiles import files  # the cell modules' machinery, only when asked
+
+    return files(name)
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -39,4 +58,5 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload_ipython_extension(ipython)
 
 
+# The C API and its loader; files() is public too, but not exported by `import *`.
 __all__ = ["SourceTextLoader", *_core_names]

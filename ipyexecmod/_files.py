@@ -25,6 +25,7 @@ __all__ = [
     "private_roots",
     "unchanged",
     "write_atomic",
+    "write_new",
 ]
 
 _PREFIX = "ipyexecmod-"
@@ -137,6 +138,25 @@ def write_atomic(path: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def write_new(path: str, data: bytes) -> bool:
+    """Write ``data`` to a new file at ``path``, complete or not at all; ``False`` (and
+    nothing written) if a file, or a link, is there already: nothing is overwritten.
+
+    The data goes to a temporary file first, which a hard link then puts in place: unlike
+    a rename, a link fails where something exists.
+    """
+    staging = f"{path}.new-{os.getpid()}-{next(_temporary_names)}"
+    write_atomic(staging, data)
+    try:
+        os.link(staging, path, follow_symlinks=False)
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
+    return True
 
 
 def unchanged(path: str, data: bytes) -> bool:

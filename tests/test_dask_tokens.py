@@ -28,7 +28,6 @@ from helpers import HANG_GUARD
 
 import ipyexecmod.dask
 from ipyexecmod import cells
-from ipyexecmod.dask import _on_worker
 from ipyexecmod.dask.tokens import KINDS, Tokens
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

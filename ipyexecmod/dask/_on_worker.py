@@ -21,10 +21,10 @@ on a task it cannot unpickle.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import socket
 import sys
+from importlib.abc import Loader
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -53,7 +53,7 @@ def here() -> Origin:
     return socket.gethostname(), os.getpid()
 
 
-class CellFinder:
+class CellFinder(Loader):
     """Imports the cell modules shipped to this process, from memory."""
 
     #: How the finder is recognised, whichever shipment's copy of this class made it.
@@ -93,10 +93,8 @@ class CellFinder:
         entry = self.entries.get(name)
         if entry is None:
             return None
-        spec = importlib.util.spec_from_loader(
-            name, self, origin=entry.path or entry.filename, is_package=entry.is_package
-        )
-        assert spec is not None
+        origin = entry.path or entry.filename
+        spec = ModuleSpec(name, self, origin=origin, is_package=entry.is_package)
         spec.has_location = entry.path is not None
         return spec
 

@@ -255,4 +255,4 @@ def _plugin_name(top: str | None) -> str:
 @lru_cache(maxsize=1)
 def _placeholders() -> str:
     """The text of :mod:`ipyexecmod.workers.placeholders`, which the workers run."""
-    return Path(placeholders.__file__).read_text("utf-8")  # type: ignore[arg-type]
+    return Path(placeholders.__file__).read_text("utf-8")

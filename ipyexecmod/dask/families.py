@@ -15,6 +15,8 @@ from types import ModuleType
 from typing import NamedTuple
 
 from .. import cells
+from ..cells import family as _family
+from ..cells.family import within
 from ..cells.version import imports_of
 
 __all__ = ["Member", "families", "family", "is_cell_top", "tops", "with_imports", "within"]
@@ -36,26 +38,14 @@ class Member(NamedTuple):
 
 def family(top: str) -> dict[str, Member]:
     """Module ``top`` and every cell module below it, by name."""
-    return families([top])[top]
+    found = _family.members(cells.finder, top).items()
+    return {name: _version(name, record_or_module) for name, record_or_module in found}
 
 
 def families(tops: list[str]) -> dict[str, dict[str, Member]]:
-    """The :func:`family` of each of ``tops``, found in one pass over the modules."""
-    found: dict[str, dict[str, Member]] = {top: {} for top in tops}
-    for record in cells.finder.records():
-        members = found.get(record.name.partition(".")[0])
-        if members is not None:
-            members[record.name] = _version(record.name, record)
-    for name, module in list(sys.modules.items()):
-        members = found.get(name.partition(".")[0])
-        if members is not None and name not in members and cells.finder.is_restored(module):
-            members[name] = _version(name, module)
-    return found
-
-
-def within(name: str, top: str) -> bool:
-    """Whether module ``name`` is ``top`` or below it."""
-    return name == top or name.startswith(top + ".")
+    """The :func:`family` of each of the top-level names ``tops``, found in one pass."""
+    by_top = _family.by_top(cells.finder, tops).items()
+    return {top: {n: _version(n, m) for n, m in members.items()} for top, members in by_top}
 
 
 def tops() -> list[str]:
@@ -93,7 +83,7 @@ def with_imports(wanted: list[str]) -> list[str]:
 
 def is_cell_module(name: str) -> bool:
     """Whether ``name`` is a cell module, defined here or restored from a copy."""
-    return name in cells.finder or cells.finder.is_restored(sys.modules.get(name))
+    return _family.is_cell_module(cells.finder, name)
 
 
 def is_cell_top(top: str) -> bool:
