@@ -650,3 +650,85 @@ def test_a_failing_listener_becomes_a_warning(unique):
         assert module.x == 1
     finally:
         cells.finder.listeners.remove(listener)
+
+
+# -- every client, with no %ship --
+
+
+@pytest.fixture
+def auto():
+    """Auto mode on (as in a notebook), off again after the test."""
+    import ipyexecmod.dask
+
+    ipyexecmod.dask.set_auto(True)
+    yield
+    ipyexecmod.dask.set_auto(False)
+
+
+def test_distributed_keeps_every_client_where_ipyexecmod_looks(unique):
+    """Pins distributed's behaviour ipyexecmod relies on: ``Client._instances`` holds every
+    client made, and a client preload named in the configuration runs as a client starts,
+    before the constructor returns."""
+    import dask.config
+
+    started = []
+    preload = (
+        "import sys\n"
+        "def dask_setup(client):\n"
+        "    sys.modules['__main__'].__dict__.setdefault('_preloaded', []).append(client)\n"
+    )
+    main = __import__("__main__")
+    with (
+        _cluster(1) as cluster,
+        dask.config.set({"distributed.client.preload": [preload]}),
+        Client(cluster, set_as_default=False) as client,
+    ):
+        started = main.__dict__.pop("_preloaded", [])
+        assert client in Client._instances
+    assert started == [client]
+
+
+def test_a_client_made_before_the_module_runs_it_with_no_ship(auto, unique):
+    with _cluster(2) as cluster, Client(cluster, set_as_default=False) as client:
+        name = unique("after")
+        module = define(name, "def f(x):\n    return ('v1', x)\n")
+        assert set(on_each_worker(client, module.f, 1).values()) == {("v1", 1)}
+        define(name, "def f(x):\n    return ('v2', x)\n")
+        assert client.submit(module.f, 1).result(timeout=HANG_GUARD) == ("v2", 1)
+        cluster.scale(3)  # a worker that joins later
+        client.wait_for_workers(3, timeout=HANG_GUARD)
+        assert set(on_each_worker(client, module.f, 2).values()) == {("v2", 2)}
+
+
+def test_a_client_made_after_the_module_gets_it_as_it_starts(auto, unique):
+    top = unique("made")
+    module = define(f"{top}.inner", "def f():\n    return 'inner'\n")
+    with _cluster(1) as cluster, Client(cluster, set_as_default=False) as client:
+        # No cell ends between the client's start and the task: the preload did it.
+        assert client.submit(module.f).result(timeout=HANG_GUARD) == "inner"
+
+
+def test_code_that_fails_on_the_workers_fails_the_task_not_the_worker(auto, unique):
+    """Auto mode imports on first use; what raises there becomes a placeholder, so the
+    worker unpickles the task, the task fails with the reason, and the worker goes on."""
+    name = unique("picky")
+    workers_only = f"import os\nif os.getpid() != {os.getpid()}:\n    import no_such_module_here\n"
+    module = define(name, workers_only + "def f():\n    return 1\n")
+    with _cluster(1) as cluster, Client(cluster, set_as_default=False) as client:
+        with pytest.raises(
+            ImportError,
+            match=rf"cell module '{name}' failed to import on this Dask worker "
+            r"\(ModuleNotFoundError: No module named 'no_such_module_here'\)",
+        ):
+            client.submit(module.f).result(timeout=HANG_GUARD)
+        assert client.submit(abs, -1).result(timeout=HANG_GUARD) == 1
+        define(name, "def f():\n    return 2\n")  # fixed: the next task runs it
+        assert client.submit(module.f).result(timeout=HANG_GUARD) == 2
+
+
+def test_a_remote_cluster_gets_every_module_with_no_ship(remote_client, auto, unique):
+    top = unique("remote_auto")
+    module = define(f"{top}.core", "def f(x):\n    return [x, 'v1']\n")
+    assert remote_client.submit(module.f, 1).result(timeout=HANG_GUARD) == [1, "v1"]
+    define(f"{top}.core", "def f(x):\n    return [x, 'v2']\n")
+    assert remote_client.submit(module.f, 1).result(timeout=HANG_GUARD) == [1, "v2"]
