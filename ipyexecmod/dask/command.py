@@ -21,14 +21,14 @@ __all__ = ["Shipment", "ship_command"]
 
 @dataclass(frozen=True)
 class Shipment:
-    """What ``%ship`` did: the modules shipped and where, or that auto mode is on but
-    waits for a default client.  Displays as one sentence."""
+    """What ``%ship`` did: the modules shipped and where, and auto mode turned on or off.
+    Displays as a sentence each."""
 
     modules: tuple[str, ...] = ()
     workers: int = 0
     address: str = ""
-    #: Auto mode is on, and there is no default client yet.
-    waiting: bool = False
+    #: Auto mode as ``%ship`` set it, if it did.
+    auto: bool | None = None
 
     def __repr__(self) -> str:
         return "\n".join(self._sentences(str))
@@ -44,9 +44,15 @@ class Shipment:
                 f"shipped {', '.join(map(code, self.modules))} to the {self.workers} workers "
                 f"of {code(self.address)}, and to any that join; redefinitions ship again"
             )
-        if self.waiting:
+        if self.auto:
             sentences.append(
-                "auto shipping on: cell modules ship to the default client once there is one"
+                "auto shipping on: every Dask client of the kernel, made before or after, "
+                "gets every cell module, and each redefinition"
+            )
+        elif self.auto is False:
+            sentences.append(
+                f"auto shipping off: only the modules named to {code('%ship')} run on the "
+                "workers; a task that needs another fails with an ImportError that says so"
             )
         return sentences
 
@@ -55,7 +61,7 @@ def ship_command(
     names: Sequence[str], client: object = None, *, auto: bool | None = None
 ) -> Shipment | None:
     """Ship ``names`` (if any) to ``client``, by default the default client; then turn auto
-    mode on or off (``auto``).  Returns what to show, or ``None`` for nothing.
+    mode on or off (``auto``: for every client of the kernel).  Returns what to show, or ``None`` for nothing.
 
     Raises :class:`ShipError` for all a user can get wrong: no default client, ``client``
     not a running synchronous :class:`~distributed.Client`, names :func:`ship` refuses,
@@ -70,8 +76,7 @@ def ship_command(
         shipment = Shipment(shipped, workers, str(target.scheduler.address))
     if auto is not None:
         shipper.set_auto(auto)
-        if auto and current_client() is None:
-            shipment = dataclasses.replace(shipment, waiting=True)
+        shipment = dataclasses.replace(shipment, auto=auto)
     return shipment if shipment != Shipment() else None
 
 

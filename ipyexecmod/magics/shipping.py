@@ -38,19 +38,24 @@ class ShipMagics(Magics):
     @argument(
         "--auto",
         action="store_true",
-        help="from now on, ship every new or redefined cell module to the default client "
-        "(see ExecModMagics.ship_auto)",
+        help="ship every cell module, new or redefined, to every Dask client of the kernel "
+        "(the default: see ExecModMagics.ship_auto)",
     )
-    @argument("--no-auto", action="store_true", help="turn --auto off")
+    @argument(
+        "--no-auto",
+        action="store_true",
+        help="ship only the modules named to %%ship; the others fail fast on the workers",
+    )
     @line_magic
     def ship(self, line: str) -> Shipment | None:
         """%ship NAME [NAME ...] [--client VAR] | --auto | --no-auto: cell modules on Dask workers.
 
-        Sends the modules to every current and future worker of a Dask cluster
-        (a dotted name sends its whole package), through Dask's UploadFile
-        plugin.  Each later redefinition of their cells sends them again before
-        the cell finishes, and the next task runs the new code.  Returns what
-        was shipped where (or nothing).  Needs ipyexecmod[dask].
+        In auto mode (the default) every Dask client of the kernel gets every cell module,
+        with no %ship.  With --no-auto, %ship NAME sends the modules (a dotted name sends
+        its whole package) to every current and future worker of a cluster, and a task that
+        needs another fails fast with an ImportError that says so.  Each later redefinition
+        is sent again before its cell finishes, and the next task runs the new code.
+        Returns what was shipped where, or the mode set.  Needs ipyexecmod[dask].
         """
         args = parse(self.ship, line)
         if args.auto and args.no_auto:
