@@ -25,6 +25,7 @@ import ipyexecmod
 from ipyexecmod import cells
 from ipyexecmod.lasting import lasting_store
 from ipyexecmod.modulefiles import ModuleFiles
+from ipyexecmod.store import kernel_store
 
 #: What a fresh interpreter prints after importing ``{name}`` from the zip ``{archive}``
 #: alone: the module's VERSION, its file, and whether anything of ipyexecmod came along.
@@ -209,20 +210,14 @@ def test_a_package_with_a_module_kept_in_memory_only_has_no_files(ip, unique):
         ipyexecmod.files(f"{top}.mem")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="for the lead: a module made a package by a --no-persist "
-    "submodule keeps its copy as NAME.py, so other processes import a module",
-)
 def test_a_module_made_a_package_by_a_module_kept_in_memory_moves_its_copy(ip, unique, tmp_path):
-    """Not files()'s own: the copy of ``top`` stays ``top.py`` while the kernel's ``top`` is
-    now a package, so a worker imports ``top`` as a plain module, and files() has no
-    ``top/__init__.py`` to give."""
+    """The copy of ``top`` moves to ``top/__init__.py`` as the kernel's ``top`` becomes a
+    package, though its new submodule has no copy: another process imports a package."""
     top = unique("pkg")
     define(ip, top, "VERSION = 1\n")
     define(ip, f"{top}.mem", "X = 1\n", "--no-persist")
     out = run_python(
-        f"import sys; sys.path.insert(0, {str(ipyexecmod.files(top).root)!r}); import {top}; "
+        f"import sys; sys.path.insert(0, {kernel_store().directory!r}); import {top}; "
         f"print(hasattr({top}, '__path__'))",
         cwd=tmp_path,
     )

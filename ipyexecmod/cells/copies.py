@@ -172,30 +172,29 @@ def save(finder: CellModuleFinder, record: CellModule, force: bool) -> None:
     another lasting directory is removed: a new kernel would import that one."""
     record.moved_aside = ()
     store = record.version.store
-    if store is not None:
-        try:
-            record.moved_aside = tuple(_write(finder, record, store, force))
-        except StoreError as exc:
-            msg = f"{exc}; module {record.name!r} works in this process only"
-            warn(msg, RuntimeWarning)  # at the user's cell, each time
-            return  # the old copy stays: better than none
+    try:
+        record.moved_aside = tuple(_write(finder, record, force))
+    except StoreError as exc:
+        msg = f"{exc}; module {record.name!r} works in this process only"
+        warn(msg, RuntimeWarning)  # at the user's cell, each time
+        return  # the old copy stays: better than none
     for other in finder.stores:
         if other is not store:
             other.forget(record.name)
 
 
-def _write(
-    finder: CellModuleFinder, record: CellModule, store: CellStore, force: bool
-) -> list[tuple[str, str]]:
-    """Write the copies of ``record``'s module and of its parents in ``store`` that have
-    none yet; return what was moved aside for them."""
+def _write(finder: CellModuleFinder, record: CellModule, force: bool) -> list[tuple[str, str]]:
+    """Write the copy of ``record``'s module, and those of its parents that have none yet
+    (one just made a package, whatever ``record`` is kept in), each in its own store;
+    return what was moved aside for them."""
     parts = record.name.split(".")
     moved: list[tuple[str, str]] = []
     for depth in range(1, len(parts) + 1):
         parent = finder.get(".".join(parts[:depth]))
-        if parent is None or parent.version.store is not store:
+        if parent is None or parent.version.store is None:
             continue
-        path = parent.version.path  # a path: the same store as record's
+        store = parent.version.store
+        path = parent.version.path  # a path: it has a store
         if parent is record or (path is not None and not os.path.exists(path)):
             saved = parent.version.save(force=force)
             moved += saved.moved

@@ -61,7 +61,8 @@ def ship_command(
     names: Sequence[str], client: object = None, *, auto: bool | None = None
 ) -> Shipment | None:
     """Ship ``names`` (if any) to ``client``, by default the default client; then turn auto
-    mode on or off (``auto``: for every client of the kernel).  Returns what to show, or ``None`` for nothing.
+    mode on or off (``auto``: for every client of the kernel).  Returns what to show, or
+    ``None`` for nothing.
 
     Raises :class:`ShipError` for all a user can get wrong: no default client, ``client``
     not a running synchronous :class:`~distributed.Client`, names :func:`ship` refuses,
