@@ -36,7 +36,8 @@ all of it.  Importing this module imports neither Ray nor IPython.
 from __future__ import annotations
 
 import sys
-from importlib.machinery import ModuleSpec
+from importlib import import_module
+from importlib.machinery import ModuleSpec, PathFinder
 from types import ModuleType
 from typing import Any
 
@@ -57,11 +58,10 @@ def enable() -> None:
         Ray is not installed (``pip install 'ipyexecmod[ray]'``).
     """
     try:
-        from ray import cloudpickle
+        import_module("ray.cloudpickle")  # to fail here, not in the listener
     except ImportError as exc:
         msg = "ipyexecmod.ray needs Ray: pip install 'ipyexecmod[ray]'"
         raise ImportError(msg, name=exc.name) from exc
-    del cloudpickle  # imported to fail here, not in the listener
     # One listener, even if this module was imported anew (``%reset --aggressive``).
     listeners = cells.finder.listeners
     listeners[:] = [f for f in listeners if getattr(f, "__module__", None) != __name__]
@@ -101,7 +101,12 @@ def install() -> None:
     if "ray" in sys.modules:
         enable()
     else:
-        sys.meta_path.insert(0, RayImportHook())
+        # Before the finder of installed packages, after any that answers for names of
+        # its own first (the cell modules' finder).
+        path_finders = [i for i, f in enumerate(sys.meta_path) if f is PathFinder]
+        sys.meta_path.insert(
+            path_finders[0] if path_finders else len(sys.meta_path), RayImportHook()
+        )
 
 
 def uninstall() -> None:
@@ -125,7 +130,8 @@ class RayImportHook:
             return None
         spec = _spec_after(self, fullname, path, target)
         if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _EnablingLoader(spec.loader)
+            # Loader by its methods: importlib.abc would cost every %load_ext its import.
+            spec.loader = _EnablingLoader(spec.loader)  # type: ignore[assignment]
         return spec
 
     def invalidate_caches(self) -> None:
@@ -175,8 +181,7 @@ def _on_define(name: str) -> None:
 
 def _register(names: list[str]) -> None:
     """Register cell modules ``names`` (and so the cell modules below them) by value."""
-    from ray import cloudpickle
-
+    cloudpickle = import_module("ray.cloudpickle")
     already = cloudpickle.list_registry_pickle_by_value()
     for name in names:
         module = sys.modules.get(name)
