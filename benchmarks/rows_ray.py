@@ -10,6 +10,7 @@ seconds and is not timed.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,12 @@ WHAT_TASK = (
     "a warm Ray task (local runtime, 2 CPUs) calling a cell module's function: "
     "`ray.get(remote.remote(2))`, against the same function defined in a plain cell"
 )
-WHAT_ENABLE = "making every cell module of the process available to Ray (`ipyexecmod.ray.enable()`)"
+WHAT_ENABLE = (
+    "making {count:,} cell modules available to Ray, and the process's others: "
+    "`ipyexecmod.ray.enable()` (at `%load_ext`, or at `import ray`)"
+)
+#: Cell modules defined for the registration row (the full run; --quick scales it).
+MODULES = 1000
 #: Round trips of each side before timing: both functions exported, workers started.
 WARM_UP = 10
 
@@ -35,7 +41,7 @@ def ray_rows(settings: Settings) -> list[Row]:
         why = "ray not installed (`.[bench]`)"
         return [
             skipped(WHAT_TASK, why, Goal(1.1)),
-            skipped(WHAT_ENABLE, why, Goal(0.05, "s", kind="value")),
+            skipped(WHAT_ENABLE.format(count=MODULES), why, Goal(0.05, "s", kind="value")),
         ]
     ray.init(
         address="local",
@@ -78,8 +84,11 @@ def _task_row(ray: Any, settings: Settings) -> Row:
 
 
 def _enable_row(settings: Settings) -> Row:
-    """From nothing registered: ``enable()`` over every cell module this process has
-    (the rows before defined many), what ``%load_ext`` or ``import ray`` costs once."""
+    """From nothing registered: ``enable()`` over :data:`MODULES` new cell modules and
+    every other this process has, what ``%load_ext`` or ``import ray`` costs once."""
+    defined = max(int(MODULES * settings.scale), 20)
+    for _ in range(defined):
+        cells.define(fresh_name("ray_many"), "x = 1\n")
 
     def enable() -> None:
         ipyexecmod.ray.disable()
@@ -88,8 +97,9 @@ def _enable_row(settings: Settings) -> Row:
     seconds = best_of(enable, max(settings.inner, 3), wall)
     count = len(ipyexecmod.ray.registered())
     return Row(
-        what=WHAT_ENABLE,
+        what=WHAT_ENABLE.format(count=defined),
         value=seconds,
-        note=f"{count} top-level cell modules, {seconds / max(count, 1) * 1e6:.1f} µs each",
+        note=f"{count:,} top-level cell modules registered, {seconds / count * 1e6:.1f} µs "
+        f"each; {len(sys.modules):,} modules in sys.modules",
         goal=Goal(0.05, "s", kind="value"),
     )
