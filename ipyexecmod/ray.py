@@ -43,7 +43,7 @@ from typing import Any
 
 from . import cells
 
-__all__ = ["RayImportHook", "enable", "enabled", "install", "registered", "uninstall"]
+__all__ = ["RayImportHook", "disable", "enable", "enabled", "install", "registered", "uninstall"]
 
 #: The names this module registered with Ray's cloudpickle (and only those).
 _registered: set[str] = set()
