@@ -27,9 +27,9 @@ registered too: by value it hides nothing on the workers, where the name stays t
 other module's.
 
 :func:`install` is what ``%load_ext ipyexecmod`` calls: :func:`enable` at once if
-Ray is imported, or else the moment ``import ray`` finishes (a finder on
-:data:`sys.meta_path` that answers for the name ``ray`` only, with the real spec
-whose loader calls :func:`enable` after ``exec_module``).  :func:`uninstall` undoes
+Ray is imported, or else the moment ``import ray`` finishes (:mod:`ipyexecmod._after_import`
+wraps Ray's own loader for that one import), so that even a cell that first imports Ray,
+starts it and runs a task finds every cell module registered.  :func:`uninstall` undoes
 all of it.  Importing this module imports neither Ray nor IPython.
 """
 
@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
-from importlib.machinery import ModuleSpec, PathFinder
 from types import ModuleType
-from typing import Any
 
 from . import cells
+from ._after_import import hooks as after_import
+from .cells.family import is_cell_module
 
-__all__ = ["RayImportHook", "disable", "enable", "enabled", "install", "registered", "uninstall"]
+__all__ = ["disable", "enable", "enabled", "install", "registered", "uninstall"]
 
 #: The names this module registered with Ray's cloudpickle (and only those).
 _registered: set[str] = set()
@@ -97,81 +97,14 @@ def install() -> None:
 
     Never imports Ray.  What ``%load_ext ipyexecmod`` calls; :func:`uninstall` undoes it.
     """
-    _remove_hook()
-    if "ray" in sys.modules:
-        enable()
-    else:
-        # Before the finder of installed packages, after any that answers for names of
-        # its own first (the cell modules' finder).
-        path_finders = [i for i, f in enumerate(sys.meta_path) if f is PathFinder]
-        sys.meta_path.insert(
-            path_finders[0] if path_finders else len(sys.meta_path), RayImportHook()
-        )
+    after_import.call_after("ray", enable)
 
 
 def uninstall() -> None:
-    """Undo :func:`install` (``%unload_ext ipyexecmod``): :func:`disable`, and remove the
-    import hook if Ray was never imported."""
-    _remove_hook()
+    """Undo :func:`install` (``%unload_ext ipyexecmod``): :func:`disable`, and stop
+    waiting for ``import ray`` if Ray was never imported."""
+    after_import.cancel(enable)
     disable()
-
-
-class RayImportHook:
-    """A meta-path finder for the name ``ray`` alone, while Ray is not imported: it
-    returns the spec the finders after it have, with a loader that calls :func:`enable`
-    once Ray's ``__init__`` has run, so every cell module is registered before Ray
-    pickles anything, even in the cell that first imports Ray.
-    """
-
-    def find_spec(
-        self, fullname: str, path: Any = None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        if fullname != "ray" or fullname in sys.modules or self not in sys.meta_path:
-            return None
-        spec = _spec_after(self, fullname, path, target)
-        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            # Loader by its methods: importlib.abc would cost every %load_ext its import.
-            spec.loader = _EnablingLoader(spec.loader)  # type: ignore[assignment]
-        return spec
-
-    def invalidate_caches(self) -> None:
-        """Nothing to invalidate: the hook holds no view of the file system."""
-
-
-class _EnablingLoader:
-    """Ray's own loader, which calls :func:`enable` after executing Ray's package, and
-    then puts itself back out of the module (``__loader__``, ``__spec__.loader``)."""
-
-    def __init__(self, loader: Any) -> None:
-        self.loader = loader
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.loader, name)  # create_module, get_resource_reader, ...
-
-    def exec_module(self, module: ModuleType) -> None:
-        self.loader.exec_module(module)
-        if getattr(module, "__loader__", None) is self:
-            module.__loader__ = self.loader
-        spec = getattr(module, "__spec__", None)
-        if spec is not None and spec.loader is self:
-            spec.loader = self.loader
-        _remove_hook()
-        enable()
-
-
-def _spec_after(hook: RayImportHook, fullname: str, path: Any, target: Any) -> ModuleSpec | None:
-    """The spec the finders after ``hook`` on :data:`sys.meta_path` have for ``fullname``."""
-    finders = sys.meta_path[sys.meta_path.index(hook) + 1 :]
-    for finder in finders:
-        find_spec = getattr(finder, "find_spec", None)
-        spec = None if find_spec is None else find_spec(fullname, path, target)
-        if spec is not None:
-            return spec  # type: ignore[no-any-return]
-    return None
-
-
-def _remove_hook() -> None:
-    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != RayImportHook.__name__]
 
 
 def _on_define(name: str) -> None:
@@ -203,9 +136,5 @@ def _outermost(names: list[str]) -> list[str]:
     for name in names:
         parts = name.split(".")
         prefixes = (".".join(parts[: i + 1]) for i in range(len(parts)))
-        found.setdefault(next((p for p in prefixes if _is_cell_module(p)), name), None)
+        found.setdefault(next((p for p in prefixes if is_cell_module(cells.finder, p)), name), None)
     return list(found)
-
-
-def _is_cell_module(name: str) -> bool:
-    return name in cells.finder or cells.finder.ours(sys.modules.get(name))
