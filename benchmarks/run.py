@@ -24,6 +24,7 @@ import rows_dependents
 import rows_magic
 import rows_peers
 import rows_processes
+import rows_ray
 import rows_startup
 import rows_workers
 from harness import FULL, QUICK, Row, Settings, table
@@ -51,6 +52,7 @@ GROUPS = [
     rows_core.lsmod_rows,
     rows_dask.dask_rows,
     rows_dask.shipment_rows,
+    rows_ray.ray_rows,
 ]
 
 

@@ -27,6 +27,7 @@ import sys
 from IPython.core.interactiveshell import InteractiveShell
 
 from .. import cells
+from .. import ray as ray_support  # imports no Ray
 from .._after_import import hooks as after_import
 from . import autoreload, tracebacks
 from .arguments import complete_module_names
@@ -60,6 +61,7 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     cells.finder.install()
     autoreload.keep_cells_out(shell)
     tracebacks.name_cell_frames(shell)
+    ray_support.install()  # Ray pickles cell modules by value, from `import ray` on
 
 
 def unload_ipython_extension(shell: InteractiveShell) -> None:
@@ -87,6 +89,7 @@ def unload_ipython_extension(shell: InteractiveShell) -> None:
     cells.finder.notices_wait = False
     autoreload.give_cells_back(shell)
     tracebacks.show_paths_again(shell)
+    ray_support.uninstall()
 
 
 def _stop_following_cells(shell: InteractiveShell, magics: ExecModMagics) -> None:
