@@ -105,7 +105,7 @@ class Cluster:
         batches = [new] if not self.complete else [{top: e} for top, e in new.items()]
         for batch in batches:
             self._ship(client, batch, real=real, rerun=rerun, load=load)
-        self.real |= real
+            self.real |= real & set(batch)
         return any(entry.real for entries in new.values() for entry in entries.values())
 
     def _differs(self, name: str, member: Member, as_code: bool) -> bool:

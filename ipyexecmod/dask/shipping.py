@@ -150,8 +150,8 @@ class Shipper:
                 if cluster.unreachable():
                     del self.clusters[key]
                 continue
-            if hides and top not in cluster.real:
-                continue  # a placeholder would hide the other module on the workers too
+            if hides:
+                continue  # on the workers it would hide the other module too
             real = self.auto or top in cluster.real
             try:
                 tops = families.with_imports([top]) if real else [top]
@@ -166,9 +166,9 @@ class Shipper:
             if client is None:
                 continue
             tops = families.tops()
-            real = tops if self.auto else [top for top in tops if top in cluster.real]
+            real = families.with_imports(tops if self.auto else sorted(cluster.real & set(tops)))
             try:
-                self._send(client, cluster, families.with_imports(real), real=real)
+                self._send(client, cluster, tops, real=real)  # placeholders for the others
             except Exception as exc:
                 _warn(exc, None)
 
