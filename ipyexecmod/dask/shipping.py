@@ -193,6 +193,7 @@ class Shipper:
         sent = families.families(list(dict.fromkeys([*tops, *everything])))
         if cluster.send(client, sent, real=real, rerun=rerun, load=load):
             self.tokens.bump()  # a task may have failed for want of this code
+        cluster.complete = True  # it has every cell module, even if there were none
         return {top: sorted(family) for top, family in sent.items()}
 
     def _cluster(self, client: Client) -> Cluster:
