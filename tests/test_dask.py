@@ -536,28 +536,34 @@ def test_two_clients_of_one_cluster_share_what_it_has(unique):
         assert set(on_each_worker(second, module.f).values()) == {"real"}
 
 
-def test_a_version_that_fails_on_the_workers_is_rolled_back(unique):
+def test_a_version_that_fails_on_the_workers_fails_its_tasks_never_runs_an_older_one(unique):
+    """The kernel has the new version: a worker that cannot run it says so in every task
+    that needs it (a worker that joins later too), and never runs the version before."""
     name = unique("fragile")
     module = define(name, "def f():\n    return 'v1'\n")
     on_workers_only = f"import os\nif os.getpid() != {os.getpid()}:\n    raise RuntimeError('no')\n"
+    failing = rf"cell module '{name}' failed to import on this Dask worker \(RuntimeError: no\)"
     with _cluster(1) as cluster, Client(cluster) as client:
         ship(client, name)
+        assert set(on_each_worker(client, module.f).values()) == {"v1"}  # imported there
         with pytest.warns(
             RuntimeWarning,
-            match=rf"'{name}' could not be loaded on the workers "
-            r"\(RuntimeError: no\); they keep the version they had; fix the cell",
+            match=rf"'{name}' could not be loaded on the workers \(RuntimeError: no\): a task "
+            r"that needs it fails there with this error; fix the cell",
         ):
             define(name, on_workers_only + "def f():\n    return 'v2'\n")
         assert module.f() == "v2"
-        assert set(on_each_worker(client, module.f).values()) == {"v1"}
-        client.restart()  # new worker processes get the version put back
-        assert set(on_each_worker(client, module.f).values()) == {"v1"}
+        with pytest.raises(ImportError, match=failing):
+            client.submit(module.f).result(timeout=HANG_GUARD)
+        client.restart()  # new worker processes get the same version, and say so
+        with pytest.raises(ImportError, match=failing):
+            client.submit(module.f).result(timeout=HANG_GUARD)
+        define(name, "def f():\n    return 'v3'\n")  # fixed: every worker runs it
+        assert set(on_each_worker(client, module.f).values()) == {"v3"}
         broken = unique("broken")
         define(broken, on_workers_only)
         with pytest.raises(
-            ShipError,
-            match=rf"'{broken}' could not be loaded on the workers "
-            r"\(RuntimeError: no\); they keep its placeholder",
+            ShipError, match=rf"'{broken}' could not be loaded on the workers \(RuntimeError: no\)"
         ):
             ship(client, broken)
 
@@ -732,3 +738,30 @@ def test_a_remote_cluster_gets_every_module_with_no_ship(remote_client, auto, un
     assert remote_client.submit(module.f, 1).result(timeout=HANG_GUARD) == [1, "v1"]
     define(f"{top}.core", "def f(x):\n    return [x, 'v2']\n")
     assert remote_client.submit(module.f, 1).result(timeout=HANG_GUARD) == [1, "v2"]
+
+
+def test_a_task_running_through_a_redefinition_runs_one_version(client, unique):
+    """The workers import a new version as a new module object: a task under way keeps the
+    one it started with, whole (never new helpers under old code)."""
+    from distributed import Event
+
+    name = unique("steady")
+    source = (
+        "from distributed import Event\n"
+        "TAG = {tag!r}\n"
+        "def helper():\n"
+        "    return TAG\n"
+        "def slow(started, go):\n"
+        "    Event(started).set()\n"
+        "    Event(go).wait()\n"
+        "    return (TAG, helper())\n"
+    )
+    module = define(name, source.format(tag="v1"))
+    ship(client, name)
+    started, go = unique("started"), unique("go")
+    running = client.submit(module.slow, started, go, pure=False)
+    assert Event(started, client=client).wait(timeout=HANG_GUARD)
+    define(name, source.format(tag="v2"))
+    Event(go, client=client).set()
+    assert running.result(timeout=HANG_GUARD) == ("v1", "v1")
+    assert client.submit(module.helper).result(timeout=HANG_GUARD) == "v2"

@@ -138,31 +138,36 @@ class CellFinder(Loader):
     # -- applying a shipment --
 
     def apply(self, entries: dict[str, Entry], rerun: list[str], load: list[str]) -> None:
-        """Take ``entries``; bring the modules this process imported up to date with them,
-        re-execute those of ``rerun`` it imported, and import ``load``.
+        """Take ``entries``; import anew, as new module objects, the modules this process
+        had imported that changed or are in ``rerun``, and import ``load``.
 
-        Raises what real code raises as it runs again or loads: the kernel then puts the
-        version before back.
+        A task already running keeps the module objects it started with, whole.  Code that
+        raises makes its module a placeholder saying so (:meth:`exec_module`); the first
+        such error is raised after all are done, for the kernel to tell the user.
         """
         importlib.invalidate_caches()
         changed = self.merge(entries) | (set(rerun) & set(self.entries))
-        for name in sorted(changed, key=lambda name: name.count(".")):  # parents first
-            module = sys.modules.get(name)
-            if module is None:
-                continue
-            entry = self.entries[name]
-            spec = getattr(module, "__spec__", None)
-            same_kind = spec is not None and spec.loader is self and entry.real
-            same_kind = same_kind and hasattr(module, "__path__") == entry.is_package
-            if same_kind and not isinstance(module, self.unavailable):
-                self.execute(module)  # in place: what already holds the module sees the new code
-            else:  # a placeholder, from elsewhere, or now a package: import it anew
-                del sys.modules[name]
-        for name in load:
+        again = {name for name in changed if sys.modules.pop(name, None) is not None}
+        failed: Exception | None = None
+        for name in sorted(again | set(load), key=lambda name: name.count(".")):  # parents first
+            if name in sys.modules or not self.entries[name].real:
+                continue  # imported by another one's code; a placeholder comes when used
             self.failures.pop(name, None)
-            importlib.import_module(name)
-            if name in self.failures:
-                raise self.failures.pop(name)
+            module = importlib.import_module(name)
+            failed = failed or self.failures.pop(name, None)
+            if hasattr(module, "__path__"):
+                _adopt_submodules(module)
+        if failed is not None:
+            raise failed
+
+
+def _adopt_submodules(package: ModuleType) -> None:
+    """Give a package imported anew the submodules still imported under it, as attributes."""
+    prefix = package.__name__ + "."
+    for name, module in list(sys.modules.items()):
+        child = name[len(prefix) :]
+        if name.startswith(prefix) and "." not in child and module is not None:
+            setattr(package, child, module)
 
 
 class Shipment(WorkerPlugin):

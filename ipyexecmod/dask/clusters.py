@@ -11,7 +11,6 @@ in another process, which unpickles task graphs too, gets each shipment through
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 import uuid
@@ -87,7 +86,7 @@ class Cluster:
         ``complete``, everything goes in one bundle; after, each family in a plugin of its own.
 
         Raises :class:`ShipError` if real code failed to load or run again on a worker:
-        then every worker has what it had before.
+        then a task that needs it fails there with that error.
         """
         real = set(real)
         new: dict[str, dict[str, Entry]] = {}
@@ -104,8 +103,8 @@ class Cluster:
             return False
         batches = [new] if not self.complete else [{top: e} for top, e in new.items()]
         for batch in batches:
-            self._ship(client, batch, real=real, rerun=rerun, load=load)
             self.real |= real & set(batch)
+            self._ship(client, batch, rerun=rerun, load=load)
         return any(entry.real for entries in new.values() for entry in entries.values())
 
     def _differs(self, name: str, member: Member, as_code: bool) -> bool:
@@ -117,12 +116,12 @@ class Cluster:
         client: Client,
         batch: dict[str, dict[str, Entry]],
         *,
-        real: set[str],
         rerun: str | None,
         load: bool,
     ) -> None:
-        """Register one plugin with the entries of ``batch``; put the previous ones back
-        if a worker fails to run the new code."""
+        """Register one plugin with the entries of ``batch``.  If real code raises on a
+        worker, that worker (and any that joins later) has a placeholder saying so, never
+        an earlier version: raises :class:`ShipError` with the worker's error."""
         entries = {name: entry for family in batch.values() for name, entry in family.items()}
         plugin = _plugin_name(next(iter(batch)) if self.complete else None)
         shipment = Shipment(
@@ -132,53 +131,21 @@ class Cluster:
             rerun=[rerun] if rerun in entries else [],
             load=sorted(name for name, entry in entries.items() if entry.real) if load else [],
         )
-        previous = {name: self.sent[name][0] for name in entries if name in self.sent}
         try:
-            self._register(client, plugin, shipment)
+            client.register_plugin(shipment, name=plugin)
+            if not self.in_process:
+                client.run_on_scheduler(_on_worker.ship_here, shipment)
         except Exception as exc:
-            self._put_back(client, plugin, entries, previous)
-            tops = sorted(batch)
-            raise ShipError(self._failure(tops, real, exc)) from exc
-        for name, entry in entries.items():
-            self.sent[name] = (entry, _digest_entry(entry))
-        self.complete = True
-
-    def _register(self, client: Client, plugin: str, shipment: Shipment) -> None:
-        client.register_plugin(shipment, name=plugin)
-        if not self.in_process:
-            client.run_on_scheduler(_on_worker.ship_here, shipment)
-
-    def _put_back(
-        self, client: Client, plugin: str, entries: dict[str, Entry], previous: dict[str, Entry]
-    ) -> None:
-        """Ship again what the workers had of ``entries`` (a placeholder for what they
-        had nothing of), newer than what failed, and re-execute it where imported."""
-        generation = _generation()
-        back = {
-            name: (previous.get(name) or entry._replace(real=False, text=_NOT_LOADED))._replace(
-                generation=generation
+            names = ", ".join(map(repr, sorted(batch)))
+            msg = (
+                f"{names} could not be loaded on the workers ({type(exc).__name__}: {exc}): "
+                f"a task that needs it fails there with this error"
             )
-            for name, entry in entries.items()
-        }
-        shipment = Shipment(back, _placeholders(), _on_worker.here(), rerun=sorted(previous))
-        with contextlib.suppress(Exception):  # the failure being reported says more
-            self._register(client, plugin, shipment)
-
-    def _failure(self, tops: list[str], real: set[str], exc: Exception) -> str:
-        names = ", ".join(map(repr, tops))
-        if all(top in self.real for top in tops):
-            kept = "the version they had"
-        elif any(name.partition(".")[0] in tops for name in self.sent):
-            kept = "its placeholder"
-        else:
-            kept = "nothing of it"
-        return (
-            f"{names} could not be loaded on the workers ({type(exc).__name__}: {exc}); "
-            f"they keep {kept}"
-        )
-
-
-_NOT_LOADED = "this cell module could not be loaded on the workers; fix its cell and run it again"
+            raise ShipError(msg) from exc
+        finally:  # registered, even if its code failed on a worker: the workers have it
+            for name, entry in entries.items():
+                self.sent[name] = (entry, _digest_entry(entry))
+            self.complete = True
 
 
 def check_client(client: object) -> None:
