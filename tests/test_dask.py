@@ -255,7 +255,7 @@ def test_ship_magic_takes_a_client_variable(ip, client, unique):
     [
         ("", r"name the cell modules to ship \(%ship NAME \.\.\.\), or use %ship --auto"),
         ("--auto --no-auto", r"use --auto or --no-auto, not both"),
-        ("--auto --client c", r"--auto always ships to the default client"),
+        ("--auto --client c", r"--auto and --no-auto are for every client"),
         ("x --client nowhere", r"no variable 'nowhere' in the notebook"),
         ("x --client not_a_client", r"ship to a distributed.Client, not int"),
         ("no_such_cell", r"'no_such_cell' is not a cell module: define it first"),
@@ -765,3 +765,35 @@ def test_a_task_running_through_a_redefinition_runs_one_version(client, unique):
     Event(go, client=client).set()
     assert running.result(timeout=HANG_GUARD) == ("v1", "v1")
     assert client.submit(module.helper).result(timeout=HANG_GUARD) == "v2"
+
+
+def test_auto_on_again_sends_the_code_of_what_had_placeholders(unique):
+    import ipyexecmod.dask
+
+    ipyexecmod.dask.set_auto(False)
+    with _cluster(1) as cluster, Client(cluster, set_as_default=False) as client:
+        ipyexecmod.dask.enable()
+        module = define(unique("later"), "def f():\n    return 'code'\n")
+        with pytest.raises(ImportError, match="was not shipped"):
+            client.submit(module.f).result(timeout=HANG_GUARD)
+        ipyexecmod.dask.set_auto(True)  # what the ImportError suggests: %ship --auto
+        try:
+            assert client.submit(module.f).result(timeout=HANG_GUARD) == "code"
+        finally:
+            ipyexecmod.dask.set_auto(False)
+
+
+def test_load_ext_after_a_client_was_made_sends_it_the_code(shell, unique):
+    """The notebook's default (auto mode) holds from the first greeting: a client made while
+    the extension was unloaded gets code, not placeholders, when it is loaded again."""
+    name = unique("reloaded")
+    shell.run_line_magic("load_ext", "ipyexecmod")
+    try:
+        shell.run_cell_magic("as_module", name, "def f():\n    return 'code'\n")
+        shell.run_line_magic("unload_ext", "ipyexecmod")
+        with _cluster(1) as cluster, Client(cluster, set_as_default=False) as client:
+            shell.run_line_magic("load_ext", "ipyexecmod")
+            module = shell.user_ns[name]
+            assert client.submit(module.f).result(timeout=HANG_GUARD) == "code"
+    finally:
+        shell.run_line_magic("unload_ext", "ipyexecmod")

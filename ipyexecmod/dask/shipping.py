@@ -114,6 +114,7 @@ class Shipper:
         self.auto = enabled
         if enabled:
             self.enable()
+            self._catch_up()  # the code of what clusters have as placeholders
 
     def greet_clients(self) -> None:
         """Give each running client that lacks them every cell module: their code in auto

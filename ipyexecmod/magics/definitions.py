@@ -108,8 +108,8 @@ class ExecModMagics(Magics):
         (their code with ``ship_auto``, placeholders without), and keep them current."""
         # Not the package: this may run as the package imports distributed, half-initialised.
         shipper = importlib.import_module("ipyexecmod.dask.shipping").shipper
+        shipper.set_auto(self.ship_auto)  # before enable(): it greets the clients
         shipper.enable()
-        shipper.set_auto(self.ship_auto)
 
     @observe("ship_auto")
     def _ship_auto_changed(self, change: Any) -> None:

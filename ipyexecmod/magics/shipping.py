@@ -62,7 +62,7 @@ class ShipMagics(Magics):
             msg = "use --auto or --no-auto, not both"
             raise UsageError(msg)
         if args.client and (args.auto or args.no_auto):
-            msg = "--auto always ships to the default client; leave out --client VAR"
+            msg = "--auto and --no-auto are for every client; leave out --client VAR"
             raise UsageError(msg)
         if not (args.names or args.auto or args.no_auto):
             msg = "name the cell modules to ship (%ship NAME ...), or use %ship --auto"
