@@ -66,3 +66,19 @@ def unique() -> Iterator:
     for name in list(sys.modules):
         if any(name == top or name.startswith(top + ".") for top in made):
             del sys.modules[name]
+
+
+@pytest.fixture
+def restoring(tmp_path) -> Iterator:
+    """A lasting directory that an earlier kernel (a process that has exited) wrote, and
+    that this process's finder restores from; forgotten again after the test."""
+    from ipyexecmod import cells
+    from ipyexecmod.lasting import lasting_store
+
+    lasting = tmp_path / "lasting"
+    yield lasting
+    store = lasting_store(lasting)
+    if store in cells.finder.stores:
+        cells.finder.stores.remove(store)
+    if store.directory in sys.path:
+        sys.path.remove(store.directory)

@@ -15,7 +15,6 @@ import pickle
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -232,19 +231,6 @@ def test_not_a_cell_module(ip, unique):
     for wrong in (None, b"os", sys):
         with pytest.raises(TypeError, match="a module name as a str, not"):
             ipyexecmod.files(wrong)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def restoring(tmp_path) -> Iterator[Path]:
-    """A lasting directory that an earlier kernel (a process that has exited) wrote, and
-    that this process's finder restores from; forgotten again after the test."""
-    lasting = tmp_path / "lasting"
-    yield lasting
-    store = lasting_store(lasting)
-    if store in cells.finder.stores:
-        cells.finder.stores.remove(store)
-    if store.directory in sys.path:
-        sys.path.remove(store.directory)
 
 
 def test_restored_modules_give_their_copies(ip, unique, tmp_path, restoring):

@@ -10,6 +10,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any, Unpack
 
+from .._after_import import hooks as after_import
 from .._warnings import warn
 from ..ownership import Writer
 from ..store import CellStore, kernel_board
@@ -48,6 +49,8 @@ class CellModuleFinder:
         self.notices_wait = False
         # Definitions run one at a time; a cell module's code may define another.
         self.lock = threading.RLock()
+        #: The names in sys.modules at the last :meth:`notice_restored`.
+        self._modules_seen: set[str] = set()
         self.transactions: list[Transaction] = []  # under way, outermost first
 
     def __repr__(self) -> str:
@@ -117,9 +120,29 @@ class CellModuleFinder:
             for notice in store.open():
                 self.tell(notice)
             board = kernel_board()
-            if board is not None and store.directory != board.directory:
-                board.restore({name: store.copy_of(name) for name in store.module_names()})
+            restores = board is not None and store.directory != board.directory
+            names = store.module_names() if restores or store.lasting else []
+            if board is not None and restores:
+                board.restore({name: store.copy_of(name) for name in names})
+            for top in dict.fromkeys(name.partition(".")[0] for name in names):
+                after_import.call_after(top, self.notice_restored)  # an earlier kernel's
         store.install()
+
+    def notice_restored(self) -> None:
+        """Tell the listeners of each module imported from an on-disk copy by another
+        finder (restored) since the last call, as of a definition: Dask ships it, Ray
+        pickles it by value.  Called as such a module is imported, and around each cell.
+
+        One ``len()`` while no module was imported since; else a look at the new ones only.
+        """
+        modules = sys.modules
+        if len(modules) == len(self._modules_seen):
+            return
+        new = modules.keys() - self._modules_seen
+        self._modules_seen = set(modules)
+        restored = [name for name in new if self.is_restored(modules.get(name))]
+        for name in sorted(restored, key=lambda name: name.count(".")):  # parents first
+            self.notify(name)
 
     def tell(self, notice: str) -> None:
         """Tell the user ``notice``: as a RuntimeWarning now, or, while

@@ -129,6 +129,8 @@ class ExecModMagics(Magics):
             ("post_run_cell", self._typos.forget),
             ("post_run_cell", self.put_back_lines),
             ("post_run_cell", self.give_main_a_spec),
+            ("pre_run_cell", self.notice_restored),
+            ("post_run_cell", self.notice_restored),
             ("pre_run_cell", self.greet_dask_clients),
             ("post_run_cell", self.greet_dask_clients),
             ("post_run_cell", self.keep_cells_from_autoreload),
@@ -156,6 +158,12 @@ class ExecModMagics(Magics):
     def keep_cells_from_autoreload(self, result: object = None) -> None:
         """Keep cell modules out of a ``%autoreload`` loaded in this cell (before the next)."""
         autoreload.keep_cells_out(self._shell)
+
+    def notice_restored(self, info: object = None) -> None:
+        """Before and after each cell: tell Dask and Ray of the modules the notebook
+        restored from a lasting directory's copies (imported by another finder); a
+        top-level one is told of as it is imported."""
+        cells.finder.notice_restored()
 
     def greet_dask_clients(self, result: object = None) -> None:
         """Give a Dask client that the preload missed (made while the user's configuration
