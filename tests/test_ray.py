@@ -138,6 +138,27 @@ def test_a_name_that_hides_another_module_hides_nothing_on_the_workers(enabled):
         del sys.modules["colorsys"]
 
 
+def test_a_module_restored_from_a_lasting_directory_is_registered_as_it_is_imported(
+    enabled, unique, restoring
+):
+    import importlib
+
+    from ipyexecmod.lasting import lasting_store
+
+    name = unique("restored")
+    out = run_python(f"""
+        from ipyexecmod import cells
+        from ipyexecmod.lasting import lasting_store
+        cells.define({name!r}, "def f(x):\\n    return ('restored', x)\\n",
+                     store=lasting_store({str(restoring)!r}))
+        """)
+    assert out.returncode == 0, out.stderr
+    cells.finder.add_store(lasting_store(restoring))  # a new kernel on the same directory
+    module = importlib.import_module(name)
+    assert cells.finder.is_restored(module)
+    assert run(module.f, 1) == ("restored", 1)
+
+
 def test_disable_unregisters_only_what_enable_registered(runtime, unique):
     mine = types.ModuleType(unique("mine"))
     sys.modules[mine.__name__] = mine
