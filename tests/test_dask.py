@@ -822,3 +822,37 @@ def test_a_module_restored_from_a_lasting_directory_is_sent_as_it_is_imported(
     module = importlib.import_module(name)
     assert cells.finder.is_restored(module)
     assert remote_client.submit(module.f, 1).result(timeout=HANG_GUARD) == ("restored", 1)
+
+
+def test_the_preload_lets_a_client_start_where_ipyexecmod_is_not_installed():
+    """Dask passes the kernel's configuration to the processes it starts (an SSHCluster's
+    workers): a client made there, with ipyexecmod's preload in it, still starts."""
+    from helpers import run_python
+
+    import ipyexecmod.dask
+    from ipyexecmod.dask import preload
+
+    ipyexecmod.dask.enable()
+    try:
+        assert preload.PRELOAD in dask_config_preloads()
+        assert preload._LOGGER.getEffectiveLevel() >= 30  # Dask's lines about it: not shown
+        out = run_python(f"""
+            import sys
+            sys.modules["ipyexecmod"] = None  # not installed
+            import dask.config
+            from distributed import Client, LocalCluster
+            with dask.config.set({{"distributed.client.preload": [{preload.PRELOAD!r}]}}):
+                with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+                    with Client(cluster) as client:
+                        print(client.submit(sum, [40, 2]).result({HANG_GUARD}))
+            """)
+        assert out.stdout == "42\n", out.stderr
+    finally:
+        ipyexecmod.dask.disable()
+    assert preload.PRELOAD not in dask_config_preloads()
+
+
+def dask_config_preloads() -> list[str]:
+    import dask.config
+
+    return list(dask.config.get("distributed.client.preload", default=[]))

@@ -2,24 +2,41 @@
 """The client preload: every :class:`distributed.Client` made in the kernel gets the cell
 modules as it starts, before the notebook can submit a task with it.
 
-Dask runs the ``dask_setup`` of each module named in its configuration's
-``distributed.client.preload`` at the end of every client's start.  :func:`add` names
-this module there while shipping is enabled; :func:`remove` takes it out.  In a process
-that is not shipping (a worker that makes a client, having inherited the kernel's
-configuration), ``dask_setup`` does nothing.
+Dask runs the ``dask_setup`` of each preload in its configuration's
+``distributed.client.preload`` at the end of every client's start.  :func:`add` puts
+:data:`PRELOAD` there while shipping is enabled, and :func:`remove` takes it out.  It is
+the text of a preload, not this module's name: the configuration goes with the processes
+Dask starts (a ``LocalCluster``'s workers, an ``SSHCluster``'s), some without ipyexecmod,
+and there a client (``get_client()`` in a task) must still start.  It calls this module's
+:func:`dask_setup` only where this module is imported, and that does nothing unless the
+process is shipping.  Dask logs each preload it runs; those lines are kept out of the
+notebook while enabled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 import dask.config
 from distributed import Client
 
-__all__ = ["add", "dask_setup", "remove"]
+__all__ = ["PRELOAD", "add", "dask_setup", "remove"]
 
 _KEY = "distributed.client.preload"
+
+#: The preload, as text (see the module docstring): it imports nothing that may be missing.
+PRELOAD = """\
+import sys  # ipyexecmod's: gives a client made in a notebook kernel its cell modules
+def dask_setup(client):
+    preload = sys.modules.get("ipyexecmod.dask.preload")
+    return None if preload is None else preload.dask_setup(client)
+"""
+
+#: Dask's logger of preloads, and the level it had before :func:`add`.
+_LOGGER = logging.getLogger("distributed.preloading")
+_level: list[int] = []
 
 
 async def dask_setup(client: Client) -> None:
@@ -32,17 +49,22 @@ async def dask_setup(client: Client) -> None:
 
 
 def add() -> None:
-    """Name this module in Dask's client preloads, unless it is there."""
+    """Put :data:`PRELOAD` in Dask's client preloads, unless it is there."""
     preloads = _preloads()
-    if __name__ not in preloads:
-        dask.config.set({_KEY: [*preloads, __name__]})
+    if PRELOAD not in preloads:
+        dask.config.set({_KEY: [*preloads, PRELOAD]})
+    if not _level and _LOGGER.getEffectiveLevel() < logging.WARNING:
+        _level.append(_LOGGER.level)
+        _LOGGER.setLevel(logging.WARNING)
 
 
 def remove() -> None:
-    """Take this module out of Dask's client preloads."""
+    """Take :data:`PRELOAD` out of Dask's client preloads, and put its logger's level back."""
     preloads = _preloads()
-    if __name__ in preloads:
-        dask.config.set({_KEY: [name for name in preloads if name != __name__]})
+    if PRELOAD in preloads:
+        dask.config.set({_KEY: [each for each in preloads if each != PRELOAD]})
+    if _level:
+        _LOGGER.setLevel(_level.pop())
 
 
 def _preloads() -> list[str]:
