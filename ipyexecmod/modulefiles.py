@@ -11,8 +11,10 @@ copies of the module's current version, laid out as on :data:`sys.path`: that is
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import os
+import sys
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -139,6 +141,11 @@ def _not_a_cell_module(finder: cells.CellModuleFinder, name: str) -> str:
                 f"{name!r} has a copy in {store.directory} that this kernel has not "
                 f"imported: `import {name}` first (its files are then the version imported)"
             )
+    if not dotted:
+        return f"{name!r} is not a module name: name a cell module, e.g. files('geo')"
+    if name in sys.modules or importlib.util.find_spec(name.partition(".")[0]) is not None:
+        hint = "an engine finds an ordinary module's files itself (its __file__)"
+        return f"{name!r} is not a cell module: {hint}"
     return f"{name!r} is not a cell module: define it first with %%as_module {name}"
 
 

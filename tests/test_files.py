@@ -225,8 +225,12 @@ def test_a_module_made_a_package_by_a_module_kept_in_memory_moves_its_copy(ip, u
 
 def test_not_a_cell_module(ip, unique):
     name = unique("never")
-    for other in (name, "os", "", "a..b"):
-        with pytest.raises(ValueError, match=f"define it first with %%as_module {other}"):
+    with pytest.raises(ValueError, match=f"define it first with %%as_module {name}$"):
+        ipyexecmod.files(name)
+    with pytest.raises(ValueError, match="'os' is not a cell module: an engine finds an ordinary"):
+        ipyexecmod.files("os")
+    for other in ("", "a..b"):
+        with pytest.raises(ValueError, match=f"{other!r} is not a module name: name a cell"):
             ipyexecmod.files(other)
     for wrong in (None, b"os", sys):
         with pytest.raises(TypeError, match="a module name as a str, not"):

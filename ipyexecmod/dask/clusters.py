@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from ..workers import placeholders
 from . import _on_worker
 from ._on_worker import Entry, Shipment
 from .families import Member
+from .tokens import KERNEL
 
 __all__ = [
     "Cluster",
@@ -35,9 +35,6 @@ __all__ = [
     "not_shipped",
     "running_clients",
 ]
-
-#: The kernel's part of its plugins' names: two kernels' shipments never replace each other's.
-_KERNEL = uuid.uuid4().hex[:12]
 
 
 class ShipError(Exception):
@@ -216,7 +213,7 @@ def _generation() -> int:
 
 def _plugin_name(top: str | None) -> str:
     """The plugin of the bundle (``top`` None), or of one family."""
-    return f"ipyexecmod-{_KERNEL}" + (f"-{top}" if top else "")
+    return f"ipyexecmod-{KERNEL}" + (f"-{top}" if top else "")
 
 
 @lru_cache(maxsize=1)

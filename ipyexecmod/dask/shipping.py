@@ -8,7 +8,6 @@ its one instance as functions (:func:`ipyexecmod.dask.ship` and the rest).
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 import weakref
 from collections.abc import Iterable
@@ -205,7 +204,7 @@ class Shipper:
             key = self.scheduler_ids[client] = client.scheduler_info()["id"]
         cluster = self.clusters.get(key)
         if cluster is None:
-            in_process = client.run_on_scheduler(os.getpid) == os.getpid()
+            in_process = client.run_on_scheduler(_on_worker.here) == _on_worker.here()
             cluster = self.clusters[key] = Cluster(in_process)
         cluster.clients.add(client)
         return cluster

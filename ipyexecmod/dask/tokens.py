@@ -5,8 +5,8 @@ Dask names a task by a token of its function and arguments, and hands back the
 finished task of an earlier call with the same token.  A function of a cell
 module pickles by reference (module and name), so its token would survive a
 redefinition: the next call would get the old code's result.  :class:`Tokens`
-folds a count of definitions and shipments into the token of anything from a
-cell module or ``__main__``, by wrapping the handlers of Dask's
+folds a count of definitions and shipments, and the kernel's id, into the token of
+anything from a cell module or ``__main__``, by wrapping the handlers of Dask's
 ``normalize_token`` dispatcher that such objects reach (functions, classes and
 instances all fall through to the one for ``object`` in current Dask).
 
@@ -20,6 +20,7 @@ pinned by ``tests/test_dask_tokens.py``.
 from __future__ import annotations
 
 import types
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,11 @@ from dask.base import normalize_token
 
 from .. import cells
 
-__all__ = ["Tokens"]
+__all__ = ["KERNEL", "Tokens"]
+
+#: This kernel, in the tokens of its objects: another kernel's count of definitions may be
+#: the same, and its module of the same name another (their tasks must not share keys).
+KERNEL = uuid.uuid4().hex[:12]
 
 Handler = Callable[[Any], Any]
 
@@ -85,7 +90,7 @@ class _Versioned:
     def __call__(self, obj: Any) -> Any:
         token = self.__wrapped__(obj)
         generation = self._tokens.generation
-        return (token, generation) if generation and _from_notebook(obj) else token
+        return (token, KERNEL, generation) if generation and _from_notebook(obj) else token
 
     def __repr__(self) -> str:
         return f"<ipyexecmod's versioned {self.__wrapped__!r}>"
