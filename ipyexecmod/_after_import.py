@@ -40,7 +40,12 @@ class AfterImport:
         callbacks = self.waiting.setdefault(name, [])
         if callback not in callbacks:
             callbacks.append(callback)
-        if self not in sys.meta_path:
+        self.keep_waiting()
+
+    def keep_waiting(self) -> None:
+        """Be on ``sys.meta_path`` while a callback waits (a failed definition puts
+        ``sys.meta_path`` back as it was before it, without this finder)."""
+        if self.waiting and self not in sys.meta_path:
             sys.meta_path.insert(0, self)
 
     def cancel(self, callback: Callback) -> None:

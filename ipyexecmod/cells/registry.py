@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -49,8 +50,10 @@ class CellModuleFinder:
         self.notices_wait = False
         # Definitions run one at a time; a cell module's code may define another.
         self.lock = threading.RLock()
-        #: The names in sys.modules at the last :meth:`notice_restored`.
+        #: The names in sys.modules at the last :meth:`notice_restored`, and its length
+        #: and last name then (the same while no module was imported since).
         self._modules_seen: set[str] = set()
+        self._modules_mark: tuple[int, str | None] = (0, None)
         self.transactions: list[Transaction] = []  # under way, outermost first
 
     def __repr__(self) -> str:
@@ -125,7 +128,7 @@ class CellModuleFinder:
             if board is not None and restores:
                 board.restore({name: store.copy_of(name) for name in names})
             for top in dict.fromkeys(name.partition(".")[0] for name in names):
-                after_import.call_after(top, self.notice_restored)  # an earlier kernel's
+                after_import.call_after(top, functools.partial(self._restored, top))
         store.install()
 
     def notice_restored(self) -> None:
@@ -135,14 +138,21 @@ class CellModuleFinder:
 
         One ``len()`` while no module was imported since; else a look at the new ones only.
         """
+        after_import.keep_waiting()
         modules = sys.modules
-        if len(modules) == len(self._modules_seen):
+        mark = (len(modules), next(reversed(modules), None))  # a module imported is last
+        if mark == self._modules_mark:
             return
         new = modules.keys() - self._modules_seen
-        self._modules_seen = set(modules)
+        self._modules_seen, self._modules_mark = set(modules), mark
         restored = [name for name in new if self.is_restored(modules.get(name))]
         for name in sorted(restored, key=lambda name: name.count(".")):  # parents first
             self.notify(name)
+
+    def _restored(self, top: str) -> None:
+        """Top-level module ``top``, of a lasting directory's copies, was just imported."""
+        if self.is_restored(sys.modules.get(top)):
+            self.notify(top)
 
     def tell(self, notice: str) -> None:
         """Tell the user ``notice``: as a RuntimeWarning now, or, while

@@ -10,7 +10,8 @@ shipment puts them into the process's :class:`CellFinder`, first on
 :data:`sys.meta_path`, which then imports them from memory.  Each module's entry has a
 *generation*; a shipment's entry replaces an older one only, so that the plugins a
 late worker runs, in whatever order the scheduler keeps them, leave each module at its
-latest version.
+latest version.  A module the process had imported is imported anew, as a new module
+object: a task under way keeps the one it started with.
 
 Nothing a finder serves fails to import: a placeholder, or real code that raises as it
 runs, becomes a module whose every name unpickles and raises :class:`ImportError` when
@@ -109,8 +110,9 @@ class CellFinder(Loader):
         """Run the module's code; if it raises, the module becomes a placeholder."""
         if isinstance(module, self.unavailable):
             return
+        entry = self.entries[module.__name__]
         try:
-            self.execute(module)
+            exec(compile(entry.text, entry.filename, "exec", dont_inherit=True), vars(module))
         except Exception as exc:
             self.failures[module.__name__] = exc
             reason = (
@@ -118,12 +120,6 @@ class CellFinder(Loader):
                 f"({type(exc).__name__}: {exc})"
             )
             self.unavailable.instead_of(module, reason)
-
-    def execute(self, module: ModuleType) -> None:
-        """Run the module's latest code in ``module``; raises what the code raises."""
-        entry = self.entries[module.__name__]
-        code = compile(entry.text, entry.filename, "exec", dont_inherit=True)
-        exec(code, vars(module))
 
     def get_source(self, name: str) -> str | None:
         entry = self.entries.get(name)
