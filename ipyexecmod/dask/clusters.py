@@ -73,12 +73,11 @@ class Cluster:
         load: bool = False,
     ) -> bool:
         """Send the families (by top-level name) that the cluster lacks: those in ``real``
-        as code, the others as placeholders (unless it has their code); and re-execute on
-        the workers the modules they have imported in another version.  Returns whether
-        new code was sent.
+        as code, the others as placeholders (unless it has their code); the workers import
+        anew those they had imported in another version.  Returns whether new code was sent.
 
-        ``rerun``, a module just redefined, is re-executed even if its text is unchanged,
-        as it was in the kernel (it may read other modules that have changed).  ``load``
+        ``rerun``, a module just redefined, is imported anew even if its text is unchanged,
+        as it ran again in the kernel (it may read other modules that have changed).  ``load``
         imports the real modules on every worker now.  Until the cluster is
         ``complete``, everything goes in one bundle; after, each family in a plugin of its own.
 
