@@ -856,3 +856,56 @@ def dask_config_preloads() -> list[str]:
     import dask.config
 
     return list(dask.config.get("distributed.client.preload", default=[]))
+
+
+def test_two_kernels_sending_one_name_in_two_versions_run_neither(remote_client, auto, unique):
+    """A worker process holds one module of a name: while two connected kernels send
+    different ones, every task of either fails saying so (none silently runs the other's);
+    once one is gone, the other's next definition runs everywhere."""
+    import subprocess
+    import sys
+
+    name = unique("utils")
+    module = define(name, "def f():\n    return 'kernel A'\n")
+    assert remote_client.submit(module.f).result(timeout=HANG_GUARD) == "kernel A"
+    other = subprocess.Popen(  # kernel B: another process, a client of the same scheduler
+        [
+            sys.executable,
+            "-c",
+            _KERNEL_B.format(address=remote_client.scheduler.address, name=name),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        said = other.stdout.readline()  # B has defined and tried its own module
+        assert said.startswith(
+            "B: ImportError two notebook kernels send different modules named"
+        ), said + other.stderr.read() if not said else said
+        conflict = rf"two notebook kernels send different modules named '{name}'"
+        with pytest.raises(ImportError, match=conflict):
+            remote_client.submit(module.f, pure=False).result(timeout=HANG_GUARD)
+        with pytest.warns(RuntimeWarning, match=conflict):
+            define(name, "def f():\n    return 'kernel A, again'\n")
+    finally:
+        other.communicate("\n", timeout=HANG_GUARD)  # B closes its client and exits
+    define(name, "def f():\n    return 'kernel A, alone'\n")
+    assert remote_client.submit(module.f).result(timeout=HANG_GUARD) == "kernel A, alone"
+
+
+_KERNEL_B = """
+import sys
+from distributed import Client
+from ipyexecmod import cells
+import ipyexecmod.dask
+with Client({address!r}, set_as_default=False) as client:
+    ipyexecmod.dask.set_auto(True)
+    module = cells.define({name!r}, "def f():\\n    return 'kernel B'\\n")
+    try:
+        print("B:", client.submit(module.f).result(600), flush=True)
+    except ImportError as exc:
+        print("B: ImportError", exc, flush=True)
+    sys.stdin.readline()
+"""

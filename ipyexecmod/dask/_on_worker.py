@@ -199,3 +199,33 @@ class Shipment(WorkerPlugin):
 def ship_here(shipment: Shipment) -> None:
     """Apply ``shipment`` in this process (a scheduler's, through ``run_on_scheduler``)."""
     shipment.setup()
+
+
+#: Where a scheduler keeps which kernel sends which version of each module (its metadata).
+CLAIMS = "ipyexecmod-claims"
+
+
+def claim(
+    kernel: str, who: str, clients: list[str], digests: dict[str, str], dask_scheduler: Any
+) -> dict[str, str]:
+    """On the scheduler (``run_on_scheduler``): record that ``kernel`` (``who``, with
+    ``clients``) sends these versions of modules; return, for each module another kernel
+    still connected sends in another version, that kernel's ``who``.
+
+    A kernel none of whose clients is connected any more claims nothing.  The scheduler
+    runs this on its event loop, so two kernels' claims never interleave.
+    """
+    claims: dict[str, dict[str, tuple[str, str, list[str]]]]
+    claims = dask_scheduler.get_metadata([CLAIMS], default={})
+    connected = set(dask_scheduler.clients)
+    conflicts: dict[str, str] = {}
+    for name, digest in digests.items():
+        holders = claims.setdefault(name, {})
+        for other, (their_digest, their_who, their_clients) in list(holders.items()):
+            if other != kernel and not connected.intersection(their_clients):
+                del holders[other]  # that kernel is gone
+            elif other != kernel and their_digest != digest:
+                conflicts[name] = their_who
+        holders[kernel] = (digest, who, clients)
+    dask_scheduler.set_metadata([CLAIMS], claims)
+    return conflicts

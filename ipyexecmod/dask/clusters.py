@@ -21,6 +21,7 @@ from pathlib import Path
 
 from distributed import Client
 
+from .._warnings import warn
 from ..workers import placeholders
 from . import _on_worker
 from ._on_worker import Entry, Shipment
@@ -119,6 +120,7 @@ class Cluster:
         worker, that worker (and any that joins later) has a placeholder saying so, never
         an earlier version: raises :class:`ShipError` with the worker's error."""
         entries = {name: entry for family in batch.values() for name, entry in family.items()}
+        entries = _unclaimed(client, self.clients, entries)
         plugin = _plugin_name(next(iter(batch)) if self.complete else None)
         shipment = Shipment(
             entries,
@@ -142,6 +144,31 @@ class Cluster:
             for name, entry in entries.items():
                 self.sent[name] = (entry, _digest_entry(entry))
             self.complete = True
+
+
+def _unclaimed(
+    client: Client, clients: Iterable[Client], entries: dict[str, Entry]
+) -> dict[str, Entry]:
+    """``entries``, but a placeholder that says so for each module that another kernel
+    still connected to the cluster sends in another version: one worker process can
+    hold one module of a name, so neither kernel's tasks may run it (each would get the
+    other's without a word).  Once that kernel is gone, the next shipment sends the code."""
+    who = "{}:{}".format(*_on_worker.here())
+    ids = sorted(c.id for c in list(clients))
+    digests = {name: _digest_entry(entry) for name, entry in entries.items()}
+    try:
+        conflicts = client.run_on_scheduler(_on_worker.claim, KERNEL, who, ids, digests)
+    except Exception:  # the shipment that follows fails too, and says why
+        return entries
+    for name, other in conflicts.items():
+        reason = (
+            f"two notebook kernels send different modules named {name!r} to this Dask "
+            f"cluster, this one ({who}) and {other}; a worker can hold only one, so tasks of "
+            f"neither may run it: rename it in one notebook, then run its cell again in the other"
+        )
+        entries[name] = entries[name]._replace(real=False, text=reason)
+        warn(reason, RuntimeWarning)  # at the user's cell, each time
+    return entries
 
 
 def check_client(client: object) -> None:
