@@ -63,3 +63,24 @@ def import_noting_the_wait(name: str, waiting: threading.Event) -> object:
         return __import__(name)
     finally:
         sys.setprofile(None)
+
+
+def restored(name: str, source: str, directory: object) -> types.ModuleType:
+    """Cell module ``name`` (``source``) as a later kernel has it: an earlier one (a process
+    that has exited) wrote its copy in lasting directory ``directory``; this process's
+    finder takes the directory and imports the module from the copy."""
+    import importlib
+
+    from ipyexecmod import cells
+    from ipyexecmod.lasting import lasting_store
+
+    out = run_python(f"""
+        from ipyexecmod import cells
+        from ipyexecmod.lasting import lasting_store
+        cells.define({name!r}, {source!r}, store=lasting_store({str(directory)!r}))
+        """)
+    assert out.returncode == 0, out.stderr
+    cells.finder.add_store(lasting_store(directory))  # a new kernel on the same directory
+    module = importlib.import_module(name)
+    assert cells.finder.is_restored(module)
+    return module

@@ -804,23 +804,10 @@ def test_a_module_restored_from_a_lasting_directory_is_sent_as_it_is_imported(
 ):
     """An earlier kernel wrote the copy; this one imports it after its client got every
     module, and submits in the same breath: the import itself sent it."""
-    import importlib
+    from helpers import restored
 
-    from helpers import run_python
-
-    from ipyexecmod.lasting import lasting_store
-
-    name = unique("restored")
-    out = run_python(f"""
-        from ipyexecmod import cells
-        from ipyexecmod.lasting import lasting_store
-        cells.define({name!r}, "def f(x):\\n    return ('restored', x)\\n",
-                     store=lasting_store({str(restoring)!r}))
-        """)
-    assert out.returncode == 0, out.stderr
-    cells.finder.add_store(lasting_store(restoring))  # a new kernel on the same directory
-    module = importlib.import_module(name)
-    assert cells.finder.is_restored(module)
+    source = "def f(x):\n    return ('restored', x)\n"
+    module = restored(unique("restored"), source, restoring)
     assert remote_client.submit(module.f, 1).result(timeout=HANG_GUARD) == ("restored", 1)
 
 

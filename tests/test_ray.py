@@ -12,7 +12,7 @@ import textwrap
 import types
 
 import pytest
-from helpers import HANG_GUARD, define, run_python
+from helpers import HANG_GUARD, define, restored, run_python
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'ipyexecmod[ray]'")
 
@@ -141,21 +141,8 @@ def test_a_name_that_hides_another_module_hides_nothing_on_the_workers(enabled):
 def test_a_module_restored_from_a_lasting_directory_is_registered_as_it_is_imported(
     enabled, unique, restoring
 ):
-    import importlib
-
-    from ipyexecmod.lasting import lasting_store
-
-    name = unique("restored")
-    out = run_python(f"""
-        from ipyexecmod import cells
-        from ipyexecmod.lasting import lasting_store
-        cells.define({name!r}, "def f(x):\\n    return ('restored', x)\\n",
-                     store=lasting_store({str(restoring)!r}))
-        """)
-    assert out.returncode == 0, out.stderr
-    cells.finder.add_store(lasting_store(restoring))  # a new kernel on the same directory
-    module = importlib.import_module(name)
-    assert cells.finder.is_restored(module)
+    source = "def f(x):\n    return ('restored', x)\n"
+    module = restored(unique("restored"), source, restoring)
     assert run(module.f, 1) == ("restored", 1)
 
 
