@@ -89,10 +89,11 @@ class Cluster:
         new: dict[str, dict[str, Entry]] = {}
         for top, family in families.items():
             as_code = top in real or top in self.real
+            made = {name: _entry(member, as_code, top) for name, member in family.items()}
             entries = {
-                name: _entry(member, as_code, top)
-                for name, member in family.items()
-                if name == rerun or self._differs(name, member, as_code)
+                name: entry
+                for name, entry in made.items()
+                if name == rerun or self._differs(name, entry)
             }
             if entries:
                 new[top] = entries
@@ -104,9 +105,9 @@ class Cluster:
             self._ship(client, batch, rerun=rerun, load=load)
         return any(entry.real for entries in new.values() for entry in entries.values())
 
-    def _differs(self, name: str, member: Member, as_code: bool) -> bool:
+    def _differs(self, name: str, entry: Entry) -> bool:
         sent = self.sent.get(name)
-        return sent is None or sent[1] != _digest(member, as_code)
+        return sent is None or sent[1] != _digest_entry(entry)
 
     def _ship(
         self,
@@ -214,10 +215,6 @@ def not_shipped(name: str, top: str) -> str:
 def _entry(member: Member, as_code: bool, top: str) -> Entry:
     text = member.source if as_code else not_shipped(member.name, top)
     return Entry(_generation(), as_code, text, member.filename, member.path, member.is_package)
-
-
-def _digest(member: Member, as_code: bool) -> str:
-    return _digest_entry(_entry(member, as_code, member.name.partition(".")[0]))
 
 
 def _digest_entry(entry: Entry) -> str:
