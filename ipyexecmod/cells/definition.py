@@ -19,6 +19,7 @@ from ..store import CellStore, MemoryOnly, kernel_board
 from ..workers.catchup import from_kernel
 from . import copies
 from .dependents import Rerun, dependents
+from .history import History
 from .locks import Discarded
 from .names import DefinitionError, check_available, check_module_name
 from .transaction import Transaction
@@ -39,6 +40,8 @@ class Options(TypedDict, total=False):
     defined_in: int | None
     store: CellStore | MemoryOnly | None
     rerun_dependents: bool
+    how: str
+    cause: str
 
 
 def define(
@@ -50,6 +53,8 @@ def define(
     defined_in: int | None = None,
     store: CellStore | MemoryOnly | None = None,
     rerun_dependents: bool = True,
+    how: str | None = None,
+    cause: str = "",
 ) -> ModuleType:
     """:meth:`CellModuleFinder.define <ipyexecmod.cells.CellModuleFinder.define>`."""
     __tracebackhide__ = True
@@ -88,7 +93,10 @@ def define(
             reruns = _plan_reruns(finder, steps, version) if rerun_dependents else []
             module = _execute(finder, steps, version)
             record = _commit(finder, steps, version)
-            _rerun(finder, steps, record, reruns)
+            if how is None:
+                how = "define" if defined_in is None else "cell"
+            _add_version(steps, record, how, defined_in, cause)
+            _rerun(finder, steps, record, reruns, defined_in)
             if old is not None and fresh:
                 steps.after(forget_lines_when_unused, old.loader)
             steps.commit(copies.save, finder, record, force)
@@ -129,7 +137,13 @@ def _next_version(
     return Version.compile(name, source, is_package=is_package, store=store, defined_in=defined_in)
 
 
-def reload(finder: CellModuleFinder, name: str, *, rerun_dependents: bool = True) -> ModuleType:
+def reload(
+    finder: CellModuleFinder,
+    name: str,
+    *,
+    rerun_dependents: bool = True,
+    defined_in: int | None = None,
+) -> ModuleType:
     """Re-execute cell module ``name``'s latest version in the same object, and its
     dependents after it, as one transaction."""
     __tracebackhide__ = True
@@ -138,7 +152,8 @@ def reload(finder: CellModuleFinder, name: str, *, rerun_dependents: bool = True
         with _transaction(finder) as steps:
             reruns = _plan_reruns(finder, steps, record.version) if rerun_dependents else []
             module = _execute(finder, steps, record.version)
-            _rerun(finder, steps, record, reruns)
+            _add_version(steps, record, "reload", defined_in)
+            _rerun(finder, steps, record, reruns, defined_in)
             steps.commit(copies.publish, finder, [name, *(rerun.name for rerun in reruns)])
             for rerun in reruns:
                 steps.after(finder.notify, rerun.name)
@@ -161,7 +176,11 @@ def _plan_reruns(finder: CellModuleFinder, steps: Transaction, version: Version)
 
 
 def _rerun(
-    finder: CellModuleFinder, steps: Transaction, record: CellModule, reruns: list[Rerun]
+    finder: CellModuleFinder,
+    steps: Transaction,
+    record: CellModule,
+    reruns: list[Rerun],
+    defined_in: int | None,
 ) -> None:
     """Run the dependents in ``reruns`` again, in order, from their latest versions; what
     one raises gets a note that says which module failed and why it ran again."""
@@ -169,8 +188,9 @@ def _rerun(
     steps.undo(setattr, record, "reran", record.reran)
     record.reran = tuple(reruns)
     for rerun in reruns:
+        dependent = finder.modules[rerun.name]
         try:
-            _execute(finder, steps, finder.modules[rerun.name].version)
+            _execute(finder, steps, dependent.version)
         except BaseException as exc:
             exc.add_note(
                 f"ipyexecmod: this was raised by cell module {rerun.name!r}, run again because "
@@ -178,6 +198,16 @@ def _rerun(
                 f"again for it are back as they were"
             )
             raise
+        _add_version(steps, dependent, "dependent", defined_in, record.name)
+
+
+def _add_version(
+    steps: Transaction, record: CellModule, how: str, defined_in: int | None, cause: str = ""
+) -> None:
+    """Add the version that just ran to ``record``'s history, taken back if the
+    definition fails."""
+    entry = record.history.add(record.version.source, how, defined_in, cause)
+    steps.undo(record.history.take_back, entry)
 
 
 def _transaction(finder: CellModuleFinder) -> Transaction:
@@ -240,7 +270,7 @@ def _adopt(finder: CellModuleFinder, steps: Transaction, module: ModuleType) -> 
     steps.undo(forget_lines_when_unused, version.loader)
     steps.undo(_put_back_item, finder.modules, name, None)
     steps.undo(_restore_namespace, vars(module), dict(vars(module)))
-    record = finder.modules[name] = CellModule(version)
+    record = finder.modules[name] = CellModule(version, history=History(finder.history_limit))
     copies.place(record, module, version)
     assert version.path is not None and version.cached is not None  # in a store
     store.take(version.path, version.cached, version.encoded)
@@ -324,7 +354,7 @@ def _commit(finder: CellModuleFinder, steps: Transaction, version: Version) -> C
     record = finder.get(name)
     if record is None or record.implicit:
         steps.undo(_put_back_item, finder.modules, name, record)
-        new = finder.modules[name] = CellModule(version)
+        new = finder.modules[name] = CellModule(version, history=History(finder.history_limit))
         return new
     steps.undo(_set_history, record, record.version, record.redefinitions)
     _set_history(record, version, record.redefinitions + 1)

@@ -15,7 +15,7 @@ from .._after_import import hooks as after_import
 from .._warnings import warn
 from ..ownership import Writer
 from ..store import CellStore, kernel_board
-from . import copies, definition, names, stale
+from . import copies, definition, history, names, stale
 from .definition import Options
 from .transaction import Transaction
 from .version import CellModule, Replacement
@@ -55,6 +55,8 @@ class CellModuleFinder:
         self._modules_seen: set[str] = set()
         self._modules_mark: tuple[int, str | None] = (0, None)
         self.transactions: list[Transaction] = []  # under way, outermost first
+        #: How many versions of each module its history keeps (see :mod:`.history`).
+        self._history_limit = history.DEFAULT_LIMIT
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {len(self.modules)} cell modules>"
@@ -198,7 +200,10 @@ class CellModuleFinder:
         under way in this thread: then when that one does); with
         :class:`~ipyexecmod.store.MemoryOnly`, other processes that import it get
         an ImportError that says why they cannot.  ``defined_in`` is the
-        ``In[N]`` of the cell it comes from.
+        ``In[N]`` of the cell it comes from.  Each module whose code ran gets a version
+        in its history (:attr:`CellModule.history`), once the definition commits: this
+        one as ``how`` (default ``"cell"`` with ``defined_in``, else ``"define"``) and
+        ``cause`` say, its dependents as ``"dependent"``.
 
         Then every cell module that imports it as it runs, directly or through others,
         runs again from its latest version, in the same transaction, each after the
@@ -228,11 +233,28 @@ class CellModuleFinder:
         __tracebackhide__ = True
         return definition.define(self, name, source, **options)
 
-    def reload(self, name: str, *, rerun_dependents: bool = True) -> ModuleType:
+    def reload(
+        self, name: str, *, rerun_dependents: bool = True, defined_in: int | None = None
+    ) -> ModuleType:
         """Re-execute cell module ``name``'s latest source in the same object, and (unless
-        ``rerun_dependents`` is false) its dependents after it, as one transaction."""
+        ``rerun_dependents`` is false) its dependents after it, as one transaction; it
+        counts as a version in their histories (``defined_in``: the ``In[N]`` asking)."""
         __tracebackhide__ = True
-        return definition.reload(self, name, rerun_dependents=rerun_dependents)
+        return definition.reload(
+            self, name, rerun_dependents=rerun_dependents, defined_in=defined_in
+        )
+
+    @property
+    def history_limit(self) -> int:
+        """How many versions of each module its history keeps; set, it applies to every
+        module at once (the oldest versions over it dropped)."""
+        return self._history_limit
+
+    @history_limit.setter
+    def history_limit(self, limit: int) -> None:
+        self._history_limit = history.checked_limit(limit)
+        for record in self.modules.values():
+            record.history.limit = limit
 
     def after_commit(self, function: Callable[..., object], /, *args: Any) -> None:
         """Call ``function(*args)`` once the definition under way in this thread (the

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..loader import SourceTextLoader
 from ..store import CellStore, Saved
+from .history import History
 from .locks import CellSpec
 from .stale import Replaced
 
@@ -322,6 +323,8 @@ class CellModule:
     moved_aside: tuple[tuple[str, str], ...] = ()
     #: The classes and functions of older versions, while they live (see :mod:`.stale`).
     replaced: Replaced = field(default_factory=Replaced, repr=False)
+    #: Every version that ran, as far as kept (see :mod:`.history`).
+    history: History = field(default_factory=History, repr=False)
 
     @property
     def name(self) -> str:
