@@ -8,7 +8,8 @@ in-memory :class:`SourceTextLoader`.  Importing it never imports IPython.
 The real C functions, bound with ctypes, are in :mod:`ipyexecmod.capi`.
 
 :func:`files` gives the on-disk files of a cell module, for engines that take files
-(PySpark, Modal, ipyparallel).
+(PySpark, Modal, ipyparallel); :func:`export` writes the version of one that ran as
+plain ``.py`` files, to hand on.
 
 ``%load_ext ipyexecmod`` loads the magics (:mod:`ipyexecmod.magics`):
 ``%%as_module NAME`` makes a cell a real module (:mod:`ipyexecmod.cells`).
@@ -23,8 +24,10 @@ from .loader import SourceTextLoader
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from os import PathLike
     from typing import Any
 
+    from .inspection.exports import Exported
     from .modulefiles import ModuleFiles
 
 __version__ = "0.1.0"
@@ -44,6 +47,22 @@ def files(name: str) -> ModuleFiles:
     return files(name)
 
 
+def export(name: str, to: str | PathLike[str] = ".", *, force: bool = False) -> Exported:
+    """Write the version that last ran of cell module ``name`` (a package's with every cell
+    module below it) as plain ``.py`` files under ``to``, each with a provenance header;
+    never over a file ipyexecmod did not write (``force``: moved aside to ``PATH.orig``).
+    Returns what was written; see :mod:`ipyexecmod.exports`.
+
+    Raises TypeError if ``name`` is not a str, :class:`~ipyexecmod.exports.NotExportable`
+    (a ValueError) if it is not a cell module that ran here, and
+    :class:`~ipyexecmod.exports.FilesInTheWay` (a FileExistsError) if files of the user's
+    are in the way; nothing is written then.
+    """
+    from .exports import export  # the cell modules' machinery, only when asked
+
+    return export(name, to, force=force)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext ipyexecmod``: register the magics; only now is IPython imported."""
     from .magics import load_ipython_extension
@@ -58,5 +77,5 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload_ipython_extension(ipython)
 
 
-# The C API and its loader; files() is public too, but not exported by `import *`.
+# The C API and its loader; files() and export() are public too, but not in `import *`.
 __all__ = ["SourceTextLoader", *_core_names]

@@ -111,18 +111,18 @@ _NEW_FILE = (
 )
 
 
-def write_atomic(path: str, data: bytes) -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
     """Replace the file at ``path`` with ``data``: a temporary file, then a rename.
 
-    The temporary file is created with ``O_EXCL | O_NOFOLLOW`` and mode 0o600, under
-    a name of this process's own, and a rename replaces a symbolic link at ``path``
-    instead of following it.
+    The temporary file is created with ``O_EXCL | O_NOFOLLOW`` and ``mode`` (less the
+    umask; 0o600 by default: ipyexecmod's own files), under a name of this process's own,
+    and a rename replaces a symbolic link at ``path`` instead of following it.
     """
     directory = os.path.dirname(path)
     while True:
         temporary = os.path.join(directory, f".tmp-{os.getpid()}-{next(_temporary_names)}")
         try:
-            fd = os.open(temporary, _NEW_FILE, 0o600)
+            fd = os.open(temporary, _NEW_FILE, mode)
         except FileExistsError:
             continue  # left by a process that had this pid before
         break
