@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""One exported file: its provenance header, written (:func:`render`) and read back
-(:func:`read_header`).
+"""The files of an export: each one's provenance header, written (:func:`render`) and
+read back (:func:`read_header`), and all of them written, or none (:func:`write_all`).
 
 The header is two comment lines::
 
@@ -17,6 +17,7 @@ whose header parses and whose digest matches is ipyexecmod's own: one edited by 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import io
 import os
@@ -25,8 +26,9 @@ import time
 from typing import NamedTuple
 
 from .cells.history import Entry
+from .lasting import move_aside
 
-__all__ = ["Header", "UnreadableSource", "read_header", "render"]
+__all__ = ["Header", "UnreadableSource", "read_header", "render", "write_all"]
 
 _FIRST = "# ipyexecmod export: "
 _SECOND = "# sha256 of the source around this header: "
@@ -169,3 +171,84 @@ def parse_header(data: bytes) -> Header | None:
             return None
         start = end + 1
     return None
+
+
+# -- writing --
+
+
+def write_all(root: str, files: list[tuple[str, bytes]], way: list[str]) -> list[tuple[str, str]]:
+    """Move each path of ``way`` aside (``PATH.orig``), then write ``files`` (``(path,
+    data)``, folders under ``root`` made as needed); return what was moved where.
+
+    Each file is written to a new file in its folder first, then all are renamed into
+    place, so that a failure before the renames leaves everything as it was (what was
+    moved aside moved back), and one in the renames (rare: the names were made) leaves the
+    files renamed so far.  The ``.pyc`` files Python cached for what was at each path are
+    removed.  Raises OSError.
+    """
+    moved: list[tuple[str, str]] = []
+    made: list[str] = []
+    staged: list[tuple[str, str]] = []
+    try:
+        moved += [(path, move_aside(path)) for path in way]
+        for path, data in files:
+            _make_folders(root, os.path.dirname(path), made)
+            staged.append((_staged(path, data), path))
+    except BaseException:
+        _undo(staged, made, moved)
+        raise
+    for number, (staging, path) in enumerate(staged):
+        try:
+            os.replace(staging, path)
+        except BaseException:
+            _undo(staged[number:], [], [])
+            raise
+        _drop_cached(path)
+    return moved
+
+
+def _make_folders(root: str, folder: str, made: list[str]) -> None:
+    """Make ``folder`` and those above it up to ``root`` that are missing, noting each."""
+    if os.path.isdir(folder):
+        return
+    if folder != root:
+        _make_folders(root, os.path.dirname(folder), made)
+    os.mkdir(folder)  # mode 0o777 less the umask: the folders are the user's
+    made.append(folder)
+
+
+_staging_names = iter(range(1, 2**62))
+
+
+def _staged(path: str, data: bytes) -> str:
+    """``data`` in a new file beside ``path``, under a short name that no import takes."""
+    from ._files import write_atomic
+
+    staging = os.path.join(
+        os.path.dirname(path), f".export-{os.getpid()}-{next(_staging_names)}.tmp"
+    )
+    write_atomic(staging, data, mode=0o666)  # less the umask: an ordinary file of the user's
+    return staging
+
+
+def _undo(staged: list[tuple[str, str]], made: list[str], moved: list[tuple[str, str]]) -> None:
+    for staging, _ in staged:
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+    for path, moved_to in reversed(moved):
+        with contextlib.suppress(OSError):
+            os.rename(moved_to, path)
+
+
+def _drop_cached(path: str) -> None:
+    """Remove the ``.pyc`` files Python cached for an earlier file at ``path``: a new file
+    of the same size, written in the same second, would pass their check and run old code."""
+    folder, base = os.path.split(path)
+    cached = re.compile(re.escape(base.removesuffix(".py")) + r"\.[^.]+(?:\.opt-\d+)?\.pyc")
+    with contextlib.suppress(OSError), os.scandir(os.path.join(folder, "__pycache__")) as found:
+        for entry in found:
+            if cached.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)

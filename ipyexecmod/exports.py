@@ -14,9 +14,7 @@ Nothing that is not ipyexecmod's own is ever written over: a file in the way is 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import sys
 from dataclasses import dataclass
 from importlib.machinery import EXTENSION_SUFFIXES, all_suffixes
@@ -25,9 +23,9 @@ from pathlib import Path
 from . import cells
 from .cells.family import members, within
 from .cells.history import Entry, HistoryError
-from .exportfile import UnreadableSource, read_header, render
+from .exportfile import UnreadableSource, read_header, render, write_all
 from .inspection.exports import Exported, ExportedFile
-from .lasting import aside, move_aside
+from .lasting import aside
 
 __all__ = [
     "ExportError",
@@ -119,6 +117,9 @@ class _File:
         return ExportedFile(Path(self.path), self.module, self.version, self.status, moved)
 
 
+#: The longest file name (in bytes) that common file systems take.
+_NAME_MAX = 255
+
 #: One module to write: its name, its version (``None``: a package made for its modules,
 #: with no cell of its own), and whether it is a package.
 _Source = tuple[str, Entry | None, bool]
@@ -189,6 +190,9 @@ def _planned(root: str, source: _Source) -> _File:
         if is_package
         else (os.path.join(root, *parts) + ".py")
     )
+    if max(len(os.fsencode(part)) for part in parts) > _NAME_MAX - len(".py"):
+        msg = f"cannot export {name!r}: its name is too long for a file name"
+        raise NotExportable(msg)
     try:
         data = render(name, entry, is_package)
     except UnreadableSource as exc:
@@ -251,25 +255,14 @@ def _refusal(name: str, root: str, way: list[str]) -> FilesInTheWay:
 
 
 def _write(root: str, files: list[_File], way: list[str]) -> list[ExportedFile]:
-    """Move ``way`` aside, then write ``files``: each to a new file in its folder first,
-    then all renamed into place, so that a failure before the renames leaves everything
-    as it was (what was moved aside is moved back); raises ExportError then."""
-    moved: list[tuple[str, str]] = []
-    made: list[str] = []
-    staged: list[tuple[str, str]] = []
+    """Move ``way`` aside and write ``files`` (:func:`.exportfile.write_all`); what was
+    done to each; raises ExportError if a file could not be written."""
+    writes = [(file.path, file.data) for file in files if file.status != "unchanged"]
     try:
-        moved += [(path, move_aside(path)) for path in way]
-        for file in files:
-            if file.status != "unchanged":
-                _make_folders(root, os.path.dirname(file.path), made)
-                staged.append((_staged(file), file.path))
+        moved = write_all(root, writes, way)
     except OSError as exc:
-        _undo(staged, made, moved)
-        msg = f"could not export to {root}: {exc}; nothing was written"
+        msg = f"could not export to {root}: {exc}"
         raise ExportError(msg) from exc
-    for staging, path in staged:
-        os.replace(staging, path)
-        _drop_cached(path)
     return [file.done(_moved_for(file.path, moved)) for file in files]
 
 
@@ -281,52 +274,6 @@ def _moved_for(path: str, moved: list[tuple[str, str]]) -> str | None:
         if found in (path, stem) or path.startswith(found + os.sep) or found.startswith(stem + "."):
             return moved_to
     return None
-
-
-def _make_folders(root: str, folder: str, made: list[str]) -> None:
-    """Make ``folder`` and those above it up to ``root`` that are missing, noting each."""
-    if os.path.isdir(folder):
-        return
-    if folder != root:
-        _make_folders(root, os.path.dirname(folder), made)
-    os.mkdir(folder)  # mode 0o777 less the umask: the folders are the user's
-    made.append(folder)
-
-
-_staging_names = iter(range(1, 2**62))
-
-
-def _staged(file: _File) -> str:
-    """``file``'s bytes in a new file beside it, under a name no import takes."""
-    from ._files import write_atomic
-
-    folder, base = os.path.split(file.path)
-    staging = os.path.join(folder, f".{base}.export-{os.getpid()}-{next(_staging_names)}")
-    write_atomic(staging, file.data, mode=0o666)  # less the umask: an ordinary file
-    return staging
-
-
-def _undo(staged: list[tuple[str, str]], made: list[str], moved: list[tuple[str, str]]) -> None:
-    for staging, _ in staged:
-        with contextlib.suppress(OSError):
-            os.unlink(staging)
-    for folder in reversed(made):
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
-    for path, moved_to in reversed(moved):
-        with contextlib.suppress(OSError):
-            os.rename(moved_to, path)
-
-
-def _drop_cached(path: str) -> None:
-    """Remove the ``.pyc`` files Python cached for an earlier file at ``path``: a new file
-    of the same size, written in the same second, would pass their check and run old code."""
-    folder, base = os.path.split(path)
-    cached = re.compile(re.escape(base.removesuffix(".py")) + r"\.[^.]+(?:\.opt-\d+)?\.pyc")
-    with contextlib.suppress(OSError), os.scandir(os.path.join(folder, "__pycache__")) as found:
-        for entry in found:
-            if cached.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
 
 
 # -- what earlier exports left --

@@ -8,7 +8,8 @@ Load them with ``%load_ext ipyexecmod``, or in a profile::
 
 This package is the only part of ipyexecmod that imports IPython:
 :mod:`.definitions` (``%%as_module`` and the options), :mod:`.modules` (the line
-magics that inspect modules), :mod:`.shipping` (``%ship``), :mod:`.arguments`
+magics that inspect modules), :mod:`.shipping` (``%ship``), :mod:`.export`
+(``%export_module``), :mod:`.arguments`
 (reading a magic's line, completing module names), :mod:`.autoreload` (keeping cell
 modules out of ``%autoreload``) and :mod:`.tracebacks` (naming cell modules' frames
 without the private directory's random name).  It is a thin layer: definitions are
@@ -32,11 +33,13 @@ from .._after_import import hooks as after_import
 from . import autoreload, tracebacks
 from .arguments import complete_module_names
 from .definitions import ExecModMagics
+from .export import ExportMagics
 from .modules import ModuleMagics
 from .shipping import ShipMagics
 
 __all__ = [
     "ExecModMagics",
+    "ExportMagics",
     "ModuleMagics",
     "ShipMagics",
     "load_ipython_extension",
@@ -44,7 +47,7 @@ __all__ = [
 ]
 
 
-_MAGICS = (ExecModMagics, ModuleMagics, ShipMagics)
+_MAGICS = (ExecModMagics, ModuleMagics, ShipMagics, ExportMagics)
 
 
 def load_ipython_extension(shell: InteractiveShell) -> None:
