@@ -176,9 +176,9 @@ def parse_header(data: bytes) -> Header | None:
 # -- writing --
 
 
-def write_all(root: str, files: list[tuple[str, bytes]], way: list[str]) -> list[tuple[str, str]]:
+def write_all(files: list[tuple[str, bytes]], way: list[str]) -> list[tuple[str, str]]:
     """Move each path of ``way`` aside (``PATH.orig``), then write ``files`` (``(path,
-    data)``, folders under ``root`` made as needed); return what was moved where.
+    data)``, their folders made as needed); return what was moved where.
 
     Each file is written to a new file in its folder first, then all are renamed into
     place, so that a failure before the renames leaves everything as it was (what was
@@ -192,7 +192,7 @@ def write_all(root: str, files: list[tuple[str, bytes]], way: list[str]) -> list
     try:
         moved += [(path, move_aside(path)) for path in way]
         for path, data in files:
-            _make_folders(root, os.path.dirname(path), made)
+            _make_folders(os.path.dirname(path), made)
             staged.append((_staged(path, data), path))
     except BaseException:
         _undo(staged, made, moved)
@@ -207,12 +207,13 @@ def write_all(root: str, files: list[tuple[str, bytes]], way: list[str]) -> list
     return moved
 
 
-def _make_folders(root: str, folder: str, made: list[str]) -> None:
-    """Make ``folder`` and those above it up to ``root`` that are missing, noting each."""
+def _make_folders(folder: str, made: list[str]) -> None:
+    """Make ``folder`` and the folders above it that are missing, noting each."""
     if os.path.isdir(folder):
         return
-    if folder != root:
-        _make_folders(root, os.path.dirname(folder), made)
+    parent = os.path.dirname(folder)
+    if parent != folder:
+        _make_folders(parent, made)
     os.mkdir(folder)  # mode 0o777 less the umask: the folders are the user's
     made.append(folder)
 

@@ -63,9 +63,10 @@ def export(name: str, to: str | os.PathLike[str] = ".", *, force: bool = False) 
     module below it (``to/NAME/sub.py``, ...).  A dotted name (``pkg.sub``) writes its
     parents' ``__init__.py`` too, so that the files import; a parent package made for its
     modules, with no cell of its own, gets an ``__init__.py`` that holds only the header.
-    ``to`` (``~`` expanded) is made if missing.  An earlier export of a file, unedited, is
-    replaced, or left as it is if it holds the same version ("unchanged"); the earlier
-    exports of modules below ``name`` that no longer exist are left as they are, and listed.
+    ``to`` (``~`` expanded) is made if missing, with its parents.  An earlier export of a
+    file, unedited, is replaced, or left as it is if it holds the same version
+    ("unchanged"); the earlier exports of modules below ``name`` that no longer exist are
+    left as they are, and listed.
 
     Raises
     ------
@@ -259,7 +260,7 @@ def _write(root: str, files: list[_File], way: list[str]) -> list[ExportedFile]:
     done to each; raises ExportError if a file could not be written."""
     writes = [(file.path, file.data) for file in files if file.status != "unchanged"]
     try:
-        moved = write_all(root, writes, way)
+        moved = write_all(writes, way)
     except OSError as exc:
         msg = f"could not export to {root}: {exc}"
         raise ExportError(msg) from exc
