@@ -389,15 +389,17 @@ def test_what_is_not_a_cell_module_of_this_kernel_is_refused(ip, unique, tmp_pat
     assert isinstance(NotExportable("x"), ValueError | ExportError)
 
 
-def test_ipyexecmod_export_stays_a_function_and_import_stays_light():
+def test_ipyexecmod_export_stays_a_function_and_import_stays_light(tmp_path):
+    """``import ipyexecmod`` imports no export machinery, and an export no IPython; the
+    module ``ipyexecmod.exports``, once imported, does not hide the function."""
     code = (
         "import sys, ipyexecmod; print('ipyexecmod.exports' in sys.modules);"
         "from ipyexecmod import cells; cells.define('m', 'X = 1\\n');"
-        "import tempfile; ipyexecmod.export('m', tempfile.mkdtemp());"
-        "print(callable(ipyexecmod.export))"
+        f"ipyexecmod.export('m', {str(tmp_path)!r});"
+        "print(callable(ipyexecmod.export), 'IPython' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "True"]
+    assert out.stdout.split() == ["False", "True", "False"]
 
 
 # -- the magic ----------------------------------------------------------------------------
@@ -437,5 +439,52 @@ def test_the_magics_errors_are_usage_errors_with_the_same_message(ip, unique, tm
     assert exported[0].moved_aside == tmp_path / f"{name}.py.orig"
 
 
+def test_cell_modules_complete_after_export_module(ip, unique):
+    from IPython.core.completer import provisionalcompleter
+
+    name = unique("completion")
+    define(ip, name)
+    line = f"%export_module {name[:-3]}"
+    with provisionalcompleter():
+        assert [c.text for c in ip.Completer.completions(line, len(line))] == [name]
+
+
+def test_the_magic_goes_with_the_extension(shell):
+    shell.run_line_magic("load_ext", "ipyexecmod")
+    assert shell.find_line_magic("export_module") is not None
+    shell.run_line_magic("unload_ext", "ipyexecmod")
+    assert shell.find_line_magic("export_module") is None
+
+
 def test_the_export_magic_is_thin():
     test_magics_ui.test_magic_methods_are_thin(ExportMagics)
+
+
+# -- in a real kernel ---------------------------------------------------------------------
+
+
+def test_export_module_in_a_kernel(tmp_path):
+    pytest.importorskip("jupyter_client")
+    from kernels import execute, kernel_running, outputs
+
+    out = tmp_path / "lib"
+    with kernel_running(tmp_path / "ipython") as (_, client):
+        execute(client, "%load_ext ipyexecmod")
+        defined, _ = execute(client, "%%as_module kexport\nVERSION = 1\n")
+        execute(client, "%%as_module kexport\nVERSION = 2\nraise RuntimeError('not this one')\n")
+        reply, messages = execute(client, f"%export_module kexport --to {out}")
+        assert reply["status"] == "ok"
+        (result,) = outputs(messages, "execute_result")
+        assert (
+            "<td>kexport.py</td><td>kexport</td><td>1</td><td>written</td>"
+            in (result["data"]["text/html"])
+        )
+        assert result["data"]["text/plain"].splitlines()[0] == f"kexport exported to {out}:"
+        header = (out / "kexport.py").read_text().splitlines()[0]
+        assert f"version 1 from In[{defined['execution_count']}] at " in header
+        assert import_alone(out, "kexport", "VERSION") == {"VERSION": "1"}
+        (out / "kexport.py").write_text("VERSION = 'mine'\n")
+        reply, _ = execute(client, f"%export_module kexport --to {out}")
+        assert reply["status"] == "error" and reply["ename"] == "UsageError"
+        assert f"{out}/kexport.py to {out}/kexport.py.orig" in reply["evalue"]
+    assert import_alone(out, "kexport", "VERSION") == {"VERSION": "'mine'"}
