@@ -91,7 +91,9 @@ def export(name: str, to: str | os.PathLike[str] = ".", *, force: bool = False) 
     if os.path.lexists(root) and not os.path.isdir(root):
         msg = f"cannot export {name!r} to {root}: it is not a directory; give a directory"
         raise NotExportable(msg)
-    files = [_planned(root, each) for each in _versions(name)]
+    with cells.finder.lock:  # a package's modules as of one moment, not mid-definition
+        versions = _versions(name)
+    files = [_planned(root, each) for each in versions]
     way = list(dict.fromkeys(found for file in files for found in _obstacles(root, file)))
     if way and not force:
         raise _refusal(name, root, way)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import textwrap
@@ -108,6 +109,9 @@ def test_a_module_is_written_with_its_header_and_source_byte_for_byte(ip, unique
     ]
     data = path.read_bytes()
     assert data.split(b"\n", 2)[2] == body.encode()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask  # an ordinary file
     assert read_header(str(path)) == (name, 1)
     assert import_alone(tmp_path, name, "__doc__") == {"__doc__": "'Areas.'"}
 
@@ -146,11 +150,11 @@ def test_a_new_version_of_the_same_size_replaces_pythons_cached_bytecode(ip, uni
     define(ip, name, "VERSION = 1\n")
     (first,) = ipyexecmod.export(name, tmp_path)
     assert import_alone(tmp_path, name, "VERSION") == {"VERSION": "1"}  # writes __pycache__
-    stat = os.stat(first.path)
+    was = os.stat(first.path)
     define(ip, name, "VERSION = 2\n")
     (second,) = ipyexecmod.export(name, tmp_path)
-    assert os.stat(second.path).st_size == stat.st_size
-    os.utime(second.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the same second
+    assert os.stat(second.path).st_size == was.st_size
+    os.utime(second.path, ns=(was.st_atime_ns, was.st_mtime_ns))  # the same second
     assert not list((tmp_path / "__pycache__").glob(f"{name}.*.pyc"))
     assert import_alone(tmp_path, name, "VERSION") == {"VERSION": "2"}
 

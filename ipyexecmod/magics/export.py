@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from IPython.core.error import UsageError
@@ -52,6 +51,6 @@ class ExportMagics(Magics):
 
         args = parse(self.export_module, line)
         try:
-            return exports.export(args.name, os.path.expanduser(args.to), force=args.force)
+            return exports.export(args.name, args.to, force=args.force)  # it expands ~
         except exports.ExportError as exc:
             raise UsageError(str(exc)) from None
