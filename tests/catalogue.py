@@ -249,6 +249,32 @@ CASES = [
         "/etc/passwd is not a (Python 3 )?.pyc file",
     ),
     Case("ship-nothing", "%ship", USAGE, r"name the cell modules to ship \(%ship NAME ...\)"),
+    Case("export-no-name", "%export_module", USAGE, "the following arguments are required: name"),
+    Case(
+        "export-unknown-option",
+        "%export_module {good} --overwrite",
+        USAGE,
+        "^unrecognized arguments: --overwrite$",
+    ),
+    Case(
+        "export-unknown",
+        "%export_module {name}",
+        USAGE,
+        "^there is no cell module '{name}': define it first with %%as_module {name}$",
+    ),
+    Case("export-not-a-name", "%export_module 1x", USAGE, "^'1x' is not a module name: name a"),
+    Case(
+        "export-ordinary-module",
+        "%export_module json",
+        USAGE,
+        r"^'json' is not a cell module: only modules made with %%as_module export \(its file is",
+    ),
+    Case(
+        "export-to-a-file",
+        "%export_module {good} --to /dev/null",
+        USAGE,
+        r"^cannot export '{good}' to /dev/null: it is not a directory; give a directory$",
+    ),
     Case(
         "bad-trait-value",
         "%config ExecModMagics.persist = 'yes'",
