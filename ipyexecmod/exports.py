@@ -82,7 +82,8 @@ def export(name: str, to: str | os.PathLike[str] = ".", *, force: bool = False) 
     ExportError
         A file could not be written (the OSError chained).
 
-    In each case nothing was written.
+    In each case nothing was written (but for a failure in the last step, renaming each
+    file written in full into place: those renamed before it stay).
     """
     if not isinstance(name, str):
         msg = f"export() takes a module name as a str, not {type(name).__name__}"
@@ -94,10 +95,10 @@ def export(name: str, to: str | os.PathLike[str] = ".", *, force: bool = False) 
     with cells.finder.lock:  # a package's modules as of one moment, not mid-definition
         versions = _versions(name)
     files = [_planned(root, each) for each in versions]
-    way = list(dict.fromkeys(found for file in files for found in _obstacles(root, file)))
+    way = {path: instead for file in files for path, instead in _obstacles(root, file).items()}
     if way and not force:
         raise _refusal(name, root, way)
-    done = _write(root, files, way)
+    done = _write(root, files, list(way))
     return Exported(name, Path(root), tuple(done) + _left(root, name, files))
 
 
@@ -165,7 +166,7 @@ def _not_a_cell_module(name: str) -> str:
     """Why ``name`` has nothing to export: not a module name, an ordinary or a restored
     module, or not defined (yet)."""
     if not all(part.isidentifier() for part in name.split(".")):
-        return f"{name!r} is not a module name: name a cell module, e.g. export('geo')"
+        return f"{name!r} is not a module name: name a cell module, e.g. geo or shapes.circle"
     module = sys.modules.get(name)
     if cells.finder.is_restored(module):
         return _restored(name, [name])
@@ -217,20 +218,22 @@ def _holds(path: str, data: bytes) -> bool:
 # -- what is in the way --
 
 
-def _obstacles(root: str, file: _File) -> list[str]:
-    """What is in the way of ``file``: something not a folder where a folder of its must
-    go (then nothing below it), the file itself if not ipyexecmod's, and a package folder
-    or an extension module that the import system would take instead of a module."""
+def _obstacles(root: str, file: _File) -> dict[str, bool]:
+    """What is in the way of ``file``, each with whether the import system would take it
+    instead of the file: something not a folder where a folder of its must go (then
+    nothing below it), the file itself if not ipyexecmod's, a package folder or an
+    extension module of a module's name (taken instead)."""
     folder = root
     for part in os.path.relpath(os.path.dirname(file.path), root).split(os.sep):
         folder = os.path.join(folder, part)
         if os.path.lexists(folder) and (os.path.islink(folder) or not os.path.isdir(folder)):
-            return [folder]
-    found = [file.path] if file.status == "written" and os.path.lexists(file.path) else []
+            return {folder: False}
+    found = {file.path: False} if file.status == "written" and os.path.lexists(file.path) else {}
     stem = file.path.removesuffix(".py")
     if not stem.endswith(os.sep + "__init__") and _is_package_folder(stem):
-        found.append(stem)
-    return found + [stem + end for end in EXTENSION_SUFFIXES if os.path.lexists(stem + end)]
+        found[stem] = True
+    found.update((stem + end, True) for end in EXTENSION_SUFFIXES if os.path.lexists(stem + end))
+    return found
 
 
 def _is_package_folder(path: str) -> bool:
@@ -239,17 +242,26 @@ def _is_package_folder(path: str) -> bool:
     )
 
 
-def _refusal(name: str, root: str, way: list[str]) -> FilesInTheWay:
+def _refusal(name: str, root: str, way: dict[str, bool]) -> FilesInTheWay:
+    """Why the export is refused: each thing in the way, and where ``force`` moves it."""
     moves = tuple((path, aside(path)) for path in way)
-    one = len(way) == 1
-    they = ", ".join(way)
+    reasons = []
+    theirs = [path for path, instead in way.items() if not instead]
+    if theirs:
+        one = len(theirs) == 1
+        reasons.append(
+            f"{', '.join(theirs)} {'is' if one else 'are'} not ipyexecmod's export (or "
+            f"{'was' if one else 'were'} edited since), and ipyexecmod never writes over what "
+            f"it did not write"
+        )
+    taken = [path for path, instead in way.items() if instead]
+    if taken:
+        reasons.append(f"Python would import {', '.join(taken)} instead of the export")
     plan = ", ".join(f"{path} to {moved}" for path, moved in moves)
     msg = (
-        f"cannot export {name!r} to {root}: {they} {'is' if one else 'are'} not an "
-        f"export of ipyexecmod's (or {'was' if one else 'were'} edited since), and ipyexecmod "
-        f"never writes over what it did not write; nothing was written.  Move "
-        f"{'it' if one else 'them'}, export elsewhere, or use force (--force) to move "
-        f"{plan} (nothing is deleted)"
+        f"cannot export {name!r} to {root}: {'; '.join(reasons)}; nothing was written.  "
+        f"Move {'it' if len(way) == 1 else 'them'}, export elsewhere, or use force (--force) "
+        f"to move {plan} (nothing is deleted)"
     )
     return FilesInTheWay(msg, moves)
 

@@ -280,7 +280,7 @@ def test_a_file_of_the_users_is_refused_then_moved_aside_with_force(ip, unique, 
     init, sub = (str(path) for path in mine)
     assert isinstance(refused.value, FileExistsError)
     assert refused.value.moves == ((init, f"{init}.orig"), (sub, f"{sub}.orig-2"))
-    assert f"{init}, {sub} are not an export of ipyexecmod's" in str(refused.value)
+    assert f"{init}, {sub} are not ipyexecmod's export (or were edited since)" in str(refused.value)
     assert f"use force (--force) to move {init} to {init}.orig, {sub} to {sub}.orig-2" in str(
         refused.value
     )
@@ -300,7 +300,10 @@ def test_an_export_edited_by_hand_is_the_users(ip, unique, tmp_path):
     edited = exported.path.read_bytes() + b"EXTRA = 1\n"
     exported.path.write_bytes(edited)
     define(ip, name, "VERSION = 2\n")
-    with pytest.raises(FilesInTheWay, match=re.escape(f"{exported.path} is not an export")):
+    with pytest.raises(
+        FilesInTheWay,
+        match=re.escape(f"{exported.path} is not ipyexecmod's export (or was edited since)"),
+    ):
         ipyexecmod.export(name, tmp_path)
     assert exported.path.read_bytes() == edited
 
@@ -323,8 +326,10 @@ def test_folders_and_files_in_the_way_are_refused_and_moved_with_force(ip, uniqu
         blocking.mkdir(parents=True)
         (blocking / "__init__.py").write_text("Y = 'theirs'\n")
     before = tree(tmp_path)
-    with pytest.raises(FilesInTheWay, match=re.escape(f"move {blocking} to {blocking}.orig")):
+    with pytest.raises(FilesInTheWay, match=re.escape(f"move {blocking} to {blocking}.orig")) as e:
         ipyexecmod.export(f"{top}.sub", tmp_path)
+    instead = f"Python would import {blocking} instead of the export; nothing was written"
+    assert (instead in str(e.value)) == (way == "a package the import takes")
     assert tree(tmp_path) == before
     exported = ipyexecmod.export(f"{top}.sub", tmp_path, force=True)
     assert Path(f"{blocking}.orig").exists()
