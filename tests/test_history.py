@@ -402,3 +402,31 @@ def test_ten_thousand_redefinitions_keep_the_memory_of_the_kept_sources_only():
     grown, kept = map(int, out.stdout.split())
     assert kept > 100 * 60  # the sources are in the measure
     assert grown - kept <= 2 * 1024 * 1024, (grown, kept)
+
+
+# -- in a real kernel -------------------------------------------------------------------------
+
+
+def test_a_kernel_sends_the_history_and_the_diff_as_text_and_html(tmp_path):
+    pytest.importorskip("jupyter_client")
+    from kernels import execute, kernel_running, outputs
+
+    with kernel_running(tmp_path / "ipython") as (_, client):
+        execute(client, "%load_ext ipyexecmod")
+        first, _ = execute(client, "%%as_module khist\nSIDE = 2\n")
+        second, _ = execute(client, "%%as_module khist\nSIDE = 3\n")
+        reply, history = execute(client, "%modhistory khist")
+        assert reply["status"] == "ok"
+        (result,) = outputs(history, "execute_result")
+        text, html = result["data"]["text/plain"], result["data"]["text/html"]
+        assert [line.split()[-4:] for line in text.splitlines()[1:]] == [
+            [f"In[{first['execution_count']}]", "cell", "1", "0"],
+            [f"In[{second['execution_count']}]", "cell", "1", "1"],
+        ]
+        assert text.splitlines()[2].startswith("*")
+        assert f"<td>In[{second['execution_count']}]</td><td>cell</td>" in html
+        reply, diff = execute(client, "%moddiff khist")
+        (result,) = outputs(diff, "execute_result")
+        text, html = result["data"]["text/plain"], result["data"]["text/html"]
+        assert text.splitlines()[-2:] == ["-SIDE = 2", "+SIDE = 3"]
+        assert html.startswith("<pre") and "var(--jp-success-color1" in html
