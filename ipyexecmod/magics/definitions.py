@@ -292,6 +292,7 @@ class ExecModMagics(Magics):
                 defined_in=self._cell_number(),
                 store=store,
                 rerun_dependents=self.rerun_dependents and not args.no_deps,
+                how="cell",  # outside a cell that stores history too (no In[N])
             )
         if self.bind and not args.no_bind:
             cells.after_commit(self._bind, args.name)
