@@ -114,6 +114,17 @@ def test_reloads_are_versions_from_the_magic_and_the_api(ip, unique):
     ]
 
 
+def test_a_definition_inside_one_that_fails_is_no_version(ip, unique):
+    inner, outer = unique("inner"), unique("outer")
+    cells.define(inner, "X = 0\n")
+    code = f"from ipyexecmod import cells\ncells.define({inner!r}, 'X = 1')\nraise ValueError\n"
+    with pytest.raises(ValueError):
+        cells.define(outer, code)
+    assert sys.modules[inner].X == 0
+    assert [entry.number for entry in cells.finder.modules[inner].history] == [1]
+    assert outer not in cells.finder
+
+
 def test_a_module_defined_through_the_api_says_so(ip, unique):
     name = unique()
     cells.define(name, "X = 1\n")

@@ -79,7 +79,7 @@ def module_history(name: str, history: History, current_source: str) -> ModuleHi
                 entry.number,
                 _when(entry.when, today),
                 "-" if entry.defined_in is None else f"In[{entry.defined_in}]",
-                how(entry),
+                _how(entry),
                 added,
                 removed,
             )
@@ -88,7 +88,7 @@ def module_history(name: str, history: History, current_source: str) -> ModuleHi
     return ModuleHistory(name, rows, _dropped(entries, history.limit))
 
 
-def how(entry: Entry) -> str:
+def _how(entry: Entry) -> str:
     """How ``entry``'s version came, in words."""
     if entry.how == "dependent":
         return f"dependent of {entry.cause}"
