@@ -12,7 +12,16 @@ from IPython.core.error import UsageError
 from traitlets import TraitError
 
 from ipyexecmod import cells
+from ipyexecmod.cells.history import DEFAULT_LIMIT
 from ipyexecmod.inspection import ModuleDiff, ModuleHistory
+
+
+@pytest.fixture(autouse=True)
+def default_limit():
+    """The finder's history limit as it was, after a test that changed it (the magics set
+    it at load; a test without them would keep the change)."""
+    yield
+    cells.finder.history_limit = DEFAULT_LIMIT
 
 
 def cell(ip, code: str) -> int:
@@ -187,7 +196,6 @@ def test_the_limit_set_in_the_configuration_applies_at_load(shell, unique):
     finally:
         shell.run_line_magic("unload_ext", "ipyexecmod")
         shell.config.pop("ExecModMagics", None)
-        cells.finder.history_limit = 100
 
 
 # -- %moddiff ---------------------------------------------------------------------------------
