@@ -21,6 +21,7 @@ from pathlib import Path
 import rows_core
 import rows_dask
 import rows_dependents
+import rows_history
 import rows_magic
 import rows_peers
 import rows_processes
@@ -49,6 +50,8 @@ GROUPS = [
     rows_workers.pool_rows,
     rows_workers.freshness_rows,
     rows_core.memory_rows,
+    rows_history.memory_rows,
+    rows_history.display_rows,
     rows_core.lsmod_rows,
     rows_dask.dask_rows,
     rows_dask.shipment_rows,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .bytecode import MagicNumber, MagicTag, PycInfo, PycNotFound, pyc_info, pyc_info_for, pyc_path
 from .frames import frame_name
+from .history import ModuleDiff, ModuleHistory, VersionRow, module_diff, module_history
 from .modules import (
     ModuleInfo,
     ModuleList,
@@ -24,13 +25,18 @@ from .modules import (
 __all__ = [
     "MagicNumber",
     "MagicTag",
+    "ModuleDiff",
+    "ModuleHistory",
     "ModuleInfo",
     "ModuleList",
     "ModuleRow",
     "PycInfo",
     "PycNotFound",
+    "VersionRow",
     "frame_name",
     "list_modules",
+    "module_diff",
+    "module_history",
     "module_info",
     "module_kind",
     "module_names",

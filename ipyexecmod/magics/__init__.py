@@ -8,11 +8,11 @@ Load them with ``%load_ext ipyexecmod``, or in a profile::
 
 This package is the only part of ipyexecmod that imports IPython:
 :mod:`.definitions` (``%%as_module`` and the options), :mod:`.modules` (the line
-magics that inspect modules), :mod:`.shipping` (``%ship``), :mod:`.export`
-(``%export_module``), :mod:`.arguments`
-(reading a magic's line, completing module names), :mod:`.autoreload` (keeping cell
-modules out of ``%autoreload``) and :mod:`.tracebacks` (naming cell modules' frames
-without the private directory's random name).  It is a thin layer: definitions are
+magics that inspect modules), :mod:`.history` (``%modhistory``, ``%moddiff``,
+``%revert``), :mod:`.export` (``%export_module``), :mod:`.shipping` (``%ship``),
+:mod:`.arguments` (reading a magic's line, completing module names), :mod:`.autoreload`
+(keeping cell modules out of ``%autoreload``) and :mod:`.tracebacks` (naming cell modules'
+frames without the private directory's random name).  It is a thin layer: definitions are
 :mod:`ipyexecmod.cells`, which names binding may take is :mod:`ipyexecmod.binding`,
 what is wrong with a cell's text and how a typo is shown is :mod:`ipyexecmod.typos`,
 the values the line magics return are :mod:`ipyexecmod.inspection`, shipping is
@@ -34,12 +34,14 @@ from . import autoreload, tracebacks
 from .arguments import complete_module_names
 from .definitions import ExecModMagics
 from .export import ExportMagics
+from .history import HistoryMagics
 from .modules import ModuleMagics
 from .shipping import ShipMagics
 
 __all__ = [
     "ExecModMagics",
     "ExportMagics",
+    "HistoryMagics",
     "ModuleMagics",
     "ShipMagics",
     "load_ipython_extension",
@@ -47,7 +49,7 @@ __all__ = [
 ]
 
 
-_MAGICS = (ExecModMagics, ModuleMagics, ShipMagics, ExportMagics)
+_MAGICS = (ExecModMagics, ModuleMagics, ShipMagics, HistoryMagics, ExportMagics)
 
 
 def load_ipython_extension(shell: InteractiveShell) -> None:

@@ -18,11 +18,12 @@ __all__ = ["complete_module_names", "parse"]
 
 # The magics whose argument is a module name, for completion.
 _MODULE_ARGUMENT = re.compile(
-    r"\s*(?:[\w.]+\s*=\s*)?(?P<magic>%%as_module|%?(?:reload_module|modinfo|lsmod|pycinfo|ship|export_module))"
+    r"\s*(?:[\w.]+\s*=\s*)?(?P<magic>%%as_module|"
+    r"%?(?:reload_module|modinfo|lsmod|pycinfo|ship|modhistory|moddiff|revert|export_module))"
     r"\s+(?:-\S+\s+)*[\w.]*$"
 )
 # Of those, the ones that take only a cell module's name, and the one that also takes a path.
-_CELL_MODULES_ONLY = ("as_module", "ship", "export_module")
+_CELL_MODULES_ONLY = ("as_module", "ship", "modhistory", "moddiff", "revert", "export_module")
 _PATHS_TOO = "pycinfo"
 
 

@@ -15,13 +15,14 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Unicode, observe
+from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 
 from .. import cells
 from .._after_import import hooks as after_import
 from .._warnings import warn
 from ..binding import binding_clash, rebind
 from ..cells.dependents import describe
+from ..cells.history import DEFAULT_LIMIT, checked_limit
 from ..cells.instances import update_instances
 from ..lasting import lasting_store, placement
 from ..loader import put_back_lines
@@ -87,6 +88,13 @@ class ExecModMagics(Magics):
         "`%%as_module --update-instances` does it for one cell.",
     ).tag(config=True)
 
+    history_limit = Int(
+        DEFAULT_LIMIT,
+        help="How many versions of each cell module the kernel keeps for `%modhistory`, "
+        "`%moddiff` and `%revert` (the oldest dropped first); a change applies to every "
+        "module at once.",
+    ).tag(config=True)
+
     def __init__(self, **kwargs: Any) -> None:
         try:
             # The private directory and its board, first on sys.path: processes started
@@ -102,6 +110,7 @@ class ExecModMagics(Magics):
         if self.persist_dir:
             cells.finder.add_store(lasting_store(self.persist_dir))
         after_import.call_after("distributed", self.follow_dask)
+        cells.finder.history_limit = self.history_limit
 
     def follow_dask(self) -> None:
         """Once the notebook imports Dask's distributed: give every client the cell modules
@@ -115,6 +124,17 @@ class ExecModMagics(Magics):
     def _ship_auto_changed(self, change: Any) -> None:
         if sys.modules.get("distributed") is not None:
             shipping().set_auto(change["new"])
+
+    @validate("history_limit")
+    def _valid_history_limit(self, proposal: Any) -> int:
+        try:
+            return checked_limit(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+
+    @observe("history_limit")
+    def _history_limit_changed(self, change: Any) -> None:
+        cells.finder.history_limit = change["new"]
 
     @observe("persist_dir")
     def _persist_dir_changed(self, change: Any) -> None:
@@ -272,6 +292,7 @@ class ExecModMagics(Magics):
                 defined_in=self._cell_number(),
                 store=store,
                 rerun_dependents=self.rerun_dependents and not args.no_deps,
+                how="cell",  # outside a cell that stores history too (no In[N])
             )
         if self.bind and not args.no_bind:
             cells.after_commit(self._bind, args.name)

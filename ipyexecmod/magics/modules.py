@@ -115,7 +115,9 @@ class ModuleMagics(Magics):
         definitions = self.shell.magics_manager.registry["ExecModMagics"]
         deps = definitions.rerun_dependents and not args.no_deps
         with definitions.reporting(module.__name__):
-            return cells.finder.reload(module.__name__, rerun_dependents=deps)
+            return cells.finder.reload(
+                module.__name__, rerun_dependents=deps, defined_in=definitions._cell_number()
+            )
 
 
 def _imported(name: str) -> ModuleType:
