@@ -83,10 +83,11 @@ def _describe(name: str, entry: Entry | None, is_package: bool) -> str:
     kind = "package" if is_package else "module"
     if entry is None:
         return f"{kind} {name!a}, made for its modules (no cell of its own)"
-    cell = f"In[{entry.defined_in}]" if entry.defined_in is not None else f"no cell ({entry.how})"
+    how = "" if entry.how == "cell" else f" ({entry.described()})"
+    cell = "no cell" if entry.defined_in is None else f"In[{entry.defined_in}]"
     when = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(entry.when))
     when = f"{when[:-2]}:{when[-2:]}"  # ISO 8601's +02:00, which %z gives as +0200
-    return f"{kind} {name!a}, version {entry.number} from {cell} at {when}"
+    return f"{kind} {name!a}, version {entry.number} from {cell}{how} at {when}"
 
 
 def _lead(source: str) -> tuple[int, str]:

@@ -126,8 +126,19 @@ def test_the_version_that_ran_is_exported_not_a_later_failed_cell(ip, unique, tm
     cells.define(name, "VERSION = 3\n")  # through the API: no cell
     (written,) = ipyexecmod.export(name, tmp_path)
     assert written.status == "replaced" and written.version == 2
-    assert "version 2 from no cell (define) at " in header_of(written.path)[0]
+    assert "version 2 from no cell (define()) at " in header_of(written.path)[0]
     assert import_alone(tmp_path, name, "VERSION") == {"VERSION": "3"}
+
+
+def test_a_reverted_version_is_exported_and_its_header_says_so(ip, unique, tmp_path):
+    name = unique("geo")
+    cell(ip, name, "VERSION = 1\n")
+    cell(ip, name, "VERSION = 2\n")
+    ip.run_line_magic("revert", f"{name} 1")
+    (written,) = ipyexecmod.export(name, tmp_path)
+    assert written.version == 3
+    assert "version 3 from no cell (revert to 1) at " in header_of(written.path)[0]
+    assert import_alone(tmp_path, name, "VERSION") == {"VERSION": "1"}
 
 
 def test_exporting_the_same_version_again_rewrites_nothing(ip, unique, tmp_path):

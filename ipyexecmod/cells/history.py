@@ -50,6 +50,19 @@ class Entry:
     #: back to (a revert, as ``"3"``); ``""`` otherwise.
     cause: str = ""
 
+    def described(self) -> str:
+        """How this version came, in words: ``cell``, ``dependent of geometry``,
+        ``revert to 2``, ``%reload_module``, ``reload()``, ``define()``."""
+        if self.how == "dependent":
+            return f"dependent of {self.cause}"
+        if self.how == "revert":
+            return f"revert to {self.cause}"
+        if self.how == "reload":  # %reload_module gives the cell it ran in; the API none
+            return "reload()" if self.defined_in is None else "%reload_module"
+        if self.how == "define":
+            return "define()"
+        return self.how
+
 
 class History:
     """The versions of one cell module that are kept, oldest first."""

@@ -79,26 +79,13 @@ def module_history(name: str, history: History, current_source: str) -> ModuleHi
                 entry.number,
                 _when(entry.when, today),
                 "-" if entry.defined_in is None else f"In[{entry.defined_in}]",
-                _how(entry),
+                entry.described(),
                 added,
                 removed,
             )
         )
         before = entry
     return ModuleHistory(name, rows, _dropped(entries, history.limit))
-
-
-def _how(entry: Entry) -> str:
-    """How ``entry``'s version came, in words."""
-    if entry.how == "dependent":
-        return f"dependent of {entry.cause}"
-    if entry.how == "revert":
-        return f"revert to {entry.cause}"
-    if entry.how == "reload":  # %reload_module gives the cell it ran in; the API none
-        return "reload()" if entry.defined_in is None else "%reload_module"
-    if entry.how == "define":
-        return "define()"
-    return entry.how
 
 
 def _when(when: float, today: tuple[int, ...]) -> str:
