@@ -22,7 +22,7 @@ from .dependents import Rerun, dependents
 from .locks import Discarded
 from .names import DefinitionError, check_available, check_module_name
 from .transaction import Transaction
-from .version import CellModule, Replacement, Version
+from .version import CellFile, CellModule, Replacement, Version
 
 if TYPE_CHECKING:
     from .registry import CellModuleFinder
@@ -39,6 +39,7 @@ class Options(TypedDict, total=False):
     defined_in: int | None
     store: CellStore | MemoryOnly | None
     rerun_dependents: bool
+    cell: CellFile | None
 
 
 def define(
@@ -50,6 +51,7 @@ def define(
     defined_in: int | None = None,
     store: CellStore | MemoryOnly | None = None,
     rerun_dependents: bool = True,
+    cell: CellFile | None = None,
 ) -> ModuleType:
     """:meth:`CellModuleFinder.define <ipyexecmod.cells.CellModuleFinder.define>`."""
     __tracebackhide__ = True
@@ -77,7 +79,7 @@ def define(
             if problem is not None:
                 raise DefinitionError(problem.problem, forceable=True, hint=problem.force)
             check_available(finder, name)
-        version = _next_version(old, name, source, copy, defined_in, is_package)
+        version = _next_version(old, name, source, copy, defined_in, is_package, cell)
         # Each compiled version has lines of its own in linecache (see .version): only
         # the same version run again shares them, and keeps them whatever happens.
         fresh = old is None or old.filename != version.filename
@@ -121,12 +123,22 @@ def _next_version(
     store: CellStore | None,
     defined_in: int | None,
     is_package: bool,
+    cell: CellFile | None,
 ) -> Version:
-    """The version ``source`` makes of module ``name``; the same source in the same place
-    runs the code compiled before (a cell run again unchanged compiles nothing)."""
-    if old is not None and old.source == source and old.store is store:
+    """The version ``source`` makes of module ``name`` (from ``cell``, if given); the same
+    source in the same place runs the code compiled before (a cell run again unchanged
+    compiles nothing), unless its code is not named after a cell of the same text: a
+    breakpoint set in this cell would miss it."""
+    if (
+        old is not None
+        and old.source == source
+        and old.store is store
+        and (cell is None or (old.cell is not None and old.cell.lead == cell.lead))
+    ):
         return old.again(defined_in)
-    return Version.compile(name, source, is_package=is_package, store=store, defined_in=defined_in)
+    return Version.compile(
+        name, source, is_package=is_package, store=store, defined_in=defined_in, cell=cell
+    )
 
 
 def reload(finder: CellModuleFinder, name: str, *, rerun_dependents: bool = True) -> ModuleType:

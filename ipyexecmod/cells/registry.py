@@ -198,7 +198,9 @@ class CellModuleFinder:
         under way in this thread: then when that one does); with
         :class:`~ipyexecmod.store.MemoryOnly`, other processes that import it get
         an ImportError that says why they cannot.  ``defined_in`` is the
-        ``In[N]`` of the cell it comes from.
+        ``In[N]`` of the cell it comes from; with ``cell``
+        (:class:`~ipyexecmod.cells.version.CellFile`), the code is named after that cell,
+        with its line numbers (a breakpoint set in the cell stops there).
 
         Then every cell module that imports it as it runs, directly or through others,
         runs again from its latest version, in the same transaction, each after the

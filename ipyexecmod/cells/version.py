@@ -17,6 +17,16 @@ spec's ``origin`` still name ``PATH``, under which linecache has the current ver
 lines (``inspect.getsource(module)`` reads ``__file__``).  The ``.pyc`` written there
 holds the code as it ran: a process that imports it gets it named ``PATH``, as importlib
 names the code of any ``.pyc`` after the source beside it.
+
+A version defined by a notebook cell (:class:`CellFile`) has its code named after the cell
+instead, as IPython names a plain cell's code (``shell.compile.get_code_name``: in
+ipykernel, the file the JupyterLab debugger writes the cell to and sets its breakpoints
+in), with the cell's line numbers: line N of the code is line N of the cell, whose first
+line is ``%%as_module NAME``.  So a breakpoint set in the cell stops there, tracebacks say
+``Cell In[3], line 4`` and linecache holds the whole cell under that name, which IPython
+keeps for the session.  Without an on-disk copy, ``__file__`` is ``ipyexecmod:NAME``, under
+which linecache has the current version's lines.  The ``.pyc`` holds the code compiled
+again with the file's line numbers, when the copy is written.
 """
 
 from __future__ import annotations
@@ -37,10 +47,25 @@ from .stale import Replaced
 if TYPE_CHECKING:
     from .dependents import Rerun
 
-__all__ = ["CellModule", "Replacement", "Version"]
+__all__ = ["CellFile", "CellModule", "Replacement", "Version"]
 
 # Per module name, the number of its last version compiled (in any place).
 _compiled: dict[str, int] = {}
+
+
+class CellFile(NamedTuple):
+    """The notebook cell a version's code is named after (see the module docstring)."""
+
+    #: The name IPython compiled the cell under: the code's ``co_filename``.
+    name: str
+    #: The cell's lines before the module's source (its ``%%as_module NAME`` line),
+    #: which the code's line numbers count.
+    lead: str
+
+    @property
+    def first_line(self) -> int:
+        """The cell's line number of the source's first line."""
+        return self.lead.count("\n") + 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +88,8 @@ class Version:
     store: CellStore | None = None
     #: The execution count (``In[N]``) of the cell it came from.
     defined_in: int | None = None
+    #: The cell its code is named after, if it is.
+    cell: CellFile | None = None
 
     @classmethod
     def compile(
@@ -73,18 +100,23 @@ class Version:
         is_package: bool = False,
         store: CellStore | None = None,
         defined_in: int | None = None,
+        cell: CellFile | None = None,
     ) -> Version:
         """Compile ``source`` as module ``name``; raises :class:`SyntaxError` if it does not.
 
-        The code's filename is this version's own (see the module docstring), so that
-        a failed version's traceback and the version put back each keep their own lines.
+        The code's filename is this version's own, or ``cell``'s (see the module
+        docstring), so that a failed version's traceback and the version put back each
+        keep their own lines.
         """
         path, cached = (None, None) if store is None else store.paths(name, is_package)
-        filename = _new_filename(name, f"ipyexecmod:{name}" if path is None else path)
-        loader = SourceTextLoader(name, source, filename, is_package=is_package)
+        if cell is None:
+            filename, lead = _new_filename(name, f"ipyexecmod:{name}" if path is None else path), ""
+        else:
+            filename, lead = cell
+        loader = SourceTextLoader(name, source, filename, is_package=is_package, lead=lead)
         code = loader.get_code(name)
         return cls(
-            name, source, code, filename, path, cached, is_package, loader, store, defined_in
+            name, source, code, filename, path, cached, is_package, loader, store, defined_in, cell
         )
 
     def again(self, defined_in: int | None) -> Version:
@@ -104,7 +136,12 @@ class Version:
         has run), with the copy's new paths and a loader of its own."""
         path, cached = (None, None) if store is None else store.paths(self.name, is_package)
         loader = SourceTextLoader(
-            self.name, self.source, self.filename, is_package=is_package, code=self.code
+            self.name,
+            self.source,
+            self.filename,
+            is_package=is_package,
+            code=self.code,
+            lead=self.loader.lead,
         )
         return replace(
             self, is_package=is_package, loader=loader, path=path, cached=cached, store=store
@@ -127,10 +164,26 @@ class Version:
         statements = import_statements(self.name, self.code, self.is_package)
         return tuple((module, names) for module, names in statements if names)
 
+    @property
+    def origin(self) -> str:
+        """``__file__``: the on-disk copy's path; without one, the code's filename, or
+        ``ipyexecmod:NAME`` for a version named after its cell (whose lines hold more)."""
+        if self.path is not None:
+            return self.path
+        return self.filename if self.cell is None else f"ipyexecmod:{self.name}"
+
+    def file_code(self) -> CodeType:
+        """The code as its on-disk copy's file gives it: this version's, or for one named
+        after its cell, compiled again with the file's line numbers (not kept: a copy is
+        written once)."""
+        if self.cell is None:
+            return self.code
+        return SourceTextLoader.source_to_code(self.source, self.filename)
+
     def spec(self) -> CellSpec:
-        """A spec like a file's: ``origin`` (``__file__``) is the on-disk copy's path (the
-        code's filename without one), and ``cached`` (``__cached__``) its ``.pyc``."""
-        origin = self.filename if self.path is None else self.path
+        """A spec like a file's: ``origin`` (``__file__``) is :attr:`origin`, and
+        ``cached`` (``__cached__``) the on-disk copy's ``.pyc``."""
+        origin = self.origin
         spec = CellSpec(self.name, self.loader, origin=origin, is_package=self.is_package)
         spec.has_location = True
         spec.cached = self.cached
@@ -147,6 +200,8 @@ class Version:
         With ``force``, files of the user's in its way are moved aside
         (:meth:`~ipyexecmod.store.CellStore.save`)."""
         if self.store is None:
+            if self.cell is not None:
+                self.loader.register_lines(self.origin)
             return Saved()
         assert self.path is not None and self.cached is not None  # set with the store
         self.loader.register_lines(self.path)
@@ -155,7 +210,7 @@ class Version:
             self.path,
             self.cached,
             self.encoded,
-            self.code,
+            self.file_code,
             is_package=self.is_package,
             force=force,
         )
