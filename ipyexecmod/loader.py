@@ -98,10 +98,12 @@ class SourceTextLoader(_Protocol):
         if not isinstance(source, str):
             msg = f"source must be a str, not {type(source).__name__}; decode it first"
             raise TypeError(msg)
-        if code is None:
-            # Blank lines in place of the lead: the same line numbers, for next to nothing.
-            shifted = "\n" * self.lead.count("\n") + source if self.lead else source
-            code = self.source_to_code(shifted, self.filename)
+        if code is None and self.lead:
+            from ._renumber import compile_after  # only then: most loaders have no lead
+
+            code, _ = compile_after(source, self.lead, self.filename)
+        elif code is None:
+            code = self.source_to_code(source, self.filename)
         elif code.co_filename != self.filename:
             msg = (
                 f"code was compiled under {code.co_filename!r}, not this loader's filename "

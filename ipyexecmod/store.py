@@ -167,7 +167,7 @@ class CellStore:
                 saved = Saved() if current else self._clear_way(name, is_package, force)
                 # The code of the file at `path`, as Python would compile it, whatever
                 # name it was compiled under (a cell module's version has one of its own).
-                pyc = hash_pyc(data, code if isinstance(code, CodeType) else code())
+                pyc = hash_pyc(data, code() if callable(code) else code)
                 if not current:  # a module that became a package, or the other way round
                     self._remove_form(name, is_package=not is_package)
                 self._record(name, is_package, path, data, cached, pyc, saved.replaced)

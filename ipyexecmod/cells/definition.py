@@ -93,6 +93,10 @@ def define(
             _rerun(finder, steps, record, reruns)
             if old is not None and fresh:
                 steps.after(forget_lines_when_unused, old.loader)
+            if fresh and version.cell is not None:
+                # Put back while its code lives if linecache is cleared: IPython does not
+                # put back a cell's lines, and the loader's source lacks the cell's lead.
+                steps.after(forget_lines_when_unused, version.loader)
             steps.commit(copies.save, finder, record, force)
             steps.commit(copies.publish, finder, [name, *(rerun.name for rerun in reruns)])
             steps.after(finder.notify, name)

@@ -25,8 +25,9 @@ in), with the cell's line numbers: line N of the code is line N of the cell, who
 line is ``%%as_module NAME``.  So a breakpoint set in the cell stops there, tracebacks say
 ``Cell In[3], line 4`` and linecache holds the whole cell under that name, which IPython
 keeps for the session.  Without an on-disk copy, ``__file__`` is ``ipyexecmod:NAME``, under
-which linecache has the current version's lines.  The ``.pyc`` holds the code compiled
-again with the file's line numbers, when the copy is written.
+which linecache has the current version's lines.  The source is compiled once, as the
+copy's file (its ``.pyc``; the compiler's warnings name ``PATH@N``), and the cell's code made
+from it (:mod:`ipyexecmod._renumber`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from functools import cached_property
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._renumber import compile_after
 from ..loader import SourceTextLoader
 from ..store import CellStore, Saved
 from .locks import CellSpec
@@ -75,7 +77,8 @@ class Version:
     name: str
     source: str
     code: CodeType
-    #: The code's ``co_filename``, this version's own: ``PATH@N`` or ``ipyexecmod:NAME@N``.
+    #: The code's ``co_filename``: this version's own, ``PATH@N`` or ``ipyexecmod:NAME@N``,
+    #: or its cell's.
     filename: str
     #: The on-disk copy's source, if it has one: ``__file__`` and the spec's ``origin``.
     path: str | None
@@ -90,6 +93,8 @@ class Version:
     defined_in: int | None = None
     #: The cell its code is named after, if it is.
     cell: CellFile | None = None
+    #: Named after its cell, until its copy is written: its code as the copy's file has it.
+    as_file: list[CodeType] = field(default_factory=list, repr=False)
 
     @classmethod
     def compile(
@@ -109,14 +114,20 @@ class Version:
         keep their own lines.
         """
         path, cached = (None, None) if store is None else store.paths(name, is_package)
+        own = _new_filename(name, f"ipyexecmod:{name}" if path is None else path)
         if cell is None:
-            filename, lead = _new_filename(name, f"ipyexecmod:{name}" if path is None else path), ""
-        else:
-            filename, lead = cell
-        loader = SourceTextLoader(name, source, filename, is_package=is_package, lead=lead)
-        code = loader.get_code(name)
+            loader = SourceTextLoader(name, source, own, is_package=is_package)
+            code = loader.get_code(name)
+            return cls(name, source, code, own, path, cached, is_package, loader, store, defined_in)
+        # Compiled as the copy's file (its .pyc), then named after the cell, with its lines.
+        code, as_file = compile_after(source, cell.lead, cell.name, compiled_as=own)
+        loader = SourceTextLoader(
+            name, source, cell.name, is_package=is_package, code=code, lead=cell.lead
+        )
+        kept = [] if store is None else [as_file]
         return cls(
-            name, source, code, filename, path, cached, is_package, loader, store, defined_in, cell
+            *(name, source, code, cell.name, path, cached, is_package, loader, store),
+            *(defined_in, cell, kept),
         )
 
     def again(self, defined_in: int | None) -> Version:
@@ -174,10 +185,12 @@ class Version:
 
     def file_code(self) -> CodeType:
         """The code as its on-disk copy's file gives it: this version's, or for one named
-        after its cell, compiled again with the file's line numbers (not kept: a copy is
-        written once)."""
+        after its cell, the code with the file's line numbers compiled with it, given once
+        (a copy is written once; compiled again if it is written again)."""
         if self.cell is None:
             return self.code
+        if self.as_file:
+            return self.as_file.pop()
         return SourceTextLoader.source_to_code(self.source, self.filename)
 
     def spec(self) -> CellSpec:
@@ -194,10 +207,10 @@ class Version:
         return spec
 
     def save(self, *, force: bool = False) -> Saved:
-        """Make this the version whose lines linecache has under the on-disk copy's path,
-        and write the copy; raises :class:`~ipyexecmod.store.StoreError` if it cannot
-        (the lines are there all the same: the module in this process is this version).
-        With ``force``, files of the user's in its way are moved aside
+        """Make this the version whose lines linecache has under :attr:`origin`, and write
+        the on-disk copy, if it has one; raises :class:`~ipyexecmod.store.StoreError` if it
+        cannot (the lines are there all the same: the module in this process is this
+        version).  With ``force``, files of the user's in its way are moved aside
         (:meth:`~ipyexecmod.store.CellStore.save`)."""
         if self.store is None:
             if self.cell is not None:
