@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from types import CodeType, ModuleType
 
@@ -81,6 +82,9 @@ class SourceTextLoader(_Protocol):
         self.set_source(source, code)
 
     def __repr__(self) -> str:
+        if self.lead:  # a cell's file: its directory may change at each run (a process id)
+            cell = os.path.basename(self.filename)
+            return f"<{type(self).__name__} {self.name!r} from cell {cell!r}>"
         return f"<{type(self).__name__} {self.name!r} from {self.filename!r}>"
 
     @property

@@ -56,6 +56,9 @@ def test_a_traceback_shows_the_cells_line(ip, unique, capsys):
     assert frame.line == "raise ValueError('on purpose')"
     # linecache holds the cell as it is, the magic's line first
     assert linecache.getlines(code_name) == f"%%as_module {name}\n{GEO}".splitlines(True)
+    # %modinfo shows the loader: the cell's file without its directory (in ipykernel, one
+    # named after the kernel's process id), so that a saved output stays the same
+    assert repr(module.__loader__) == f"<SourceTextLoader {name!r} from cell {code_name!r}>"
 
 
 def test_the_module_the_functions_and_the_inspector_read_their_own_lines(ip, unique, capsys):
