@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from types import CodeType, ModuleType
 
@@ -48,6 +49,14 @@ class SourceTextLoader(_Protocol):
     code
         The code object already compiled from ``source`` under ``filename``,
         to avoid compiling twice.
+    lead
+        The text before ``source`` in the file named ``filename``, in whole lines:
+        a notebook cell's first line, ``%%as_module NAME``, when the code is
+        named after its cell.  The code's line numbers and the lines registered
+        under ``filename`` count it (line N of the code is line N of the cell),
+        and those lines stay in linecache when the code is gone (IPython keeps a
+        cell's lines for the session); the source's own lines, under any other
+        name, do not.
     """
 
     def __init__(
@@ -58,16 +67,24 @@ class SourceTextLoader(_Protocol):
         *,
         is_package: bool = False,
         code: CodeType | None = None,
+        lead: str = "",
     ) -> None:
+        if lead and not lead.endswith("\n"):
+            msg = f"lead must be whole lines, ending with a newline, not {lead!r}"
+            raise ValueError(msg)
         self.name = fullname
         self.filename = f"<{fullname}>" if filename is None else filename
+        self.lead = lead
         self._is_package = is_package
         self._source = ""
         self._code: CodeType | None = None
-        self._lines: list[str] = []  # shared by its linecache entries, made once
+        self._lines: list[str] = []  # the file's: shared by its linecache entries, made once
         self.set_source(source, code)
 
     def __repr__(self) -> str:
+        if self.lead:  # a cell's file: its directory may change at each run (a process id)
+            cell = os.path.basename(self.filename)
+            return f"<{type(self).__name__} {self.name!r} from cell {cell!r}>"
         return f"<{type(self).__name__} {self.name!r} from {self.filename!r}>"
 
     @property
@@ -85,7 +102,11 @@ class SourceTextLoader(_Protocol):
         if not isinstance(source, str):
             msg = f"source must be a str, not {type(source).__name__}; decode it first"
             raise TypeError(msg)
-        if code is None:
+        if code is None and self.lead:
+            from ._renumber import compile_after  # only then: most loaders have no lead
+
+            code, _ = compile_after(source, self.lead, self.filename)
+        elif code is None:
             code = self.source_to_code(source, self.filename)
         elif code.co_filename != self.filename:
             msg = (
@@ -94,20 +115,24 @@ class SourceTextLoader(_Protocol):
             )
             raise ValueError(msg)
         self._source, self._code = source, code
-        self._lines = source.splitlines(keepends=True)
+        self._lines = (self.lead + source).splitlines(keepends=True)
         self.register_lines()
 
     def register_lines(self, filename: str | None = None) -> None:
-        """Put the source's lines in :mod:`linecache` under ``filename`` (by default the
-        code's, :attr:`filename`), again if they were there.
+        """Put the source's lines in :mod:`linecache` under ``filename``, again if they
+        were there; by default the code's, :attr:`filename`, with the :attr:`lead`'s lines
+        first.
 
         The entry's mtime is ``None``: :func:`linecache.checkcache` keeps it, even
         when a file of that name exists and differs.
         """
         import linecache  # here: on 3.11 and 3.12 it brings tokenize and re along
 
-        filename = self.filename if filename is None else filename
-        linecache.cache[filename] = (len(self._source), None, self._lines, filename)
+        if filename is None or filename == self.filename:
+            size, lines, filename = len(self.lead) + len(self._source), self._lines, self.filename
+        else:
+            size, lines = len(self._source), self._lines[self.lead.count("\n") :]
+        linecache.cache[filename] = (size, None, lines, filename)
 
     def _check_name(self, fullname: str) -> None:
         if fullname != self.name:
@@ -179,12 +204,14 @@ def forget_lines_when_unused(loader: SourceTextLoader) -> None:
     Functions of a replaced version may live on (in a list, in a traceback)
     and still need their lines; when the last of them is gone, so are the lines,
     and replacing a module's source many times does not pile them up.  Until then
-    :func:`put_back_lines` puts them back if something cleared them.
+    :func:`put_back_lines` puts them back if something cleared them.  A cell's lines
+    (a loader with a :attr:`~SourceTextLoader.lead`) stay: the name is the cell's,
+    under which IPython keeps every cell's lines for the session.
     """
     import linecache
     import weakref  # here: `import ipyexecmod` would take a tenth longer
 
-    filename = loader.filename
+    filename, cells = loader.filename, bool(loader.lead)
     tree = _code_tree(loader.get_code(loader.name))
     alive = [len(tree)]  # counted, not a set of the references: hashing code is slow
 
@@ -193,7 +220,8 @@ def forget_lines_when_unused(loader: SourceTextLoader) -> None:
         kept = _line_keepers.get(filename)
         if not alive[0] and kept is not None and kept[0] is keepers:
             del _line_keepers[filename]
-            linecache.cache.pop(filename, None)
+            if not cells:
+                linecache.cache.pop(filename, None)
 
     keepers = [weakref.ref(code, release) for code in tree]
     loader.register_lines()

@@ -28,6 +28,7 @@ import keyword
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType
 from typing import NamedTuple
@@ -142,12 +143,14 @@ class CellStore:
         path: str,
         cached: str,
         data: bytes,
-        code: CodeType,
+        code: CodeType | Callable[[], CodeType],
         *,
         is_package: bool,
         force: bool = False,
     ) -> Saved:
-        """:meth:`write`, with the paths (from :meth:`paths`) and the encoded source given."""
+        """:meth:`write`, with the paths (from :meth:`paths`) and the encoded source given;
+        ``code`` may be a function that gives it, called only if the copy is not
+        already the one written."""
         written = self._written.get(path)
         current = False  # whether the files are those last written or checked here
         if written is not None:
@@ -164,7 +167,7 @@ class CellStore:
                 saved = Saved() if current else self._clear_way(name, is_package, force)
                 # The code of the file at `path`, as Python would compile it, whatever
                 # name it was compiled under (a cell module's version has one of its own).
-                pyc = hash_pyc(data, code)
+                pyc = hash_pyc(data, code() if callable(code) else code)
                 if not current:  # a module that became a package, or the other way round
                     self._remove_form(name, is_package=not is_package)
                 self._record(name, is_package, path, data, cached, pyc, saved.replaced)

@@ -21,8 +21,9 @@ __all__ = ["TypoDisplay", "compiles", "not_python", "not_source"]
 _CODE_LINE = re.compile(r"^[ \t\f]*[^\s#]", re.MULTILINE)
 
 
-def not_source(name: str, cell: str) -> str | None:
-    """Why ``cell`` cannot be the source of module ``name`` at all, or ``None``."""
+def not_source(name: str, cell: str, first_line: int = 1) -> str | None:
+    """Why ``cell`` cannot be the source of module ``name`` at all, or ``None``; its lines
+    are numbered from ``first_line`` (the notebook cell's, whose first is the magic's)."""
     if not cell.strip():
         return f"the cell is empty: write the code of module {name!r} below %%as_module"
     if _CODE_LINE.search(cell) is None:
@@ -31,7 +32,7 @@ def not_source(name: str, cell: str) -> str | None:
             f"uncomment its code, or write it below %%as_module"
         )
     if "\0" in cell:
-        line = cell.count("\n", 0, cell.index("\0")) + 1
+        line = cell.count("\n", 0, cell.index("\0")) + first_line
         return (
             f"{name!r} not defined: line {line} contains a null byte (\\x00), which Python "
             f"source cannot; delete it"
@@ -39,7 +40,7 @@ def not_source(name: str, cell: str) -> str | None:
     try:
         cell.isascii() or cell.encode("utf-8")
     except UnicodeEncodeError as exc:
-        line = cell.count("\n", 0, exc.start) + 1
+        line = cell.count("\n", 0, exc.start) + first_line
         return (
             f"{name!r} not defined: line {line} contains {cell[exc.start]!r}, a lone "
             f"surrogate, which is not text (a bad copy and paste?); delete it"
@@ -56,8 +57,9 @@ def compiles(cell: str) -> bool:
     return True
 
 
-def not_python(shell: Any, cell: str, error: SyntaxError) -> str | None:
-    """Why a cell that failed to compile is not plain Python, or ``None`` if it is just wrong."""
+def not_python(shell: Any, cell: str, error: SyntaxError, first_line: int = 1) -> str | None:
+    """Why a cell that failed to compile is not plain Python, or ``None`` if it is just wrong;
+    its lines are numbered from ``first_line``, as ``error``'s are."""
     manager = shell.input_transformer_manager
     lines = (cell if cell.endswith("\n") else cell + "\n").splitlines(keepends=True)
     transformed = lines
@@ -67,7 +69,7 @@ def not_python(shell: Any, cell: str, error: SyntaxError) -> str | None:
         transformed = manager.do_token_transforms(transformed)
     except Exception:  # IPython's tokenizer gave up too: the Python error is the one to show
         return None
-    for number, (before, after) in enumerate(zip(lines, transformed, strict=False), 1):
+    for number, (before, after) in enumerate(zip(lines, transformed, strict=False), first_line):
         if before != after:
             return (
                 f"line {number} is IPython syntax (a magic, a shell command or a help "
@@ -78,7 +80,8 @@ def not_python(shell: Any, cell: str, error: SyntaxError) -> str | None:
         compile(cell, "<cell>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
     except SyntaxError:
         return None
-    text = lines[error.lineno - 1].strip() if error.lineno else ""
+    index = (error.lineno or 0) - first_line
+    text = lines[index].strip() if 0 <= index < len(lines) else ""
     return (
         f"line {error.lineno} uses 'await' (or 'async for'/'async with') outside a function, "
         f"which a module cannot do: {text!r}; put it in an async function of the module and "

@@ -6,7 +6,8 @@ it must work, and ``check`` must be true after it), or a warning it gives.
 ``tests/test_catalogue.py`` runs every case in a real InteractiveShell, checking
 that a failing cell changed nothing; ``tests/test_survival.py`` runs them all in one
 real kernel.  In a cell, ``{name}`` is a name no other case uses and ``{good}``
-and ``{pkg}`` are the good modules.
+and ``{pkg}`` are the good modules.  A message's line numbers are the cell's, whose first
+line is ``%%as_module ...`` (issue 18), but those of a cell that runs the magic by code.
 """
 
 from __future__ import annotations
@@ -310,19 +311,19 @@ CASES = [
         "syntax-error-first-line",
         _as_module("{name}", "X = = 1\nY = 2\n"),
         "SyntaxError",
-        r"invalid syntax \(.*, line 1\)",
+        r"invalid syntax \(.*, line 2\)",
     ),
     Case(
         "syntax-error-last-line",
         _as_module("{good}", "VALUE = 'bad'\nY = 2\nZ = (\n"),
         "SyntaxError",
-        r"'\(' was never closed \(.*, line 3\)",
+        r"'\(' was never closed \(.*, line 4\)",
     ),
     Case(
         "unexpected-indent",
         _as_module("{good}", "  VALUE = 'bad'\n"),
         "IndentationError",
-        r"unexpected indent \(.*, line 1\)",
+        r"unexpected indent \(.*, line 2\)",
     ),
     Case(
         "null-byte",
@@ -346,46 +347,46 @@ CASES = [
         "five-megabytes-syntax-error-at-the-end",
         _as_module("{good}", huge("LAST = (\n")),
         "SyntaxError",
-        rf"'\(' was never closed \(.*, line {HUGE_LINES + 1}\)",
+        rf"'\(' was never closed \(.*, line {HUGE_LINES + 2}\)",
     ),
     Case(
         "line-magic-inside",
         _as_module("{good}", "VALUE = 'bad'\n%time Y = 2\n"),
         USAGE,
-        r"line 2 is IPython syntax \(a magic, a shell command or a help request\), not Python: "
+        r"line 3 is IPython syntax \(a magic, a shell command or a help request\), not Python: "
         r"'%time Y = 2'; a module's code must be plain Python",
     ),
-    Case("shell-command-inside", _as_module("{name}", "!ls\n"), USAGE, "line 1 is IPython syntax"),
+    Case("shell-command-inside", _as_module("{name}", "!ls\n"), USAGE, "line 2 is IPython syntax"),
     Case(
         "help-request-inside",
         _as_module("{name}", "X = 1\nlen?\n"),
         USAGE,
-        "line 2 is IPython syntax",
+        "line 3 is IPython syntax",
     ),
     Case(
         "top-level-await",
         _as_module("{good}", "import asyncio\nawait asyncio.sleep(0)\n"),
         USAGE,
-        r"line 2 uses 'await' \(or 'async for'/'async with'\) outside a function, which a "
+        r"line 3 uses 'await' \(or 'async for'/'async with'\) outside a function, which a "
         r"module cannot do: 'await asyncio.sleep\(0\)'; put it in an async function",
     ),
     Case(
         "top-level-async-for",
         _as_module("{name}", "async for x in y:\n    pass\n"),
         USAGE,
-        "line 1 uses 'await'",
+        "line 2 uses 'await'",
     ),
     Case(
         "return-at-module-level",
         _as_module("{good}", "VALUE = 'bad'\nreturn 1\n"),
         "SyntaxError",
-        r"'return' outside function \(.*, line 2\)",
+        r"'return' outside function \(.*, line 3\)",
     ),
     Case(
         "yield-at-module-level",
         _as_module("{name}", "yield 1\n"),
         "SyntaxError",
-        r"'yield' outside function \(.*, line 1\)",
+        r"'yield' outside function \(.*, line 2\)",
     ),
 ]
 

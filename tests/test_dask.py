@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import time
+import traceback
 
 import pytest
 from IPython.core.error import UsageError
@@ -16,6 +18,7 @@ from helpers import HANG_GUARD
 from kernels import execute_text, kernel_running
 
 from ipyexecmod import cells
+from ipyexecmod.cells.version import CellFile
 from ipyexecmod.dask import ShipError, Shipment, ship
 from ipyexecmod.dask._on_worker import CellFinder, Entry
 from ipyexecmod.dask.clusters import not_shipped
@@ -67,6 +70,33 @@ def test_a_shipped_function_runs_on_every_worker(client, unique):
         lambda: (__import__(name).__file__, __import__(name).area.__code__.co_filename)
     )
     assert set(files.values()) == {(geo.__file__, geo.area.__code__.co_filename)}
+
+
+def test_code_named_after_its_cell_has_the_cells_lines_on_the_workers(client, unique):
+    """A module defined from its cell (issue 18) has the cell's name and line numbers on
+    the workers too: a worker's traceback reads as the kernel's."""
+    name = unique("geo")
+    cell = CellFile(f"<ipython-input-1-{name}>", f"%%as_module {name}\n")
+    source = "def fail():\n    raise ValueError('on purpose')\n"
+    geo = cells.define(name, source, store=kernel_store(), cell=cell)
+    ship(client, name)
+    with pytest.raises(ValueError, match="on purpose") as caught:
+        client.submit(geo.fail, pure=False).result(timeout=HANG_GUARD)
+    frame = traceback.extract_tb(caught.value.__traceback__)[-1]
+    assert (
+        (frame.filename, frame.lineno)
+        == (cell.name, 3)
+        == (cell.name, geo.fail.__code__.co_firstlineno + 1)
+    )
+    assert frame.line == "raise ValueError('on purpose')"
+    seen = on_each_worker(
+        client,
+        lambda: (
+            inspect.getsource(__import__(name).fail),
+            __import__(name).fail.__code__.co_firstlineno,
+        ),
+    )
+    assert set(seen.values()) == {(source, 2)}
 
 
 def test_a_module_whose_name_cannot_be_a_file_ships_all_the_same(client, unique):
@@ -886,6 +916,7 @@ _KERNEL_B = """
 import sys
 from distributed import Client
 from ipyexecmod import cells
+from ipyexecmod.cells.version import CellFile
 import ipyexecmod.dask
 with Client({address!r}, set_as_default=False) as client:
     ipyexecmod.dask.set_auto(True)

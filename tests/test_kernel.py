@@ -96,7 +96,9 @@ def test_debug_after_a_failed_redefinition_shows_the_failed_versions_lines(kerne
     )
     assert reply["content"]["status"] == "ok"
     shown = ANSI.sub("", stdout(messages))
-    assert "kdebug.py@" in shown and "----> 3 raise ValueError('bad edit')" in shown, shown
+    # The failed version's code is its cell's (issue 18): the cell's file and line numbers.
+    assert re.search(r"ipykernel_\d+/\d+\.py\(4\)<module>", shown), shown
+    assert "----> 4 raise ValueError('bad edit')" in shown, shown
     assert "return 'old'" not in shown
 
 
@@ -188,13 +190,14 @@ def test_a_typo_in_a_redefinition_shows_the_short_form_with_the_new_line(
     run(kernel, "%%as_module ktypo\nx = 1\ny = 2\nz = 3\n")
     reply, messages = execute(kernel, f"%%as_module ktypo\n{body}")
     assert reply["status"] == "error" and reply["ename"] == ename
-    assert evalue in reply["evalue"] and "ktypo.py" in reply["evalue"]
+    # the cell's file and line (issue 18), its first line being the magic's
+    assert evalue in reply["evalue"] and re.search(r"\(\d+\.py, line \d+\)", reply["evalue"])
     (error,) = outputs(messages, "error")
     assert (error["ename"], error["evalue"]) == (ename, reply["evalue"])
     lines = shown_lines(error)
     assert len(lines) == 4 and lines[1].strip() == line, lines
-    # the module's frame, named after it (issue 14: no private directory's name)
-    assert re.fullmatch(r"Cell module ktypo \(version \d+\), line \d+", lines[0].strip())
+    # the cell, as IPython names a plain cell (issue 14: no private directory's name)
+    assert re.fullmatch(rf"Cell In\[{reply['execution_count']}\], line \d+", lines[0].strip())
     assert lines[-1].startswith(f"{ename}: ")
     assert "y = 2" not in "\n".join(lines) and "run_cell_magic" not in "\n".join(lines)
     reply, messages = run(kernel, "import ktypo\nprint(ktypo.y)")

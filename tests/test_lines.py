@@ -68,13 +68,15 @@ def test_after_a_failed_redefinition_pdb_and_debug_show_the_failed_versions_line
     finally:
         ip.call_pdb = False
     assert "raise ValueError('failing edit')" in out.split("ipdb>")[0]  # the traceback
-    assert "ipdb>       1 X = 1" in out and "----> 3 raise ValueError('failing edit')" in out
+    # The code is the cell's, numbered as the cell is: its first line is the magic's.
+    assert f"ipdb>       1 %%as_module {options} {name}\n      2 X = 1" in out
+    assert "----> 4 raise ValueError('failing edit')" in out
     filename, lineno, line = deepest(sys.last_traceback)
-    assert (lineno, line) == (3, "raise ValueError('failing edit')\n")
-    assert linecache.getlines(filename) == FAILING.splitlines(keepends=True)
+    assert (lineno, line) == (4, "raise ValueError('failing edit')\n")
+    assert linecache.getlines(filename) == cell.splitlines(keepends=True)
     # %debug, after the cell: the version put back has not taken the failed one's lines
     out = debugger_output(ip, capsys, "where\nlist\nquit\n", ip.run_line_magic, "debug", "")
-    assert "----> 3 raise ValueError('failing edit')" in out
+    assert "----> 4 raise ValueError('failing edit')" in out
     assert "return 'old'" not in out
     assert sys.modules[name] is module
     assert inspect.getsource(module.f) == "def f():\n    return 'old'\n"

@@ -105,8 +105,9 @@ def test_a_typo_shows_the_plain_cells_short_form(ip, unique, capsys, body, error
         # at the indentation; compile(), which finds a module's, puts it after the line.
         del lines[2], expected[2]
     assert lines[1:] == expected[1:]  # the line, the caret, the message
-    # the module and the line in the cell body (issue 14: no private directory's name)
-    assert lines[0].strip() == f"Cell module {name} (version 1), line {line}"
+    # the cell and the line in it, as a plain cell's (issue 14: no private directory's
+    # name; issue 18: the cell's line numbers, its first line being the magic's)
+    assert lines[0].strip() == f"Cell In[{result.execution_count}], line {line + 1}"
     assert "run_cell_magic" not in out and "ipyexecmod/magics" not in out
     assert name not in sys.modules
 
@@ -136,7 +137,7 @@ def test_an_indentation_error_in_a_redefinition_shows_the_new_line(ip, unique, c
     assert type(result.error_in_exec) is IndentationError
     lines = shown_lines(out)
     assert len(lines) == 4 and lines[1].strip() == "return x", lines
-    assert lines[0].rstrip().endswith(f"{name} (version 2), line 3")
+    assert lines[0].strip() == f"Cell In[{result.execution_count}], line 4"  # the cell's line
 
 
 def test_other_syntax_errors_in_the_same_cell_keep_ipythons_display(ip, unique, capsys):

@@ -133,7 +133,9 @@ def test_a_traceback_names_a_cell_modules_frame_after_the_module(ip, unique, cap
 
 def test_a_submodule_and_a_package_are_named_by_their_dotted_name(ip, unique, capsys):
     package = unique("shapes")
-    result = ip.run_cell(f"%%as_module {package}.circle\nR = 1 / 0\n")
+    # Defined by code, not from a cell of its own: its code has a version's own name.
+    magic = f"get_ipython().run_cell_magic('as_module', '{package}.circle', 'R = 1 / 0\\n')"
+    result = ip.run_cell(magic)
     assert isinstance(result.error_in_exec, ZeroDivisionError)
     assert f"Cell module {package}.circle (version 1), line 1" in plain(capsys.readouterr().out)
     directory = kernel_store().directory

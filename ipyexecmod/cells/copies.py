@@ -172,6 +172,8 @@ def save(finder: CellModuleFinder, record: CellModule, force: bool) -> None:
     another lasting directory is removed: a new kernel would import that one."""
     record.moved_aside = ()
     store = record.version.store
+    if store is None:
+        record.version.save()  # no copy: its lines under its __file__, if it has them apart
     try:
         record.moved_aside = tuple(_write(finder, record, force))
     except StoreError as exc:

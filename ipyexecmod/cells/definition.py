@@ -23,7 +23,7 @@ from .history import History
 from .locks import Discarded
 from .names import DefinitionError, check_available, check_module_name
 from .transaction import Transaction
-from .version import CellModule, Replacement, Version
+from .version import CellFile, CellModule, Replacement, Version
 
 if TYPE_CHECKING:
     from .registry import CellModuleFinder
@@ -42,6 +42,7 @@ class Options(TypedDict, total=False):
     rerun_dependents: bool
     how: str
     cause: str
+    cell: CellFile | None
 
 
 def define(
@@ -55,6 +56,7 @@ def define(
     rerun_dependents: bool = True,
     how: str | None = None,
     cause: str = "",
+    cell: CellFile | None = None,
 ) -> ModuleType:
     """:meth:`CellModuleFinder.define <ipyexecmod.cells.CellModuleFinder.define>`."""
     __tracebackhide__ = True
@@ -82,7 +84,7 @@ def define(
             if problem is not None:
                 raise DefinitionError(problem.problem, forceable=True, hint=problem.force)
             check_available(finder, name)
-        version = _next_version(old, name, source, copy, defined_in, is_package)
+        version = _next_version(old, name, source, copy, defined_in, is_package, cell)
         # Each compiled version has lines of its own in linecache (see .version): only
         # the same version run again shares them, and keeps them whatever happens.
         fresh = old is None or old.filename != version.filename
@@ -99,6 +101,10 @@ def define(
             _rerun(finder, steps, record, reruns, defined_in)
             if old is not None and fresh:
                 steps.after(forget_lines_when_unused, old.loader)
+            if fresh and version.cell is not None:
+                # Put back while its code lives if linecache is cleared: IPython does not
+                # put back a cell's lines, and the loader's source lacks the cell's lead.
+                steps.after(forget_lines_when_unused, version.loader)
             steps.commit(copies.save, finder, record, force)
             steps.commit(copies.publish, finder, [name, *(rerun.name for rerun in reruns)])
             steps.after(finder.notify, name)
@@ -129,12 +135,22 @@ def _next_version(
     store: CellStore | None,
     defined_in: int | None,
     is_package: bool,
+    cell: CellFile | None,
 ) -> Version:
-    """The version ``source`` makes of module ``name``; the same source in the same place
-    runs the code compiled before (a cell run again unchanged compiles nothing)."""
-    if old is not None and old.source == source and old.store is store:
+    """The version ``source`` makes of module ``name`` (from ``cell``, if given); the same
+    source in the same place runs the code compiled before (a cell run again unchanged
+    compiles nothing), unless its code is not named after a cell of the same text: a
+    breakpoint set in this cell would miss it."""
+    if (
+        old is not None
+        and old.source == source
+        and old.store is store
+        and (cell is None or (old.cell is not None and old.cell.lead == cell.lead))
+    ):
         return old.again(defined_in)
-    return Version.compile(name, source, is_package=is_package, store=store, defined_in=defined_in)
+    return Version.compile(
+        name, source, is_package=is_package, store=store, defined_in=defined_in, cell=cell
+    )
 
 
 def reload(

@@ -200,10 +200,13 @@ class CellModuleFinder:
         under way in this thread: then when that one does); with
         :class:`~ipyexecmod.store.MemoryOnly`, other processes that import it get
         an ImportError that says why they cannot.  ``defined_in`` is the
-        ``In[N]`` of the cell it comes from.  Each module whose code ran gets a version
-        in its history (:attr:`CellModule.history`), once the definition commits: this
-        one as ``how`` (default ``"cell"`` with ``defined_in``, else ``"define"``) and
-        ``cause`` say, its dependents as ``"dependent"``.
+        ``In[N]`` of the cell it comes from; with ``cell``
+        (:class:`~ipyexecmod.cells.version.CellFile`), the code is named after that cell,
+        with its line numbers (a breakpoint set in the cell stops there).  Each module
+        whose code ran gets a version in its history (:attr:`CellModule.history`), once
+        the definition commits: this one as ``how`` (default ``"cell"`` with
+        ``defined_in``, else ``"define"``) and ``cause`` say, its dependents as
+        ``"dependent"``.
 
         Then every cell module that imports it as it runs, directly or through others,
         runs again from its latest version, in the same transaction, each after the

@@ -17,6 +17,17 @@ spec's ``origin`` still name ``PATH``, under which linecache has the current ver
 lines (``inspect.getsource(module)`` reads ``__file__``).  The ``.pyc`` written there
 holds the code as it ran: a process that imports it gets it named ``PATH``, as importlib
 names the code of any ``.pyc`` after the source beside it.
+
+A version defined by a notebook cell (:class:`CellFile`) has its code named after the cell
+instead, as IPython names a plain cell's code (``shell.compile.get_code_name``: in
+ipykernel, the file the JupyterLab debugger writes the cell to and sets its breakpoints
+in), with the cell's line numbers: line N of the code is line N of the cell, whose first
+line is ``%%as_module NAME``.  So a breakpoint set in the cell stops there, tracebacks say
+``Cell In[3], line 4`` and linecache holds the whole cell under that name, which IPython
+keeps for the session.  Without an on-disk copy, ``__file__`` is ``ipyexecmod:NAME``, under
+which linecache has the current version's lines.  The source is compiled once, as the
+copy's file (its ``.pyc``; the compiler's warnings name ``PATH@N``), and the cell's code made
+from it (:mod:`ipyexecmod._renumber`).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from functools import cached_property
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._renumber import compile_after
 from ..loader import SourceTextLoader
 from ..store import CellStore, Saved
 from .history import History
@@ -38,10 +50,25 @@ from .stale import Replaced
 if TYPE_CHECKING:
     from .dependents import Rerun
 
-__all__ = ["CellModule", "Replacement", "Version"]
+__all__ = ["CellFile", "CellModule", "Replacement", "Version"]
 
 # Per module name, the number of its last version compiled (in any place).
 _compiled: dict[str, int] = {}
+
+
+class CellFile(NamedTuple):
+    """The notebook cell a version's code is named after (see the module docstring)."""
+
+    #: The name IPython compiled the cell under: the code's ``co_filename``.
+    name: str
+    #: The cell's lines before the module's source (its ``%%as_module NAME`` line),
+    #: which the code's line numbers count.
+    lead: str
+
+    @property
+    def first_line(self) -> int:
+        """The cell's line number of the source's first line."""
+        return self.lead.count("\n") + 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +78,8 @@ class Version:
     name: str
     source: str
     code: CodeType
-    #: The code's ``co_filename``, this version's own: ``PATH@N`` or ``ipyexecmod:NAME@N``.
+    #: The code's ``co_filename``: this version's own, ``PATH@N`` or ``ipyexecmod:NAME@N``,
+    #: or its cell's.
     filename: str
     #: The on-disk copy's source, if it has one: ``__file__`` and the spec's ``origin``.
     path: str | None
@@ -64,6 +92,10 @@ class Version:
     store: CellStore | None = None
     #: The execution count (``In[N]``) of the cell it came from.
     defined_in: int | None = None
+    #: The cell its code is named after, if it is.
+    cell: CellFile | None = None
+    #: Named after its cell, until its copy is written: its code as the copy's file has it.
+    as_file: list[CodeType] = field(default_factory=list, repr=False)
 
     @classmethod
     def compile(
@@ -74,18 +106,29 @@ class Version:
         is_package: bool = False,
         store: CellStore | None = None,
         defined_in: int | None = None,
+        cell: CellFile | None = None,
     ) -> Version:
         """Compile ``source`` as module ``name``; raises :class:`SyntaxError` if it does not.
 
-        The code's filename is this version's own (see the module docstring), so that
-        a failed version's traceback and the version put back each keep their own lines.
+        The code's filename is this version's own, or ``cell``'s (see the module
+        docstring), so that a failed version's traceback and the version put back each
+        keep their own lines.
         """
         path, cached = (None, None) if store is None else store.paths(name, is_package)
-        filename = _new_filename(name, f"ipyexecmod:{name}" if path is None else path)
-        loader = SourceTextLoader(name, source, filename, is_package=is_package)
-        code = loader.get_code(name)
+        own = _new_filename(name, f"ipyexecmod:{name}" if path is None else path)
+        if cell is None:
+            loader = SourceTextLoader(name, source, own, is_package=is_package)
+            code = loader.get_code(name)
+            return cls(name, source, code, own, path, cached, is_package, loader, store, defined_in)
+        # Compiled as the copy's file (its .pyc), then named after the cell, with its lines.
+        code, as_file = compile_after(source, cell.lead, cell.name, compiled_as=own)
+        loader = SourceTextLoader(
+            name, source, cell.name, is_package=is_package, code=code, lead=cell.lead
+        )
+        kept = [] if store is None else [as_file]
         return cls(
-            name, source, code, filename, path, cached, is_package, loader, store, defined_in
+            *(name, source, code, cell.name, path, cached, is_package, loader, store),
+            *(defined_in, cell, kept),
         )
 
     def again(self, defined_in: int | None) -> Version:
@@ -105,7 +148,12 @@ class Version:
         has run), with the copy's new paths and a loader of its own."""
         path, cached = (None, None) if store is None else store.paths(self.name, is_package)
         loader = SourceTextLoader(
-            self.name, self.source, self.filename, is_package=is_package, code=self.code
+            self.name,
+            self.source,
+            self.filename,
+            is_package=is_package,
+            code=self.code,
+            lead=self.loader.lead,
         )
         return replace(
             self, is_package=is_package, loader=loader, path=path, cached=cached, store=store
@@ -128,10 +176,28 @@ class Version:
         statements = import_statements(self.name, self.code, self.is_package)
         return tuple((module, names) for module, names in statements if names)
 
+    @property
+    def origin(self) -> str:
+        """``__file__``: the on-disk copy's path; without one, the code's filename, or
+        ``ipyexecmod:NAME`` for a version named after its cell (whose lines hold more)."""
+        if self.path is not None:
+            return self.path
+        return self.filename if self.cell is None else f"ipyexecmod:{self.name}"
+
+    def file_code(self) -> CodeType:
+        """The code as its on-disk copy's file gives it: this version's, or for one named
+        after its cell, the code with the file's line numbers compiled with it, given once
+        (a copy is written once; compiled again if it is written again)."""
+        if self.cell is None:
+            return self.code
+        if self.as_file:
+            return self.as_file.pop()
+        return SourceTextLoader.source_to_code(self.source, self.filename)
+
     def spec(self) -> CellSpec:
-        """A spec like a file's: ``origin`` (``__file__``) is the on-disk copy's path (the
-        code's filename without one), and ``cached`` (``__cached__``) its ``.pyc``."""
-        origin = self.filename if self.path is None else self.path
+        """A spec like a file's: ``origin`` (``__file__``) is :attr:`origin`, and
+        ``cached`` (``__cached__``) the on-disk copy's ``.pyc``."""
+        origin = self.origin
         spec = CellSpec(self.name, self.loader, origin=origin, is_package=self.is_package)
         spec.has_location = True
         spec.cached = self.cached
@@ -142,12 +208,14 @@ class Version:
         return spec
 
     def save(self, *, force: bool = False) -> Saved:
-        """Make this the version whose lines linecache has under the on-disk copy's path,
-        and write the copy; raises :class:`~ipyexecmod.store.StoreError` if it cannot
-        (the lines are there all the same: the module in this process is this version).
-        With ``force``, files of the user's in its way are moved aside
+        """Make this the version whose lines linecache has under :attr:`origin`, and write
+        the on-disk copy, if it has one; raises :class:`~ipyexecmod.store.StoreError` if it
+        cannot (the lines are there all the same: the module in this process is this
+        version).  With ``force``, files of the user's in its way are moved aside
         (:meth:`~ipyexecmod.store.CellStore.save`)."""
         if self.store is None:
+            if self.cell is not None:
+                self.loader.register_lines(self.origin)
             return Saved()
         assert self.path is not None and self.cached is not None  # set with the store
         self.loader.register_lines(self.path)
@@ -156,7 +224,7 @@ class Version:
             self.path,
             self.cached,
             self.encoded,
-            self.code,
+            self.file_code,
             is_package=self.is_package,
             force=force,
         )

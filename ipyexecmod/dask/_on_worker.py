@@ -22,12 +22,13 @@ on a task it cannot unpickle.
 from __future__ import annotations
 
 import importlib
+import linecache
 import os
 import socket
 import sys
 from importlib.abc import Loader
 from importlib.machinery import ModuleSpec
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any, NamedTuple
 
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -48,6 +49,9 @@ class Entry(NamedTuple):
     #: ``__file__`` in the kernel, if it has an on-disk copy.
     path: str | None
     is_package: bool
+    #: The lines before the source in the file ``filename`` names, which the code's line
+    #: numbers count (a notebook cell's ``%%as_module NAME``), if any.
+    lead: str = ""
 
 
 def here() -> Origin:
@@ -112,7 +116,7 @@ class CellFinder(Loader):
             return
         entry = self.entries[module.__name__]
         try:
-            exec(compile(entry.text, entry.filename, "exec", dont_inherit=True), vars(module))
+            exec(_code(entry), vars(module))
         except Exception as exc:
             self.failures[module.__name__] = exc
             reason = (
@@ -155,6 +159,21 @@ class CellFinder(Loader):
                 _adopt_submodules(module)
         if failed is not None:
             raise failed
+
+
+def _code(entry: Entry) -> CodeType:
+    """The code of a real entry, as the kernel compiled it: under its filename, with its
+    line numbers.  Code named after a notebook cell (a ``lead``) has the cell's: linecache
+    has the cell's lines under that name, as in the kernel (from the source alone, it
+    would show each line one off)."""
+    if not entry.lead:
+        return compile(entry.text, entry.filename, "exec", dont_inherit=True)
+    source = entry.text.decode("utf-8") if isinstance(entry.text, bytes) else entry.text
+    lines = (entry.lead + source).splitlines(keepends=True)
+    # mtime None: kept by linecache.checkcache, even where a file of that name differs.
+    linecache.cache[entry.filename] = (len(entry.lead) + len(source), None, lines, entry.filename)
+    shifted = "\n" * entry.lead.count("\n") + source
+    return compile(shifted, entry.filename, "exec", dont_inherit=True)
 
 
 def _adopt_submodules(package: ModuleType) -> None:

@@ -214,13 +214,20 @@ def not_shipped(name: str, top: str) -> str:
 
 def _entry(member: Member, as_code: bool, top: str) -> Entry:
     text = member.source if as_code else not_shipped(member.name, top)
-    return Entry(_generation(), as_code, text, member.filename, member.path, member.is_package)
+    return Entry(
+        _generation(), as_code, text, member.filename, member.path, member.is_package, member.lead
+    )
 
 
 def _digest_entry(entry: Entry) -> str:
     """What tells two entries apart, but their generation."""
     text = entry.text if isinstance(entry.text, bytes) else entry.text.encode()
-    parts = (bytes([entry.real, entry.is_package]), text, entry.filename.encode())
+    parts = (
+        bytes([entry.real, entry.is_package]),
+        text,
+        entry.filename.encode(),
+        entry.lead.encode(),
+    )
     return hashlib.sha256(b"\0".join(parts)).hexdigest()
 
 

@@ -34,6 +34,9 @@ class Member(NamedTuple):
     filename: str
     #: Its on-disk copy in the kernel, if it has one.
     path: str | None
+    #: The lines before the source in the file ``filename`` names (a notebook cell's
+    #: ``%%as_module NAME``: the code has the cell's line numbers), if any.
+    lead: str = ""
 
 
 def family(top: str) -> dict[str, Member]:
@@ -98,7 +101,13 @@ def _version(name: str, found: cells.CellModule | ModuleType) -> Member:
         return _restored(name, found.__file__, hasattr(found, "__path__"))  # type: ignore[arg-type]
     version = found.version
     return Member(
-        name, version.encoded, version.is_package, version.imports, version.filename, version.path
+        name,
+        version.encoded,
+        version.is_package,
+        version.imports,
+        version.filename,
+        version.path,
+        version.loader.lead,
     )
 
 

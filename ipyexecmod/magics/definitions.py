@@ -24,12 +24,14 @@ from ..binding import binding_clash, rebind
 from ..cells.dependents import describe
 from ..cells.history import DEFAULT_LIMIT, checked_limit
 from ..cells.instances import update_instances
+from ..cells.version import CellFile
 from ..lasting import lasting_store, placement
 from ..loader import put_back_lines
 from ..store import kernel_store
 from ..typos import TypoDisplay, compiles, not_python, not_source
 from . import autoreload
 from .arguments import parse
+from .cellfiles import cell_file
 
 __all__ = ["ExecModMagics", "shipping"]
 
@@ -256,11 +258,13 @@ class ExecModMagics(Magics):
         """
         __tracebackhide__ = True
         args = parse(self.as_module, line)
-        problem = _bad_options(args) or not_source(args.name, cell)
+        where = cell_file(self._shell, line, cell)  # None: not run from its own cell
+        first = 1 if where is None else where.first_line
+        problem = _bad_options(args) or not_source(args.name, cell, first)
         if problem is not None:
             raise UsageError(problem)
         try:
-            self._define(args, cell)
+            self._define(args, cell, where)
         except cells.DefinitionError as exc:
             hint = f", or use --force {exc.hint}" if exc.forceable else ""
             msg = f"{exc}{hint}"
@@ -268,17 +272,17 @@ class ExecModMagics(Magics):
         except SyntaxError as exc:
             if compiles(cell):
                 raise  # raised by the code as it ran (eval, compile): its traceback says where
-            reason = not_python(self._shell, cell, exc)
+            reason = not_python(self._shell, cell, exc, first)
             if reason is not None:
                 msg = f"{args.name!r} not defined: {reason}"
                 raise UsageError(msg) from None
-            self._typos.expect(exc, cell)
+            self._typos.expect(exc, cell if where is None else where.lead + cell)
             raise
 
-    def _define(self, args: Any, cell: str) -> None:
-        """Define ``cell`` as module ``args.name``, with the options in ``args``; bind it
-        once the definition (and any it is part of: a cell module's code may run a cell)
-        has committed."""
+    def _define(self, args: Any, cell: str, where: CellFile | None) -> None:
+        """Define ``cell`` as module ``args.name``, with the options in ``args``, its code
+        named after the notebook cell ``where`` if given; bind it once the definition (and
+        any it is part of: a cell module's code may run a cell) has committed."""
         __tracebackhide__ = True
         store = placement(
             persist=self.persist and not args.no_persist,
@@ -293,6 +297,7 @@ class ExecModMagics(Magics):
                 store=store,
                 rerun_dependents=self.rerun_dependents and not args.no_deps,
                 how="cell",  # outside a cell that stores history too (no In[N])
+                cell=where,
             )
         if self.bind and not args.no_bind:
             cells.after_commit(self._bind, args.name)
