@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import types
 
@@ -16,6 +17,7 @@ from IPython.core.error import UsageError
 import ipyexecmod
 from ipyexecmod import cells
 from ipyexecmod.inspection import MagicNumber, ModuleList, module_kind
+from ipyexecmod.inspection.tables import LEFT
 
 
 def formats(ip, value) -> dict:
@@ -86,8 +88,26 @@ def test_lsmod_displays_as_text_and_escaped_html(ip, unique):
     assert text.splitlines()[0].split() == ["name", "kind", "origin", "loader"]
     assert any(line.split()[:2] == [name, "cell"] for line in text.splitlines())
     assert "&lt;b&gt;&amp;x&lt;/b&gt;" in html and "<b>&x</b>" not in html
-    assert html.startswith("<table>") and f"<td>{name}</td>" in html
+    assert html.startswith("<table>") and f"<td{LEFT}>{name}</td>" in html
+    assert f'<th scope="col"{LEFT}>name</th>' in html
     assert formats(ip, ip.run_line_magic("lsmod", "_no_such_*"))["text/plain"] == "no modules match"
+
+
+def test_an_empty_lsmod_says_so_in_html_too(ip):
+    # Not a bare header row, which reads as a table whose rows failed to show.
+    html = formats(ip, ip.run_line_magic("lsmod", "_no_such_*"))["text/html"]
+    assert html == "<p>no modules match</p>"
+
+
+def test_html_table_cells_are_left_aligned_inline(ip, unique):
+    # JupyterLab 4 right-aligns output table cells; only an inline style survives its
+    # sanitizer in a reopened notebook.  Every th and td carries it, and no colour is set.
+    define(ip, unique())
+    for value in (ip.run_line_magic("lsmod", "_cm*"), ip.run_line_magic("modinfo", "json")):
+        html = formats(ip, value)["text/html"]
+        cells = re.findall(r"<t[hd][ >][^>]*>", html)
+        assert cells and all(cell.endswith(f"{LEFT}>") for cell in cells)
+        assert "color" not in html
 
 
 # -- %modinfo -----------------------------------------------------------------------------
@@ -112,7 +132,22 @@ def test_modinfo_of_a_cell_module(ip, unique):
     assert info["spec"] is module.__spec__
     text = formats(ip, info)["text/plain"]
     assert f"defined in     In[{second.execution_count}]" in text
-    assert "<th>" not in formats(ip, info)["text/html"]
+    html = formats(ip, info)["text/html"]
+    assert "<thead>" not in html  # keys are row headers, beside their values
+    assert f'<tr><th scope="row"{LEFT}>lines</th><td{LEFT}>5</td></tr>' in html
+
+
+def test_modinfo_shows_a_top_level_modules_empty_package_as_the_empty_string(ip, unique):
+    name = unique()
+    define(ip, name)
+    info = ip.run_line_magic("modinfo", name)
+    assert info["__package__"] == ""  # the value itself is unchanged
+    html = formats(ip, info)["text/html"]
+    assert f'<th scope="row"{LEFT}>__package__</th><td{LEFT}>&#x27;&#x27;</td>' in html
+    leaf = unique("pkg") + ".leaf"
+    define(ip, leaf)
+    package = formats(ip, ip.run_line_magic("modinfo", leaf))["text/html"]
+    assert f"__package__</th><td{LEFT}>{leaf.split('.')[0]}</td>" in package
 
 
 def test_modinfo_of_other_modules_and_packages(ip, unique):
@@ -154,7 +189,7 @@ def test_magic_number_is_the_c_value_with_its_forms(ip):
     assert f"{expected} (0x{expected:08x})" in text
     assert importlib.util.MAGIC_NUMBER.hex(" ") in text
     assert f"CPython {sys.version_info.major}.{sys.version_info.minor}" in text
-    assert f"<td>{expected & 0xFFFF}</td>" in formats(ip, number)["text/html"]
+    assert f"<td{LEFT}>{expected & 0xFFFF}</td>" in formats(ip, number)["text/html"]
     assert "interpreter" not in repr(MagicNumber(1))  # a number of no known interpreter
 
 

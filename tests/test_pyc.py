@@ -202,7 +202,7 @@ def test_pycinfo_of_a_module_and_of_a_path(ip, tmp_path):
     info = ip.run_line_magic("pycinfo", str(pyc))
     assert info["invalidation"] == "checked hash"
     data, _ = ip.display_formatter.format(info)
-    assert "checked hash" in data["text/plain"] and "<td>checked hash</td>" in data["text/html"]
+    assert "checked hash" in data["text/plain"] and ">checked hash</td>" in data["text/html"]
 
 
 def test_pycinfo_usage_errors(ip, tmp_path):

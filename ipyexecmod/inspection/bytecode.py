@@ -11,7 +11,7 @@ import sys
 from ..execmodule import get_magic_number, get_magic_tag
 from ..pyc import PycError, check_source, read_header, source_of
 from .modules import ModuleInfo
-from .tables import html_table
+from .tables import html_fields
 
 __all__ = [
     "MagicNumber",
@@ -63,7 +63,7 @@ class MagicNumber(int):
         return "; ".join(f"{key}: {value}" for key, value in self._fields())
 
     def _repr_html_(self) -> str:
-        return html_table(None, self._fields())
+        return html_fields(self._fields())
 
 
 class MagicTag(str):
@@ -79,7 +79,7 @@ class MagicTag(str):
         fields = [("magic tag", str(self)), ("interpreter", _interpreter())]
         if self == sys.implementation.cache_tag:
             fields.append(("bytecode of spam.py", importlib.util.cache_from_source("spam.py")))
-        return html_table(None, fields)
+        return html_fields(fields)
 
 
 class PycInfo(ModuleInfo):

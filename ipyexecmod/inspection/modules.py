@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from ..cells import CellModuleFinder, finder, module_origin
 from ..cells.stale import find_stale
-from .tables import html_table, text_table
+from .tables import html_fields, html_table, text_table
 
 __all__ = [
     "ModuleInfo",
@@ -89,6 +89,8 @@ class ModuleList(list[ModuleRow]):
         return text_table([ModuleRow._fields, *self])
 
     def _repr_html_(self) -> str:
+        if not self:
+            return "<p>no modules match</p>"
         return html_table(ModuleRow._fields, self)
 
 
@@ -135,7 +137,13 @@ class ModuleInfo(dict[str, object]):
         return text_table([(key, str(value)) for key, value in self.items()])
 
     def _repr_html_(self) -> str:
-        return html_table(None, self.items())
+        return html_fields((key, _shown(value)) for key, value in self.items())
+
+
+def _shown(value: object) -> object:
+    # An empty string (a top-level module's __package__) would be a blank cell: it shows
+    # as the literal it is, as None shows as None.
+    return "''" if isinstance(value, str) and not value else value
 
 
 def module_info(

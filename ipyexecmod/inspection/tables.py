@@ -4,6 +4,12 @@
 Each cell shows the private directory as ``<store>``
 (:func:`~ipyexecmod.store.display_path`), so that saved outputs stay the same from run
 to run; the values themselves keep the real paths.
+
+The HTML sets no colour: it takes the notebook theme's (light or dark) as it is.  It only
+aligns every cell left, inline: JupyterLab 4 right-aligns output table cells, which puts a
+key far from its value and makes names and paths hard to read down a column.  An inline
+style is kept where a stylesheet is not: a reopened, untrusted notebook's sanitizer keeps
+``style`` attributes and drops ``<style>`` elements.
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ from collections.abc import Iterable, Sequence
 
 from ..store import display_path
 
-__all__ = ["escape", "html_table", "text_table"]
+__all__ = ["LEFT", "escape", "html_fields", "html_table", "text_table"]
 
 # What html.escape(text, quote=True) replaces; the html package takes longer to import
 # (its table of entities) than all of ipyexecmod's magics.
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"})
+
+#: The attribute every ``<th>`` and ``<td>`` carries (see the module's docstring).
+LEFT = ' style="text-align:left;vertical-align:top"'
 
 
 def escape(text: str) -> str:
@@ -25,6 +34,7 @@ def escape(text: str) -> str:
 
 
 def text_table(rows: Sequence[Sequence[str]]) -> str:
+    """``rows`` (the first one a header, if any) in columns padded with spaces."""
     rows = [[display_path(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -33,10 +43,25 @@ def text_table(rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-def html_table(header: Sequence[str] | None, rows: Iterable[Sequence[object]]) -> str:
-    def cells(tag: str, row: Sequence[object]) -> str:
-        return "".join(f"<{tag}>{escape(display_path(str(cell)))}</{tag}>" for cell in row)
+def _cell(tag: str, value: object, attributes: str = "") -> str:
+    return f"<{tag}{attributes}{LEFT}>{escape(display_path(str(value)))}</{tag}>"
 
-    head = f"<thead><tr>{cells('th', header)}</tr></thead>" if header else ""
-    body = "".join(f"<tr>{cells('td', row)}</tr>" for row in rows)
-    return f"<table>{head}<tbody>{body}</tbody></table>"
+
+def html_table(header: Sequence[str] | None, rows: Iterable[Sequence[object]]) -> str:
+    """A table with ``header`` (if any) as its column headers, one row per item of ``rows``.
+
+    For a table of keys and values, :func:`html_fields` makes each key its row's header.
+    """
+    head = "".join(_cell("th", name, ' scope="col"') for name in header or ())
+    thead = f"<thead><tr>{head}</tr></thead>" if head else ""
+    body = "".join(f"<tr>{''.join(_cell('td', value) for value in row)}</tr>" for row in rows)
+    return f"<table>{thead}<tbody>{body}</tbody></table>"
+
+
+def html_fields(fields: Iterable[tuple[str, object]]) -> str:
+    """A table of ``(key, value)`` pairs: each key is its row's header, its value beside it."""
+    row_header = ' scope="row"'
+    body = "".join(
+        f"<tr>{_cell('th', key, row_header)}{_cell('td', value)}</tr>" for key, value in fields
+    )
+    return f"<table><tbody>{body}</tbody></table>"
