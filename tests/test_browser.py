@@ -1,0 +1,257 @@
+"""What a user sees in JupyterLab 4, in a real headless Chromium, in the light and dark themes.
+
+One JupyterLab server and one browser page for the module: the page opens a notebook
+written here, runs all its cells once, and every check looks at what they left on the
+screen, once in each theme (switched in the page, as a user does).  Each check keeps a
+screenshot of what it looked at: under ``$IPYEXECMOD_ARTEFACTS/browser`` if that variable
+is set, otherwise in pytest's temporary directory of the run; the path is printed at the
+end of the module's tests and in every failure.
+
+Skipped, saying why, only where Chromium is not installed (``bash .ci/test`` installs it
+where apt-get can) or the test extra's JupyterLab and Playwright are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("jupyterlab", reason="JupyterLab is not installed: pip install -e '.[test]'")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright is not installed: pip install -e '.[test]'"
+)
+
+import nbformat  # noqa: E402 (after the skips: a dependency of JupyterLab's)
+from browser import (  # noqa: E402
+    ARTEFACTS_VARIABLE,
+    cell,
+    chromium,
+    lab_server,
+    looks,
+    open_notebook,
+    run_all,
+    screen_lines,
+    short_directory,
+    switch_theme,
+    unreadable,
+    write_settings,
+)
+from helpers import HANG_GUARD  # noqa: E402
+
+if chromium() is None:
+    pytestmark = pytest.mark.skip(
+        reason="no Chromium on PATH (chromium or chromium-browser): `bash .ci/test` installs "
+        "Debian's package where apt-get can run as root; elsewhere install it yourself"
+    )
+
+THEMES = ["JupyterLab Light", "JupyterLab Dark"]
+
+
+# -- what the outputs must look like ----------------------------------------------------------
+
+
+def assert_rendered_table(output: Any) -> None:
+    """``output`` (a cell's output area) is an HTML table, not escaped text: left-aligned
+    cells whose text is readable on what is behind it."""
+    html = output.locator(".jp-OutputArea-output[data-mime-type='text/html']")
+    assert html.locator("table").count() == 1, output.inner_text()
+    assert "<t" not in output.inner_text()  # tags shown as text: escaped once too often
+    seen = looks(html.locator("th, td"))
+    assert seen and unreadable(seen) == [], unreadable(seen)
+    assert {element["align"] for element in seen} == {"left"}, seen
+
+
+def assert_rendered_diff(output: Any) -> None:
+    """``output`` is an HTML diff, not escaped text: its added and removed lines (text that
+    starts with one ``+`` or ``-``) are marked (a background or colour of their own), and
+    every line is readable on what is behind it."""
+    html = output.locator(".jp-OutputArea-output[data-mime-type='text/html']")
+    assert html.count() == 1 and "<span" not in output.inner_text(), output.inner_text()
+    plain, *_ = looks(html)
+    lines = looks(html.locator("*:not(:has(*))"))  # the innermost elements: the lines
+    changed = [line for line in lines if re.match(r"[-+](?![-+]{2})", line["text"])]
+    assert {line["text"][0] for line in changed} == {"+", "-"}, lines
+    for line in changed:
+        assert (line["background"], line["color"]) != (plain["background"], plain["color"]), line
+    assert unreadable(lines) == [], unreadable(lines)
+
+
+#: The magics whose outputs are checked, a line each: the cell that shows the output, and
+#: how it must look.  The notebook has a cell module ``geometry`` in two versions and
+#: ``shapes``, which imports it.
+OUTPUTS: list[tuple[str, Callable[[Any], None]]] = [
+    ("%lsmod --cells", assert_rendered_table),
+    ("%modinfo geometry", assert_rendered_table),
+    ("%pycinfo geometry", assert_rendered_table),
+]
+
+GEOMETRY = [
+    "%%as_module geometry\ndef area(r):\n    return 3 * r * r\n",
+    '%%as_module geometry\nPI = 3.14159\n\n\ndef area(r):\n    """The area of a circle."""\n'
+    "    return PI * r * r\n",
+]
+SHAPES = (
+    "%%as_module shapes\nfrom geometry import area\n\n\n"
+    "def ring(a, b):\n    return area(a) - area(b)\n"
+)
+NAME_ERROR = (
+    "%%as_module pricing\nTAX_PERCENT = 25\n\n\ndef with_tax(cents):\n"
+    "    return round(cents * (100 + TAX_PERCENT) / 100)\n\n\n"
+    "EXAMPLE = with_tax(price_list[0])\n"
+)
+SYNTAX_ERROR = "%%as_module pricing\ndef with_tax(cents)\n    return cents\n"
+
+
+def module_line(cell_line: int) -> int:
+    """The line number a traceback gives for line ``cell_line`` (from 1) of a
+    ``%%as_module`` cell: the module's, which lacks the cell's first line, the magic's."""
+    return cell_line - 1
+
+
+def notebook_cells() -> list[Any]:
+    cells = [nbformat.v4.new_code_cell("%load_ext ipyexecmod")]
+    cells += [nbformat.v4.new_code_cell(source) for source in [*GEOMETRY, SHAPES]]
+    cells += [nbformat.v4.new_code_cell(source) for source, _ in OUTPUTS]
+    cells.append(nbformat.v4.new_code_cell("geometry.area??"))
+    for source in (NAME_ERROR, SYNTAX_ERROR):  # Run All goes on past them
+        cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": ["raises-exception"]}))
+    return cells
+
+
+# -- one server, one browser, one page --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def artefacts(tmp_path_factory: pytest.TempPathFactory, request: Any) -> Path:
+    configured = os.environ.get(ARTEFACTS_VARIABLE)
+    if configured:
+        directory = Path(configured) / "browser"
+        directory.mkdir(parents=True, exist_ok=True)
+    else:
+        directory = tmp_path_factory.mktemp("browser-screenshots")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:  # after the summary, where pytest no longer captures the output
+        request.config.add_cleanup(
+            lambda: reporter.write_line(f"browser tests: screenshots in {directory}")
+        )
+    return directory
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Any]:
+    """A page of a real headless Chromium with the test notebook open in JupyterLab, all its
+    cells run."""
+    with short_directory() as directory:
+        root, private = directory / "root", directory / "private"
+        root.mkdir()
+        notebook = nbformat.v4.new_notebook(cells=notebook_cells())
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        nbformat.write(notebook, root / "checks.ipynb")
+        config = private / "config"
+        # Every cell in the page (JupyterLab otherwise renders only those near the view),
+        # and no question about news over the notebook.
+        write_settings(config, "@jupyterlab/notebook-extension:tracker", {"windowingMode": "none"})
+        write_settings(
+            config,
+            "@jupyterlab/apputils-extension:notification",
+            {"fetchNews": "false", "checkForUpdates": False},
+        )
+        with lab_server(root, private) as lab, sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium(),
+                args=["--no-sandbox"] if os.geteuid() == 0 else [],  # root: no sandbox allowed
+                timeout=HANG_GUARD * 1000,
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(HANG_GUARD * 1000)
+                open_notebook(page, lab, "checks.ipynb")
+                run_all(page)
+                yield page
+            finally:
+                browser.close()
+
+
+@pytest.fixture(scope="module", params=THEMES)
+def theme(request: Any, page: Any) -> str:
+    switch_theme(page, request.param)
+    return str(request.param)
+
+
+def screenshot(element: Any, artefacts: Path, theme: str, what: str) -> Path:
+    """A screenshot of locator ``element`` in ``artefacts``, named after ``theme`` and ``what``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{theme} {what}".lower()).strip("-")
+    path = artefacts / f"{slug}.png"
+    element.screenshot(path=path)
+    return path
+
+
+def output_of(page: Any, source: str) -> Any:
+    """The output area of the cell whose source is ``source``."""
+    index = [c.source for c in notebook_cells()].index(source)
+    return cell(page, index).locator(".jp-Cell-outputArea")
+
+
+# -- the checks -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("source", "check"), OUTPUTS, ids=[source for source, _ in OUTPUTS])
+def test_magic_output_renders(page, theme, artefacts, source, check):
+    output = output_of(page, source)
+    shot = screenshot(output, artefacts, theme, source)
+    try:
+        check(output)
+    except AssertionError as error:
+        error.add_note(f"screenshot: {shot}")
+        raise
+
+
+def test_tab_after_reload_module_offers_the_cell_modules(page, theme, artefacts):
+    page.locator(".jp-Notebook-footer").click()  # a new cell at the end
+    cell(page, -1).locator(".cm-content").click()  # its editor
+    page.locator(".jp-Notebook.jp-mod-editMode").wait_for()
+    page.keyboard.type("%reload_module ")
+    page.keyboard.press("Tab")
+    completer = page.locator(".jp-Completer")
+    completer.locator(".jp-Completer-item").first.wait_for()
+    shot = screenshot(completer, artefacts, theme, "completer")
+    offered = completer.locator(".jp-Completer-item").evaluate_all(
+        "items => items.map(item => item.dataset.value)"
+    )
+    page.keyboard.press("Escape")
+    assert {"geometry", "shapes"} <= set(offered), (offered[:10], shot)
+    assert offered[:2] == ["geometry", "shapes"], (offered[:10], shot)  # cell modules first
+
+
+def test_double_question_mark_shows_the_cell_modules_source(page, theme, artefacts):
+    output = output_of(page, "geometry.area??")
+    shot = screenshot(output, artefacts, theme, "source")
+    text = output.inner_text()
+    assert '"""The area of a circle."""' in text and "return PI * r * r" in text, (text, shot)
+    assert "3 * r * r" not in text, shot  # the version that runs, not the first
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "last"),
+    [
+        (NAME_ERROR, 9, "NameError: name 'price_list' is not defined"),
+        (SYNTAX_ERROR, 2, "SyntaxError: expected ':'"),
+    ],
+    ids=["NameError", "SyntaxError"],
+)
+def test_an_as_module_error_is_short_and_names_the_cells_line(
+    page, theme, artefacts, source, line, last
+):
+    output = output_of(page, source)
+    shot = screenshot(output, artefacts, theme, last.split(":")[0])
+    text = output.inner_text()
+    wrong = source.splitlines()[line - 1]  # the line of the cell that is wrong
+    assert re.search(rf"pricing \(version \d+\), line {module_line(line)}\n", text), (text, shot)
+    assert wrong in text and text.rstrip().endswith(last), (text, shot)
+    assert "ipyexecmod" not in text, (text, shot)  # none of the extension's own frames
+    assert screen_lines(output) <= 15, (text, shot)
