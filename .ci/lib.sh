@@ -33,3 +33,23 @@ make_venv() {
   # -qq: quiet, and silent about the find-links locations a machine's pip config may name.
   "$dir/bin/python" -m pip install -qq --disable-pip-version-check -e ".[$extras]"
 }
+
+# ensure_chromium: Debian's chromium for tests/test_browser.py (JupyterLab in a real browser),
+# installed with apt-get where it is missing and apt-get can run (as root).  Where it cannot,
+# nothing is installed and the browser tests skip, saying why.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+    return 0
+  fi
+  local why=""
+  command -v apt-get >/dev/null 2>&1 || why="there is no apt-get"
+  [[ -n $why || $(id -u) -eq 0 ]] || why="apt-get needs root"
+  if [[ -n $why ]]; then
+    echo "== Chromium is not installed and $why to install it: the browser tests will be skipped"
+    return 0
+  fi
+  echo "== installing Debian's chromium for the browser tests (apt-get)"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+    echo "== apt-get could not install chromium: the browser tests will be skipped"
+  fi
+}
