@@ -29,6 +29,7 @@ from ipyexecmod.cells.history import Entry
 from ipyexecmod.exportfile import parse_header, read_header, render
 from ipyexecmod.exports import ExportError, FilesInTheWay, NotExportable
 from ipyexecmod.inspection.exports import Exported
+from ipyexecmod.inspection.tables import LEFT
 from ipyexecmod.magics import ExportMagics
 
 #: What a fresh interpreter prints after importing ``{name}`` with only ``{root}`` added
@@ -432,7 +433,10 @@ def test_the_magic_exports_under_the_current_directory_or_to(ip, unique, tmp_pat
     exported = ip.run_line_magic("export_module", name)
     assert exported.written == (tmp_path / f"{name}.py",)
     html = exported._repr_html_()
-    assert f"<td>{name}.py</td><td>{name}</td><td>1</td><td>written</td>" in html
+    assert (
+        f"<td{LEFT}>{name}.py</td><td{LEFT}>{name}</td><td{LEFT}>1</td><td{LEFT}>written</td>"
+        in html
+    )
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     exported = ip.run_line_magic("export_module", f"{name} --to ~/lib")
     assert exported.written == (tmp_path / "home" / "lib" / f"{name}.py",)
@@ -496,7 +500,7 @@ def test_export_module_in_a_kernel(tmp_path):
         assert reply["status"] == "ok"
         (result,) = outputs(messages, "execute_result")
         assert (
-            "<td>kexport.py</td><td>kexport</td><td>1</td><td>written</td>"
+            f"<td{LEFT}>kexport.py</td><td{LEFT}>kexport</td><td{LEFT}>1</td><td{LEFT}>written</td>"
             in (result["data"]["text/html"])
         )
         assert result["data"]["text/plain"].splitlines()[0] == f"kexport exported to {out}:"

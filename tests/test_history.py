@@ -14,6 +14,7 @@ from traitlets import TraitError
 from ipyexecmod import cells
 from ipyexecmod.cells.history import DEFAULT_LIMIT
 from ipyexecmod.inspection import ModuleDiff, ModuleHistory
+from ipyexecmod.inspection.tables import LEFT
 
 
 @pytest.fixture(autouse=True)
@@ -443,7 +444,7 @@ def test_a_kernel_sends_the_history_and_the_diff_as_text_and_html(tmp_path):
             [f"In[{second['execution_count']}]", "cell", "1", "1"],
         ]
         assert text.splitlines()[2].startswith("*")
-        assert f"<td>In[{second['execution_count']}]</td><td>cell</td>" in html
+        assert f"<td{LEFT}>In[{second['execution_count']}]</td><td{LEFT}>cell</td>" in html
         reply, diff = execute(client, "%moddiff khist")
         (result,) = outputs(diff, "execute_result")
         text, html = result["data"]["text/plain"], result["data"]["text/html"]
