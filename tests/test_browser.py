@@ -81,11 +81,23 @@ def assert_rendered_diff(output: Any) -> None:
     assert unreadable(lines) == [], unreadable(lines)
 
 
+def says(expected: str) -> Callable[[Any], None]:
+    """A check that an output is the sentence ``expected``, shown as text (not a table)."""
+
+    def check(output: Any) -> None:
+        shown = output.locator(".jp-OutputArea-output[data-mime-type='text/html']")
+        assert shown.inner_text().strip() == expected
+        assert output.locator("table").count() == 0
+
+    return check
+
+
 #: The magics whose outputs are checked, a line each: the cell that shows the output, and
 #: how it must look.  The notebook has a cell module ``geometry`` in two versions and
 #: ``shapes``, which imports it.
 OUTPUTS: list[tuple[str, Callable[[Any], None]]] = [
     ("%lsmod --cells", assert_rendered_table),
+    ("%lsmod _no_such_*", says("no modules match")),
     ("%modinfo geometry", assert_rendered_table),
     ("%pycinfo geometry", assert_rendered_table),
     ("%modhistory geometry", assert_rendered_table),
