@@ -79,7 +79,9 @@ def _server_info(process: subprocess.Popen[bytes], runtime: Path, log: Path) -> 
     exits first, TimeoutError only if it hangs."""
     info = runtime / f"jpserver-{process.pid}.json"
     deadline = time.monotonic() + HANG_GUARD
-    while not info.exists():
+    while True:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):  # not yet whole
+            return dict(json.loads(info.read_text()))
         if process.poll() is not None:
             msg = f"JupyterLab exited with {process.returncode}:\n{log.read_text()[-3000:]}"
             raise RuntimeError(msg)
@@ -87,11 +89,6 @@ def _server_info(process: subprocess.Popen[bytes], runtime: Path, log: Path) -> 
             msg = f"JupyterLab did not start in {HANG_GUARD} s:\n{log.read_text()[-3000:]}"
             raise TimeoutError(msg)
         time.sleep(0.1)  # a poll of a file, not a wait for time to pass
-    # The server writes the file in place: read it once it parses.
-    while True:
-        with contextlib.suppress(json.JSONDecodeError):
-            return dict(json.loads(info.read_text()))
-        time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -119,12 +116,16 @@ def lab_server(root: Path, private: Path) -> Iterator[Lab]:
     try:
         yield Lab(url=f"http://127.0.0.1:{info['port']}/", token=token, root=root)
     finally:
-        process.terminate()  # SIGTERM: the server shuts its kernels down and exits
-        try:
-            process.wait(timeout=HANG_GUARD)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()  # SIGTERM: the server shuts its kernels down and exits
+    try:
+        process.wait(timeout=HANG_GUARD)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _start(
@@ -138,9 +139,12 @@ def _start(
             process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
         try:
             return process, _server_info(process, private / "run", log)
-        except RuntimeError:
+        except RuntimeError:  # it exited
             if "already in use" not in log.read_text():
                 raise
+        except BaseException:  # it hangs, or the test run is interrupted
+            _stop(process)
+            raise
     raise RuntimeError(f"JupyterLab found no free port in 3 attempts:\n{log.read_text()}")
 
 
