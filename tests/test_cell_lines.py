@@ -83,8 +83,9 @@ def test_a_replaced_versions_function_keeps_its_cells_lines(ip, unique, capsys):
     assert ip.run_cell(f"%%as_module {name}\n{new}").success
     gc.collect()
     assert inspect.getsource(kept) == "def fail():\n    raise ValueError('on purpose')\n"
-    ip.user_ns["kept"] = kept
-    result, out = run(ip, capsys, "kept()")
+    ip.user_ns["kept_fail"] = kept
+    result, out = run(ip, capsys, "kept_fail()")
+    del ip.user_ns["kept_fail"]  # the shell is shared: a name left would change others' order
     assert f"line {FAIL_LINE + 1}, in fail()" in out and "'on purpose'" in out
     assert innermost(result.error_in_exec).lineno == FAIL_LINE + 1
     current = sys.modules[name].fail

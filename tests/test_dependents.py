@@ -204,6 +204,8 @@ def test_reload_module_runs_the_dependents_again(ip, unique, log, capsys):
 def test_names_follow_unless_the_trait_is_off_and_a_name_with_no_counterpart_warns(ip, unique):
     sa = unique("sa")
     define(ip, sa, "def f(): return 1\ndef gone(): return 0\nLIMIT = 5\nRATE = 0.25\nT = [1]\n")
+    for name in ("gone", "kept"):  # the names are told in the notebook's order: theirs here
+        ip.user_ns.pop(name, None)
     ip.run_cell(
         f"from {sa} import *\nmine = 5\nkept = gone\nfrom {sa} import RATE as r, T as t\n"
     ).raise_error()

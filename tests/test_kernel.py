@@ -80,6 +80,24 @@ def test_failed_rerun_shows_the_cells_line_and_keeps_the_old_version(kernel):
     assert stdout(messages) == "1 True\n"
 
 
+@pytest.mark.parametrize("blank_lines", [0, 2])
+def test_a_module_level_error_points_at_the_cells_own_line(kernel, blank_lines):
+    # IPython counts a module frame's excerpt from its code's co_firstlineno: it must be 1,
+    # as for every module, or each line shown is the one before it.
+    cell = (
+        "\n" * blank_lines
+        + "%%as_module kexcerpt\nimport os\n\n\ndef f():\n    return 1\n\nX = undefined_name\n"
+    )
+    reply, messages = run(kernel, cell)
+    assert reply["status"] == "error" and reply["ename"] == "NameError"
+    (error,) = outputs(messages, "error")
+    lines = ANSI.sub("", "\n".join(error["traceback"])).splitlines()
+    line = 8 + blank_lines
+    shown = "\n".join(lines)
+    assert re.search(rf"^-+> {line} X = undefined_name$", shown, re.MULTILINE), shown
+    assert re.search(rf"^ +{line - 3} def f\(\):$", shown, re.MULTILINE), shown
+
+
 def test_debug_after_a_failed_redefinition_shows_the_failed_versions_lines(kernel):
     run(kernel, "%%as_module kdebug\ndef f():\n    return 'old'\n")
     reply, _ = run(kernel, "%%as_module kdebug\nX = 1\nY = 2\nraise ValueError('bad edit')\n")
