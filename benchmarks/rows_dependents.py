@@ -20,8 +20,8 @@ from workloads import fresh_name, functions, notebook_values, shell
 
 from ipyexecmod import cells
 from ipyexecmod.binding import rebind
+from ipyexecmod.cells.imports import imports_in
 from ipyexecmod.cells.stale import outliving
-from ipyexecmod.cells.version import imports_in
 from ipyexecmod.store import kernel_store
 
 #: The code before issue 15 (no dependents, no rebinding): the baseline of "costs what it

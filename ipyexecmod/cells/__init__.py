@@ -33,7 +33,8 @@ sees the namespace as it is being updated, as during :func:`importlib.reload`.
 
 The parts, each importing only those after it: :mod:`.registry` (the registry and
 finder), :mod:`.definition` (the steps of a definition), :mod:`.names` (which names
-a cell may take), :mod:`.version` (one version, worked out once),
+a cell may take), :mod:`.version` (one version, worked out once), :mod:`.history`
+(every version that ran), :mod:`.imports` (what a version's code imports),
 :mod:`.transaction` (undo steps, nesting, Ctrl-C held back) and :mod:`.locks`
 (imports waiting for a definition).
 """

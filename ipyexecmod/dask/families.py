@@ -17,7 +17,7 @@ from typing import NamedTuple
 from .. import cells
 from ..cells import family as _family
 from ..cells.family import within
-from ..cells.version import imports_of
+from ..cells.imports import imports_of
 
 __all__ = ["Member", "families", "family", "is_cell_top", "tops", "with_imports", "within"]
 
