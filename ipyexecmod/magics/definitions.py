@@ -33,7 +33,7 @@ from . import autoreload
 from .arguments import parse
 from .cellfiles import cell_file
 
-__all__ = ["ExecModMagics", "shipping"]
+__all__ = ["ExecModMagics", "report_updated_instances", "shipping"]
 
 
 @magics_class
@@ -199,7 +199,7 @@ class ExecModMagics(Magics):
         assert self.shell is not None  # set by Magics.__init__
         return self.shell
 
-    def _cell_number(self) -> int | None:
+    def cell_number(self) -> int | None:
         """The ``In[N]`` of the running cell, or ``None`` outside a cell that stores history.
 
         ``shell.execution_count`` is N until IPython 8 but already N + 1 in IPython 9;
@@ -293,7 +293,7 @@ class ExecModMagics(Magics):
                 args.name,
                 cell,
                 force=args.force,
-                defined_in=self._cell_number(),
+                defined_in=self.cell_number(),
                 store=store,
                 rerun_dependents=self.rerun_dependents and not args.no_deps,
                 how="cell",  # outside a cell that stores history too (no In[N])
@@ -302,7 +302,7 @@ class ExecModMagics(Magics):
         if self.bind and not args.no_bind:
             cells.after_commit(self._bind, args.name)
         if self.update_instances or args.update_instances:
-            cells.after_commit(_update_instances, args.name)
+            cells.after_commit(report_updated_instances, args.name)
 
     @contextlib.contextmanager
     def reporting(self, name: str) -> Iterator[None]:
@@ -369,7 +369,7 @@ class ExecModMagics(Magics):
             print(f"{notice}; `import {name} as ...` gets it", file=sys.stderr)
 
 
-def _update_instances(name: str) -> None:
+def report_updated_instances(name: str) -> None:
     """Move the instances of the older classes of module ``name`` and of the dependents it
     ran again; say so on one line each, if any."""
     record = cells.finder.modules[name]

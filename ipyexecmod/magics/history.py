@@ -21,7 +21,7 @@ from ..cells.history import Entry, HistoryError
 from ..cells.version import CellModule
 from ..inspection.history import ModuleDiff, ModuleHistory, module_diff, module_history
 from .arguments import parse
-from .definitions import _update_instances
+from .definitions import report_updated_instances
 
 __all__ = ["HistoryMagics"]
 
@@ -113,7 +113,7 @@ class HistoryMagics(Magics):
                 args.name,
                 entry.source,
                 force=args.force,
-                defined_in=definitions._cell_number(),
+                defined_in=definitions.cell_number(),
                 store=record.version.store,  # where the module is kept now
                 rerun_dependents=definitions.rerun_dependents and not args.no_deps,
                 how="revert",
@@ -122,7 +122,7 @@ class HistoryMagics(Magics):
             now = cells.finder.modules[args.name].history.count
             print(f"{args.name!r} is version {entry.number}'s source again, as version {now}")
         if definitions.update_instances:
-            cells.after_commit(_update_instances, args.name)
+            cells.after_commit(report_updated_instances, args.name)
 
 
 def _record(name: str) -> CellModule:

@@ -116,7 +116,7 @@ class ModuleMagics(Magics):
         deps = definitions.rerun_dependents and not args.no_deps
         with definitions.reporting(module.__name__):
             return cells.finder.reload(
-                module.__name__, rerun_dependents=deps, defined_in=definitions._cell_number()
+                module.__name__, rerun_dependents=deps, defined_in=definitions.cell_number()
             )
 
 
