@@ -213,3 +213,56 @@ def test_the_pyc_holds_the_modules_own_lines(ip, unique, tmp_path):
     firstlineno, frame = child.stdout.splitlines()
     assert firstlineno == "4"
     assert frame == f"{module.__file__}|{FAIL_LINE}|raise ValueError('on purpose')"
+
+
+def _nested(code):
+    for const in code.co_consts:
+        if isinstance(const, type(code)):
+            yield const
+            yield from _nested(const)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        GEO,
+        "",
+        "x = 1",
+        '"""Doc."""\nfrom __future__ import annotations\nclass A:\n    def m(self):\n'
+        "        return [i for i in range(3)]\n",
+        "# a comment\n\n\n" + "y = 2\n" * 3 + "async def f():\n    await g()\n",
+    ],
+    ids=["module", "empty", "one-line", "class", "comment-first"],
+)
+@pytest.mark.parametrize("lead", [1, 3, 70])
+def test_renumbered_code_is_the_code_of_the_cell_compiled_whole(source, lead):
+    from ipyexecmod._renumber import renumbered
+
+    own = compile(source, "copy.py", "exec", dont_inherit=True)
+    cell = compile("\n" * lead + source, "cell.py", "exec", dont_inherit=True)
+    moved = renumbered(own, "cell.py", lead)
+    # Every module's code starts at line 1 (IPython counts a module frame's excerpt from it).
+    assert moved.co_firstlineno == cell.co_firstlineno == 1
+    # Each instruction's position is the cell's, but the first (RESUME, at line 0 in a cell).
+    expected = [p if p[0] != 0 else None for p in cell.co_positions()]
+    got = [p if e is not None else None for p, e in zip(moved.co_positions(), expected, strict=True)]
+    assert got == expected
+    for mine, theirs in zip(_nested(moved), _nested(cell), strict=True):
+        assert mine.co_filename == "cell.py"
+        assert (mine.co_firstlineno, mine.co_linetable) == (
+            theirs.co_firstlineno,
+            theirs.co_linetable,
+        )
+
+
+def test_a_line_table_whose_first_entry_is_short_moves_as_a_long_one():
+    from ipyexecmod._renumber import renumbered
+
+    functions = [c for c in _nested(compile(GEO, "copy.py", "exec")) if c.co_name == "area"]
+    (area,) = functions  # a function's table starts with a short or one-line entry
+    assert (area.co_linetable[0] >> 3) & 15 < 13
+    moved = renumbered(area, "cell.py", 5)  # as a module's own code: the table moves
+    assert moved.co_firstlineno == area.co_firstlineno
+    assert list(moved.co_positions()) == list(
+        area.replace(co_firstlineno=area.co_firstlineno + 5).co_positions()
+    )
