@@ -245,7 +245,8 @@ def test_renumbered_code_is_the_code_of_the_cell_compiled_whole(source, lead):
     assert moved.co_firstlineno == cell.co_firstlineno == 1
     # Each instruction's position is the cell's, but the first (RESUME, at line 0 in a cell).
     expected = [p if p[0] != 0 else None for p in cell.co_positions()]
-    got = [p if e is not None else None for p, e in zip(moved.co_positions(), expected, strict=True)]
+    positions = zip(moved.co_positions(), expected, strict=True)
+    got = [p if e is not None else None for p, e in positions]
     assert got == expected
     for mine, theirs in zip(_nested(moved), _nested(cell), strict=True):
         assert mine.co_filename == "cell.py"
