@@ -33,7 +33,7 @@ from . import autoreload
 from .arguments import parse
 from .cellfiles import cell_file
 
-__all__ = ["ExecModMagics", "report_updated_instances", "shipping"]
+__all__ = ["ExecModMagics", "refused", "report_updated_instances", "shipping"]
 
 
 @magics_class
@@ -266,9 +266,7 @@ class ExecModMagics(Magics):
         try:
             self._define(args, cell, where)
         except cells.DefinitionError as exc:
-            hint = f", or use --force {exc.hint}" if exc.forceable else ""
-            msg = f"{exc}{hint}"
-            raise UsageError(msg) from None
+            raise refused(exc) from None
         except SyntaxError as exc:
             if compiles(cell):
                 raise  # raised by the code as it ran (eval, compile): its traceback says where
@@ -367,6 +365,12 @@ class ExecModMagics(Magics):
         else:
             notice = f"module {name!r} is defined but not bound to {top!r}: {clash}"
             print(f"{notice}; `import {name} as ...` gets it", file=sys.stderr)
+
+
+def refused(error: cells.DefinitionError) -> UsageError:
+    """The user's error that a refused definition is, with the ``--force`` that would do it."""
+    hint = f", or use --force {error.hint}" if error.forceable else ""
+    return UsageError(f"{error}{hint}")
 
 
 def report_updated_instances(name: str) -> None:

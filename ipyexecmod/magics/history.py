@@ -21,7 +21,7 @@ from ..cells.history import Entry, HistoryError
 from ..cells.version import CellModule
 from ..inspection.history import ModuleDiff, ModuleHistory, module_diff, module_history
 from .arguments import parse
-from .definitions import report_updated_instances
+from .definitions import refused, report_updated_instances
 
 __all__ = ["HistoryMagics"]
 
@@ -100,9 +100,7 @@ class HistoryMagics(Magics):
         try:
             self._revert(args, record, entry)
         except cells.DefinitionError as exc:
-            hint = f", or use --force {exc.hint}" if exc.forceable else ""
-            msg = f"{exc}{hint}"
-            raise UsageError(msg) from None
+            raise refused(exc) from None
 
     def _revert(self, args: Any, record: CellModule, entry: Entry) -> None:
         __tracebackhide__ = True
