@@ -117,14 +117,14 @@ class DebugTraffic:
         return "the Debug Adapter Protocol traffic:\n" + "\n".join(lines)
 
     def expect_response(self, command: str) -> Any:
-        """A context manager: on exit, waits for the kernel's response to a ``command``
-        request sent after its entry (Playwright's ``expect_event``)."""
+        """A context manager: on exit, waits for a response of the kernel to a ``command``
+        request, received after its entry (Playwright's ``expect_event``)."""
 
         def is_response(payload: bytes | str) -> bool:
             kind, content = kernel_message(payload)
             return kind == "debug_reply" and content.get("command") == command
 
-        (socket,) = self.sockets  # the notebook's kernel
+        socket = self.sockets[-1]  # the notebook kernel's (its newest, had it reconnected)
         return socket.expect_event("framereceived", predicate=is_response)
 
 
@@ -198,6 +198,11 @@ def replace_text(page: Any, index: int, text: str) -> None:
     cell(page, index).locator(".cm-content").click()
     page.keyboard.press("Control+A")
     page.keyboard.insert_text(text)  # as one input, not key by key: no auto-indent
+
+
+def editor_text(page: Any, index: int) -> str:
+    """The text in cell ``index``'s editor, as the editor shows it."""
+    return "\n".join(cell(page, index).locator(".cm-line").all_text_contents())
 
 
 _STOP_OR_END = r"""([index, before]) => {
@@ -303,6 +308,7 @@ def test_a_gutter_breakpoint_in_the_edited_cell_stops_at_its_new_line(page, arte
         # its text stopped changing for a second; a click before that could be undone.
         with traffic.expect_response("setBreakpoints"):
             replace_text(page, MODULE, EDITED)
+        assert editor_text(page, MODULE) == EDITED
         seen["defined"] = run(page, MODULE)
         toggle_breakpoint(page, MODULE, EDITED_LINE)  # after the cell ran
         assert breakpoint_lines(page, MODULE) == [EDITED_LINE]
