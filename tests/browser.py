@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,6 +153,78 @@ def short_directory() -> Iterator[Path]:
     """A new directory with a short path (a Unix socket's path must stay under ~100 bytes)."""
     with tempfile.TemporaryDirectory(prefix="lab-") as directory:
         yield Path(directory)
+
+
+@contextlib.contextmanager
+def notebook_page(
+    cells: list[Any], name: str, before_open: Callable[[Any], None] | None = None
+) -> Iterator[Any]:
+    """A page of a real headless Chromium with notebook ``name``, made of ``cells``
+    (nbformat cells), open in a private JupyterLab; yielded once its kernel is idle.
+    ``before_open`` is called with the page before it opens anything (to listen to it).
+
+    Every cell is in the page (JupyterLab otherwise renders only those near the view), and
+    no question about news covers the notebook.  Raises RuntimeError if the server cannot
+    start; needs JupyterLab and Playwright (the test extra).
+    """
+    import nbformat  # here: a test module skips, saying why, where these are missing
+    from playwright import sync_api
+
+    with short_directory() as directory:
+        root, private = directory / "root", directory / "private"
+        root.mkdir()
+        notebook = nbformat.v4.new_notebook(cells=cells)
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        nbformat.write(notebook, root / name)
+        config = private / "config"
+        write_settings(config, "@jupyterlab/notebook-extension:tracker", {"windowingMode": "none"})
+        write_settings(
+            config,
+            "@jupyterlab/apputils-extension:notification",
+            {"fetchNews": "false", "checkForUpdates": False},
+        )
+        with lab_server(root, private) as lab, sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium(),
+                args=["--no-sandbox"] if os.geteuid() == 0 else [],  # root: no sandbox allowed
+                timeout=HANG_GUARD * 1000,
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(HANG_GUARD * 1000)
+                if before_open is not None:
+                    before_open(page)
+                open_notebook(page, lab, name)
+                yield page
+            finally:
+                browser.close()
+
+
+def artefacts_directory(tmp_path_factory: Any, config: Any) -> Path:
+    """Where the browser tests keep their screenshots: ``$IPYEXECMOD_ARTEFACTS/browser`` if
+    that is set, otherwise a new directory of pytest's temporary directory of the run.
+    The path is printed after pytest's summary (where pytest no longer captures output)."""
+    configured = os.environ.get(ARTEFACTS_VARIABLE)
+    if configured:
+        directory = Path(configured) / "browser"
+        directory.mkdir(parents=True, exist_ok=True)
+    else:
+        directory = tmp_path_factory.mktemp("browser-screenshots")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        config.add_cleanup(
+            lambda: reporter.write_line(f"browser tests: screenshots in {directory}")
+        )
+    return Path(directory)
+
+
+def screenshot(element: Any, artefacts: Path, theme: str, what: str) -> Path:
+    """A screenshot of locator (or page) ``element`` in ``artefacts``, named after ``theme``
+    and ``what``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{theme} {what}".lower()).strip("-")
+    path = artefacts / f"{slug}.png"
+    element.screenshot(path=path)
+    return path
 
 
 # -- the page ---------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ where apt-get can) or the test extra's JupyterLab and Playwright are missing.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,20 +27,17 @@ sync_api = pytest.importorskip(
 
 import nbformat  # noqa: E402 (after the skips: a dependency of JupyterLab's)
 from browser import (  # noqa: E402
-    ARTEFACTS_VARIABLE,
+    artefacts_directory,
     cell,
     chromium,
-    lab_server,
     looks,
-    open_notebook,
+    notebook_page,
     run_all,
     screen_lines,
-    short_directory,
+    screenshot,
     switch_theme,
     unreadable,
-    write_settings,
 )
-from helpers import HANG_GUARD  # noqa: E402
 
 if chromium() is None:
     pytestmark = pytest.mark.skip(
@@ -136,67 +132,22 @@ def notebook_cells() -> list[Any]:
 
 @pytest.fixture(scope="module")
 def artefacts(tmp_path_factory: pytest.TempPathFactory, request: Any) -> Path:
-    configured = os.environ.get(ARTEFACTS_VARIABLE)
-    if configured:
-        directory = Path(configured) / "browser"
-        directory.mkdir(parents=True, exist_ok=True)
-    else:
-        directory = tmp_path_factory.mktemp("browser-screenshots")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:  # after the summary, where pytest no longer captures the output
-        request.config.add_cleanup(
-            lambda: reporter.write_line(f"browser tests: screenshots in {directory}")
-        )
-    return directory
+    return artefacts_directory(tmp_path_factory, request.config)
 
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
     """A page of a real headless Chromium with the test notebook open in JupyterLab, all its
     cells run."""
-    with short_directory() as directory:
-        root, private = directory / "root", directory / "private"
-        root.mkdir()
-        notebook = nbformat.v4.new_notebook(cells=notebook_cells())
-        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-        nbformat.write(notebook, root / "checks.ipynb")
-        config = private / "config"
-        # Every cell in the page (JupyterLab otherwise renders only those near the view),
-        # and no question about news over the notebook.
-        write_settings(config, "@jupyterlab/notebook-extension:tracker", {"windowingMode": "none"})
-        write_settings(
-            config,
-            "@jupyterlab/apputils-extension:notification",
-            {"fetchNews": "false", "checkForUpdates": False},
-        )
-        with lab_server(root, private) as lab, sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=chromium(),
-                args=["--no-sandbox"] if os.geteuid() == 0 else [],  # root: no sandbox allowed
-                timeout=HANG_GUARD * 1000,
-            )
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(HANG_GUARD * 1000)
-                open_notebook(page, lab, "checks.ipynb")
-                run_all(page)
-                yield page
-            finally:
-                browser.close()
+    with notebook_page(notebook_cells(), "checks.ipynb") as page:
+        run_all(page)
+        yield page
 
 
 @pytest.fixture(scope="module", params=THEMES)
 def theme(request: Any, page: Any) -> str:
     switch_theme(page, request.param)
     return str(request.param)
-
-
-def screenshot(element: Any, artefacts: Path, theme: str, what: str) -> Path:
-    """A screenshot of locator ``element`` in ``artefacts``, named after ``theme`` and ``what``."""
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{theme} {what}".lower()).strip("-")
-    path = artefacts / f"{slug}.png"
-    element.screenshot(path=path)
-    return path
 
 
 def output_of(page: Any, source: str) -> Any:

@@ -7,13 +7,8 @@ hash method, seed and temporary directory, as ``dumpCell`` writes it), sets the 
 breakpoints on that file, and shows the cell when the kernel stops in it; the cell
 module's code, named after its cell with the cell's lines, is what stops there.
 
-In a browser (for the lead's browser fixture): open a notebook, run ``%load_ext
-ipyexecmod``, turn the debugger on (the bug icon of the notebook's toolbar), click the
-gutter of an ``%%as_module`` cell at a line in a function's body (a red dot), run the
-cell, then a cell calling that function: the kernel's state goes to "debugging", the
-Callstack panel shows the function at that line, and the cell's line is highlighted.
-Pressing Continue (F9) ends the cell.  Do it once before running the cell and once after
-editing and running it again.
+tests/test_browser_debugger.py does the same as a user in a real JupyterLab page: the
+bug icon, a click in the cell's gutter, the Callstack panel and the highlighted line.
 """
 
 from __future__ import annotations
