@@ -53,10 +53,9 @@ class SourceTextLoader(_Protocol):
         The text before ``source`` in the file named ``filename``, in whole lines:
         a notebook cell's first line, ``%%as_module NAME``, when the code is
         named after its cell.  The code's line numbers and the lines registered
-        under ``filename`` count it (line N of the code is line N of the cell),
-        and those lines stay in linecache when the code is gone (IPython keeps a
-        cell's lines for the session); the source's own lines, under any other
-        name, do not.
+        under ``filename`` count it (line N of the code is line N of the cell);
+        when the code is gone, what IPython had there is put back (it keeps each
+        cell's entry for the session: a cell's lines of ours would pile up).
     """
 
     def __init__(
@@ -130,6 +129,10 @@ class SourceTextLoader(_Protocol):
 
         if filename is None or filename == self.filename:
             size, lines, filename = len(self.lead) + len(self._source), self._lines, self.filename
+            previous = linecache.cache.get(filename)
+            if self.lead and previous is not None and filename not in _cells_own_lines:
+                if not any(each is lines for each in previous):  # IPython's: to put back
+                    _cells_own_lines[filename] = previous
         else:
             size, lines = len(self._source), self._lines[self.lead.count("\n") :]
         linecache.cache[filename] = (size, None, lines, filename)
@@ -185,6 +188,9 @@ class SourceTextLoader(_Protocol):
 # Per filename of a replaced version: the weak references to its code that keep its lines
 # in linecache, and the linecache entry that holds them.
 _line_keepers: dict[str, tuple[list[weakref.ref[CodeType]], tuple[Any, ...]]] = {}
+# Per cell (a filename a loader with a lead registered lines under): the linecache entry
+# IPython had there, put back when the code compiled from the cell is gone.
+_cells_own_lines: dict[str, tuple[Any, ...]] = {}
 
 
 def _code_tree(code: CodeType) -> list[CodeType]:
@@ -204,9 +210,9 @@ def forget_lines_when_unused(loader: SourceTextLoader) -> None:
     Functions of a replaced version may live on (in a list, in a traceback)
     and still need their lines; when the last of them is gone, so are the lines,
     and replacing a module's source many times does not pile them up.  Until then
-    :func:`put_back_lines` puts them back if something cleared them.  A cell's lines
-    (a loader with a :attr:`~SourceTextLoader.lead`) stay: the name is the cell's,
-    under which IPython keeps every cell's lines for the session.
+    :func:`put_back_lines` puts them back if something cleared them.  Under a cell's
+    name (a loader with a :attr:`~SourceTextLoader.lead`), what IPython had there is
+    put back instead: it keeps an entry for every cell of the session.
     """
     import linecache
     import weakref  # here: `import ipyexecmod` would take a tenth longer
@@ -222,6 +228,10 @@ def forget_lines_when_unused(loader: SourceTextLoader) -> None:
             del _line_keepers[filename]
             if not cells:
                 linecache.cache.pop(filename, None)
+                return
+            ipythons = _cells_own_lines.pop(filename, None)
+            if ipythons is not None and linecache.cache.get(filename) is kept[1]:
+                linecache.cache[filename] = ipythons
 
     keepers = [weakref.ref(code, release) for code in tree]
     loader.register_lines()

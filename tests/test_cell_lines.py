@@ -94,16 +94,21 @@ def test_a_replaced_versions_function_keeps_its_cells_lines(ip, unique, capsys):
     assert inspect.getsource(sys.modules[name]) == new
 
 
-def test_a_cells_lines_outlive_its_code_and_come_back_after_clearing(ip, unique):
-    """IPython keeps every cell's lines for the session: a version's going does not take
-    them (``forget_lines_when_unused``); a debugger's ``clearcache`` does, until the next
-    cell puts back those of code still alive."""
+def test_a_cells_lines_give_way_to_ipythons_when_its_code_is_gone_and_come_back_after_clearing(
+    ip, unique
+):
+    """IPython keeps an entry of every cell for the session: once a version's code is gone,
+    its entry is IPython's again (the cell's lines of ours would pile up, 10,000 cells
+    holding megabytes); a debugger's ``clearcache`` takes the lines of code still alive,
+    until the next cell puts them back."""
     name = unique("geo")
     assert ip.run_cell(f"%%as_module {name}\n{GEO}").success
     first = sys.modules[name].fail.__code__.co_filename
+    assert linecache.getlines(first)[0] == f"%%as_module {name}\n"
     assert ip.run_cell(f"%%as_module {name}\n{GEO}X = 2\n").success
     gc.collect()  # the first version's code is gone
-    assert linecache.getlines(first)[0] == f"%%as_module {name}\n"
+    (ipythons,) = linecache.getlines(first)
+    assert ipythons.startswith(f"get_ipython().run_cell_magic('as_module', '{name}'")
     kept = sys.modules[name].fail
     linecache.clearcache()
     ip.run_cell("pass")
