@@ -37,6 +37,27 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+#: Set by ``bash .ci/test`` to the one Python that runs the browser tests (the newest found).
+ONCE_VARIABLE = "IPYEXECMOD_BROWSER_TESTS_ON"
+
+
+def skip_reason() -> str | None:
+    """Why the browser tests cannot or need not run here, or None."""
+    if chromium() is None:
+        return (
+            "no Chromium on PATH (chromium or chromium-browser): `bash .ci/test` installs "
+            "Debian's package where apt-get can run as root; elsewhere install it yourself"
+        )
+    once = os.environ.get(ONCE_VARIABLE)
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if once and once != here:
+        return (
+            f"`bash .ci/test` runs the browser tests once, with Python {once}: they check "
+            f"JupyterLab's page (the kernel's side is tested on every Python)"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Lab:
     """A running JupyterLab server: where it serves, with its token, and its root directory."""

@@ -29,21 +29,18 @@ import nbformat  # noqa: E402 (after the skips: a dependency of JupyterLab's)
 from browser import (  # noqa: E402
     artefacts_directory,
     cell,
-    chromium,
     looks,
     notebook_page,
     run_all,
     screen_lines,
     screenshot,
+    skip_reason,
     switch_theme,
     unreadable,
 )
 
-if chromium() is None:
-    pytestmark = pytest.mark.skip(
-        reason="no Chromium on PATH (chromium or chromium-browser): `bash .ci/test` installs "
-        "Debian's package where apt-get can run as root; elsewhere install it yourself"
-    )
+if skip_reason() is not None:
+    pytestmark = pytest.mark.skip(reason=skip_reason())
 
 THEMES = ["JupyterLab Light", "JupyterLab Dark"]
 

@@ -40,18 +40,15 @@ import nbformat  # noqa: E402 (after the skips: a dependency of JupyterLab's)
 from browser import (  # noqa: E402
     artefacts_directory,
     cell,
-    chromium,
     notebook_page,
     screenshot,
+    skip_reason,
     switch_theme,
     wait_idle,
 )
 
-if chromium() is None:
-    pytestmark = pytest.mark.skip(
-        reason="no Chromium on PATH (chromium or chromium-browser): `bash .ci/test` installs "
-        "Debian's package where apt-get can run as root; elsewhere install it yourself"
-    )
+if skip_reason() is not None:
+    pytestmark = pytest.mark.skip(reason=skip_reason())
 
 #: The notebook: the extension, the cell module, a cell that calls it.
 LOAD, MODULE, CALL = 0, 1, 2
